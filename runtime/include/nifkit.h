@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * libnifkit: the trusted side's API for running a NIF library in a separate
+ * host process.
+ *
+ * Lifecycle, as in minijail: create → configure → start → call… → stop → free.
+ *
+ *     nk_host *h = nk_host_new();
+ *     nk_host_set_library(h, "/usr/lib/erlang/lib/jiffy-1.1.1/priv/jiffy.so");
+ *     nk_error err;
+ *     if (nk_host_start(h, load_info, load_info_len, &err) < 0) { … err.msg … }
+ *     for (unsigned i = 0; i < nk_host_function_count(h); i++) … nk_host_function(h, i) …
+ *     nk_result res;
+ *     if (nk_host_call(h, index, NULL, 0, args, args_len, &res, &err) < 0) { … }
+ *     … res.etf / res.len, res.exception …
+ *     nk_result_free(&res);
+ *     nk_host_free(h);              // stops the host if it runs
+ *
+ * Terms cross as External Term Format (the bytes of term_to_binary/1). The
+ * library never trusts what the host sends: every response is length-checked
+ * and a malformed one kills that host, never the caller.
+ *
+ * Errors are values. Functions that can fail return 0 (or a count) on
+ * success and a negative errno on failure, and fill the caller's nk_error
+ * with the kind of failure and a message that says what and where.
+ *
+ * Thread safety: nk_host_call may be called from many threads at once on the
+ * same host; each call gets its own response. Configuration functions must
+ * not race with start, call or free.
+ */
+#ifndef NIFKIT_H
+#define NIFKIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nk_host nk_host;
+
+enum nk_error_kind {
+        NK_ERR_NONE = 0,
+        NK_ERR_SYSTEM,          /* a system call failed; code is -errno */
+        NK_ERR_LOAD,            /* the library failed to load (dlopen, nif_init, load) */
+        NK_ERR_HOST_DIED,       /* the host exited (status) or was killed (signo) */
+        NK_ERR_PROTOCOL,        /* the host sent a malformed or unexpected message */
+        NK_ERR_TIMEOUT,         /* the host did not answer in time; it was killed */
+        NK_ERR_REJECTED,        /* the host rejected the request (bad arguments ETF, bad index) */
+        NK_ERR_NOT_RUNNING,     /* the host is not started, or was stopped */
+};
+
+typedef struct nk_error {
+        int kind;               /* enum nk_error_kind */
+        int code;               /* negative errno, as returned */
+        int signo;              /* NK_ERR_HOST_DIED: signal that killed it, or 0 */
+        int status;             /* NK_ERR_HOST_DIED: exit status when signo == 0 */
+        char msg[512];
+} nk_error;
+
+/* Name of an error kind: "system", "load", "host_died", "protocol", … */
+const char *nk_error_kind_name(int kind);
+
+typedef struct nk_function {
+        const char *name;
+        unsigned arity;
+        unsigned flags;         /* ERL_NIF_DIRTY_JOB_* as the library declared */
+} nk_function;
+
+typedef struct nk_result {
+        int exception;          /* 0: the function returned; 1: it raised (etf is the reason) */
+        uint8_t *etf;           /* owned by the result; free with nk_result_free */
+        size_t len;
+} nk_result;
+
+void nk_result_free(nk_result *res);
+
+/* Called for every enif_send the host makes, on an internal thread. Both
+ * terms are ETF; the memory is valid during the call only. */
+typedef void (*nk_send_fn)(void *arg, const uint8_t *to_pid, size_t to_len,
+                           const uint8_t *msg, size_t msg_len);
+
+/* Returns NULL only when memory runs out. */
+nk_host *nk_host_new(void);
+
+/* The NIF library to load (a path; copied). Required. */
+int nk_host_set_library(nk_host *h, const char *path);
+/* The nifkit-host executable. Default: $NIFKIT_HOST, else the installed one. */
+int nk_host_set_host_binary(nk_host *h, const char *path);
+/* Milliseconds a call may take before the host is killed (0 = no limit, the default). */
+void nk_host_set_call_timeout(nk_host *h, unsigned ms);
+/* Worker threads in the host: how many calls run at once (default 4). */
+void nk_host_set_workers(nk_host *h, unsigned n);
+void nk_host_set_send_callback(nk_host *h, nk_send_fn fn, void *arg);
+
+/*
+ * Launches the host, loads the library in it and runs its load() with
+ * load_info (ETF; NULL means the atom []), then discovers its functions.
+ * On failure the host is gone and err says why (for a library that failed
+ * to load: NK_ERR_LOAD with the library's path and dlerror or load's result).
+ */
+int nk_host_start(nk_host *h, const uint8_t *load_info, size_t load_info_len, nk_error *err);
+
+/* What discovery found; valid from a successful start until free. */
+const char *nk_host_module(const nk_host *h);
+unsigned nk_host_function_count(const nk_host *h);
+const nk_function *nk_host_function(const nk_host *h, unsigned index);
+/* Index of name/arity, or -ENOENT. */
+int nk_host_find_function(const nk_host *h, const char *name, unsigned arity);
+
+/* Process id of the host, or -1. */
+int nk_host_pid(const nk_host *h);
+
+/*
+ * Calls function `index` with args, the ETF of a list of exactly arity
+ * terms. caller_pid is the ETF of the calling process's pid (what
+ * enif_self() gives in the host), or NULL. On success res holds the result
+ * or the exception the NIF raised. After NK_ERR_HOST_DIED, NK_ERR_TIMEOUT or
+ * NK_ERR_PROTOCOL the host is dead and every later call fails with
+ * NK_ERR_NOT_RUNNING.
+ */
+int nk_host_call(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t caller_pid_len,
+                 const uint8_t *args, size_t args_len, nk_result *res, nk_error *err);
+
+/* Tells the host the runtime dropped its last reference to a resource handle. */
+int nk_host_release_resource(nk_host *h, uint64_t handle);
+
+/* Stops the host (asks, then kills) and reaps it. Idempotent. */
+void nk_host_stop(nk_host *h);
+/* Stops if needed and frees. Accepts NULL. */
+void nk_host_free(nk_host *h);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
