@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The wire protocol between libnifkit (the runtime) and nifkit-host.
+ *
+ * Transport: one AF_UNIX SOCK_SEQPACKET socketpair per host, created with
+ * SOCK_CLOEXEC; the host gets its end as `--fd N`. See transport.h for how a
+ * message is cut into datagrams.
+ *
+ * A message is a 24-byte header followed by payload_len bytes of payload.
+ * All integers, in the header and in payloads, are in the machine's native
+ * byte order (little-endian on every platform we build for): both ends run
+ * on the same machine from the same build, so no conversion is done.
+ *
+ * Payload fields are laid out back to back without padding:
+ *   u32, u64        native-endian integers
+ *   str             u32 length, then that many bytes (no NUL)
+ *   rest            every byte up to the end of the payload
+ * Terms are External Term Format, starting with the version byte 131.
+ *
+ * Requests carry an id chosen by the sender; the reply carries the same id.
+ * Messages that need no reply use id 0. Neither side trusts the other's
+ * lengths: every field is checked against the payload it came in.
+ */
+#ifndef NIFKIT_PROTOCOL_H
+#define NIFKIT_PROTOCOL_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "buf.h"
+
+#define NK_PROTO_HEADER_SIZE 24
+/* Payload bytes in one datagram (the first one also carries the header). */
+#define NK_FRAME_MAX (64 * 1024)
+/* Default refusal limit for one message's payload. */
+#define NK_PAYLOAD_MAX_DEFAULT ((size_t) 256 * 1024 * 1024)
+/* Names (module, function) are atoms: at most 255 characters of UTF-8. */
+#define NK_PROTO_NAME_MAX 1020
+#define NK_PROTO_FUNCS_MAX 65536
+#define NK_PROTO_ARITY_MAX 255
+
+struct nk_msg_header {
+        uint32_t type;          /* enum nk_msg_type */
+        uint32_t flags;         /* none defined yet; must be 0 */
+        uint64_t id;
+        uint64_t payload_len;
+};
+_Static_assert(sizeof(struct nk_msg_header) == NK_PROTO_HEADER_SIZE, "header layout");
+
+enum nk_msg_type {
+        /*
+         * runtime → host. Loads the library and runs its load().
+         * Payload: u32 workers (0 = default 4), str library path,
+         * rest load_info ETF (empty means the atom []).
+         * Reply: LOADED or ERROR (category NK_PERR_LOAD). Sent once.
+         */
+        NK_MSG_LOAD = 1,
+        /*
+         * host → runtime, reply to LOAD.
+         * Payload: str module name, u32 n, then n times
+         * { str function name, u32 arity, u32 flags (ERL_NIF_DIRTY_JOB_*) }.
+         */
+        NK_MSG_LOADED = 2,
+        /*
+         * host → runtime, reply to any request that failed.
+         * Payload: u32 category (enum nk_proto_error), rest UTF-8 message
+         * naming what failed and why ("/x/y.so: no nif_init symbol",
+         * "malformed args ETF at byte 7: …", "bad function index 9").
+         * With id 0 it reports a message the host could not attribute to
+         * a request (a datagram too short to hold a header).
+         */
+        NK_MSG_ERROR = 3,
+        /*
+         * runtime → host. Calls a function.
+         * Payload: u32 function index (order of LOADED), str caller pid ETF
+         * (empty: no caller process), rest args ETF, a proper list of
+         * exactly arity terms.
+         * Reply: RESULT, or ERROR (category NK_PERR_REJECTED) for a bad
+         * index, malformed ETF, or an args list of the wrong length.
+         */
+        NK_MSG_CALL = 4,
+        /*
+         * host → runtime, reply to CALL.
+         * Payload: u32 status (0 returned, 1 raised), rest term ETF (the
+         * result, or the exception's reason).
+         */
+        NK_MSG_RESULT = 5,
+        /*
+         * host → runtime, id 0, no reply: enif_send.
+         * Payload: str to-pid ETF, rest message ETF.
+         */
+        NK_MSG_SEND = 6,
+        /*
+         * runtime → host, id 0, no reply: the runtime dropped its last
+         * reference to a resource handle. Payload: u64 handle.
+         */
+        NK_MSG_RELEASE = 7,
+        /* runtime → host: liveness probe, empty payload. Reply: PONG. */
+        NK_MSG_PING = 8,
+        /* host → runtime, reply to PING, empty payload. */
+        NK_MSG_PONG = 9,
+        /* runtime → host, no reply: exit now. The host exits with status 0. */
+        NK_MSG_STOP = 10,
+};
+
+/* ERROR categories. */
+enum nk_proto_error {
+        NK_PERR_LOAD = 1,       /* the library could not be loaded */
+        NK_PERR_REJECTED = 2,   /* the request was malformed or not allowed */
+        NK_PERR_INTERNAL = 3,   /* the host failed (out of memory, …) */
+};
+
+const char *nk_msg_type_name(uint32_t type);
+
+/* ---- payload writing (into an nk_buf) ------------------------------------ */
+
+static inline int nk_put_u32(struct nk_buf *b, uint32_t v) { return nk_buf_put(b, &v, sizeof v); }
+static inline int nk_put_u64(struct nk_buf *b, uint64_t v) { return nk_buf_put(b, &v, sizeof v); }
+static inline int nk_put_str(struct nk_buf *b, const void *s, size_t len)
+{
+        if (len > UINT32_MAX)
+                return -EOVERFLOW;
+        int r = nk_put_u32(b, (uint32_t) len);
+        return r < 0 ? r : nk_buf_put(b, s, len);
+}
+
+/* ---- payload reading: a cursor that never reads past its end ------------- */
+
+struct nk_rd {
+        const uint8_t *p;
+        size_t left;
+};
+
+static inline struct nk_rd nk_rd_init(const void *p, size_t len)
+{
+        return (struct nk_rd) { .p = p, .left = len };
+}
+
+/* Each returns false, consuming nothing, when the payload is too short. */
+static inline bool nk_rd_u32(struct nk_rd *r, uint32_t *ret)
+{
+        if (r->left < 4)
+                return false;
+        memcpy(ret, r->p, 4);
+        r->p += 4;
+        r->left -= 4;
+        return true;
+}
+
+static inline bool nk_rd_u64(struct nk_rd *r, uint64_t *ret)
+{
+        if (r->left < 8)
+                return false;
+        memcpy(ret, r->p, 8);
+        r->p += 8;
+        r->left -= 8;
+        return true;
+}
+
+/* A str field; *ret points into the payload (not NUL-terminated). Refuses
+ * strings longer than max. */
+static inline bool nk_rd_str(struct nk_rd *r, size_t max, const uint8_t **ret, size_t *ret_len)
+{
+        uint32_t n;
+        if (r->left < 4)
+                return false;
+        memcpy(&n, r->p, 4);
+        if (n > max || n > r->left - 4)
+                return false;
+        *ret = r->p + 4;
+        *ret_len = n;
+        r->p += 4 + (size_t) n;
+        r->left -= 4 + (size_t) n;
+        return true;
+}
+
+/* The rest of the payload. */
+static inline void nk_rd_rest(struct nk_rd *r, const uint8_t **ret, size_t *ret_len)
+{
+        *ret = r->p;
+        *ret_len = r->left;
+        r->p += r->left;
+        r->left = 0;
+}
+
+#endif

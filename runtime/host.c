@@ -1,0 +1,796 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * libnifkit: one nk_host per NIF library, each with its own host process.
+ *
+ * Threads: callers send requests under the transport's send lock and sleep
+ * on their own condition variable; one reader thread per host receives
+ * every message, hands replies to the waiting caller by id, delivers SENDs
+ * to the callback, and when the channel ends reaps the host and fails
+ * every pending call with the reason. Only the reader reaps.
+ *
+ * Nothing from the host is trusted: a message with a bad length, an unknown
+ * type, a reply to nobody or a malformed field kills the host (it may be
+ * compromised) and fails its calls with NK_ERR_PROTOCOL.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "error.h"
+#include "launcher.h"
+#include "macro.h"
+#include "nifkit.h"
+#include "protocol.h"
+#include "transport.h"
+
+#ifndef NK_HOST_INSTALL_PATH
+#error "NK_HOST_INSTALL_PATH must be defined by the build"
+#endif
+
+/* How long a host may take to start and run load(). */
+#define START_TIMEOUT_MS 30000
+/* How long a host may take to exit after STOP or after closing its end. */
+#define EXIT_GRACE_MS 1000
+#define ETF_VERSION 131
+
+enum host_state { ST_NEW, ST_RUNNING, ST_STOPPED };
+
+struct pending {
+        struct pending *next;
+        uint64_t id;
+        uint32_t expect;        /* the reply type besides ERROR */
+        bool done;
+        bool failed;            /* the host died: err says why */
+        nk_error err;
+        struct nk_msg msg;      /* the reply when done && !failed */
+        pthread_cond_t cond;
+};
+
+struct nk_host {
+        char *library;
+        char *host_binary;
+        unsigned call_timeout_ms;
+        unsigned workers;
+        nk_send_fn send_fn;
+        void *send_arg;
+        const struct nk_launcher *launcher;
+
+        pthread_mutex_t lock;   /* everything below */
+        enum host_state state;
+        int fd;
+        struct nk_transport tr;
+        bool tr_ready;
+        struct nk_child child;
+        bool launched;
+        pthread_t reader;
+        bool reader_running;
+        struct pending *pending;
+        uint64_t next_id;
+        bool dead;              /* no more requests: death says why */
+        nk_error death;
+
+        /* discovery, written by the reader before LOAD's waiter wakes */
+        char *module;
+        nk_function *funcs;
+        unsigned nfuncs;
+        char *names;
+};
+
+NK_EXPORT void nk_result_free(nk_result *res)
+{
+        if (!res)
+                return;
+        free(res->etf);
+        res->etf = NULL;
+        res->len = 0;
+}
+
+NK_EXPORT nk_host *nk_host_new(void)
+{
+        nk_host *h = calloc(1, sizeof *h);
+        if (!h)
+                return NULL;
+        h->workers = 4;
+        h->fd = -1;
+        h->child.pidfd = -1;
+        h->launcher = &nk_launcher_direct;
+        pthread_mutex_init(&h->lock, NULL);
+        return h;
+}
+
+static int set_string(char **dst, const char *src)
+{
+        if (!src)
+                return -EINVAL;
+        char *s = strdup(src);
+        if (!s)
+                return -ENOMEM;
+        free(*dst);
+        *dst = s;
+        return 0;
+}
+
+NK_EXPORT int nk_host_set_library(nk_host *h, const char *path)
+{
+        return set_string(&h->library, path);
+}
+
+NK_EXPORT int nk_host_set_host_binary(nk_host *h, const char *path)
+{
+        return set_string(&h->host_binary, path);
+}
+
+NK_EXPORT void nk_host_set_call_timeout(nk_host *h, unsigned ms)
+{
+        h->call_timeout_ms = ms;
+}
+
+NK_EXPORT void nk_host_set_workers(nk_host *h, unsigned n)
+{
+        h->workers = n ? n : 4;
+}
+
+NK_EXPORT void nk_host_set_send_callback(nk_host *h, nk_send_fn fn, void *arg)
+{
+        h->send_fn = fn;
+        h->send_arg = arg;
+}
+
+NK_EXPORT const char *nk_host_module(const nk_host *h)
+{
+        return h->module;
+}
+
+NK_EXPORT unsigned nk_host_function_count(const nk_host *h)
+{
+        return h->nfuncs;
+}
+
+NK_EXPORT const nk_function *nk_host_function(const nk_host *h, unsigned index)
+{
+        return index < h->nfuncs ? &h->funcs[index] : NULL;
+}
+
+NK_EXPORT int nk_host_find_function(const nk_host *h, const char *name, unsigned arity)
+{
+        for (unsigned i = 0; i < h->nfuncs; i++)
+                if (h->funcs[i].arity == arity && strcmp(h->funcs[i].name, name) == 0)
+                        return (int) i;
+        return -ENOENT;
+}
+
+NK_EXPORT int nk_host_pid(const nk_host *h)
+{
+        return h->launched && !h->child.reaped ? (int) h->child.pid : -1;
+}
+
+/* ---- death -------------------------------------------------------------- */
+
+/* Records why the host is gone (the first reason wins), kills it and shuts
+ * our end down so the reader wakes even if someone else holds the host's
+ * end. Call with h->lock held. */
+__attribute__((format(printf, 4, 5)))
+static void fail_host_locked(nk_host *h, int kind, int code, const char *fmt, ...)
+{
+        if (!h->dead) {
+                char msg[sizeof h->death.msg];
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(msg, sizeof msg, fmt, ap);
+                va_end(ap);
+                nk_error_set(&h->death, kind, code, "%s", msg);
+                h->dead = true;
+        }
+        if (h->launched && !h->child.reaped)
+                (void) h->launcher->kill(&h->child, SIGKILL);
+        if (h->fd >= 0)
+                shutdown(h->fd, SHUT_RDWR);
+}
+
+static void fail_pending_locked(nk_host *h)
+{
+        for (struct pending *p = h->pending; p; p = p->next) {
+                if (p->done)
+                        continue;
+                p->done = true;
+                p->failed = true;
+                p->err = h->death;
+                pthread_cond_signal(&p->cond);
+        }
+}
+
+static struct pending *find_pending_locked(nk_host *h, uint64_t id)
+{
+        for (struct pending *p = h->pending; p; p = p->next)
+                if (p->id == id && !p->done)
+                        return p;
+        return NULL;
+}
+
+static void unlink_pending_locked(nk_host *h, struct pending *p)
+{
+        for (struct pending **pp = &h->pending; *pp; pp = &(*pp)->next)
+                if (*pp == p) {
+                        *pp = p->next;
+                        return;
+                }
+}
+
+/* ---- the reader ----------------------------------------------------------- */
+
+static bool is_etf(const uint8_t *p, size_t len)
+{
+        /* The smallest term is two bytes (131, NIL_EXT). Full validation
+         * happens where the term is decoded. */
+        return len >= 2 && p[0] == ETF_VERSION;
+}
+
+/* Parses LOADED into h's discovery fields. Returns NULL or what is wrong. */
+static const char *parse_loaded(nk_host *h, const struct nk_msg *m)
+{
+        struct nk_rd r = nk_rd_init(m->payload, m->h.payload_len);
+        const uint8_t *mod, *name;
+        size_t mod_len, name_len;
+        uint32_t n, arity, flags;
+
+        if (!nk_rd_str(&r, NK_PROTO_NAME_MAX, &mod, &mod_len) || mod_len == 0 ||
+            memchr(mod, 0, mod_len))
+                return "bad module name";
+        if (!nk_rd_u32(&r, &n) || n > NK_PROTO_FUNCS_MAX)
+                return "bad function count";
+        /* Every name is at most the payload's size, so this cannot overflow
+         * for a payload within the transport's limit. */
+        _cleanup_free_ char *names = malloc(mod_len + 1 + m->h.payload_len + n);
+        _cleanup_free_ nk_function *funcs = calloc(n ? n : 1, sizeof *funcs);
+        if (!names || !funcs)
+                return "out of memory";
+        char *w = names;
+        memcpy(w, mod, mod_len);
+        w[mod_len] = '\0';
+        char *module = w;
+        w += mod_len + 1;
+        for (uint32_t i = 0; i < n; i++) {
+                if (!nk_rd_str(&r, NK_PROTO_NAME_MAX, &name, &name_len) || name_len == 0 ||
+                    memchr(name, 0, name_len))
+                        return "bad function name";
+                if (!nk_rd_u32(&r, &arity) || arity > NK_PROTO_ARITY_MAX)
+                        return "bad arity";
+                if (!nk_rd_u32(&r, &flags) || flags > 2)
+                        return "bad function flags";
+                memcpy(w, name, name_len);
+                w[name_len] = '\0';
+                funcs[i] = (nk_function) { .name = w, .arity = arity, .flags = flags };
+                w += name_len + 1;
+        }
+        if (r.left != 0)
+                return "trailing bytes";
+        h->module = module;
+        h->names = TAKE_PTR(names);
+        h->funcs = TAKE_PTR(funcs);
+        h->nfuncs = n;
+        return NULL;
+}
+
+/* Checks a reply's fields; NULL if well-formed, else what is wrong. */
+static const char *check_reply(nk_host *h, const struct nk_msg *m, uint32_t expect)
+{
+        struct nk_rd r = nk_rd_init(m->payload, m->h.payload_len);
+        const uint8_t *rest;
+        size_t rest_len;
+        uint32_t v;
+
+        if (m->h.type == NK_MSG_ERROR) {
+                if (!nk_rd_u32(&r, &v) || v < NK_PERR_LOAD || v > NK_PERR_INTERNAL)
+                        return "ERROR without a valid category";
+                return NULL;
+        }
+        if (m->h.type != expect)
+                return "reply of the wrong type";
+        switch (expect) {
+        case NK_MSG_RESULT:
+                if (!nk_rd_u32(&r, &v) || v > 1)
+                        return "RESULT with a bad status";
+                nk_rd_rest(&r, &rest, &rest_len);
+                if (!is_etf(rest, rest_len))
+                        return "RESULT whose term is not ETF";
+                return NULL;
+        case NK_MSG_LOADED:
+                return parse_loaded(h, m);
+        case NK_MSG_PONG:
+                return m->h.payload_len == 0 ? NULL : "PONG with a payload";
+        }
+        return "reply to an unknown request";
+}
+
+static int deliver_send(nk_host *h, const struct nk_msg *m)
+{
+        struct nk_rd r = nk_rd_init(m->payload, m->h.payload_len);
+        const uint8_t *to, *msg;
+        size_t to_len, msg_len;
+
+        if (m->h.id != 0 || !nk_rd_str(&r, SIZE_MAX, &to, &to_len) || !is_etf(to, to_len))
+                return -EBADMSG;
+        nk_rd_rest(&r, &msg, &msg_len);
+        if (!is_etf(msg, msg_len))
+                return -EBADMSG;
+        if (h->send_fn)
+                h->send_fn(h->send_arg, to, to_len, msg, msg_len);
+        return 0;
+}
+
+/* Handles one message; takes ownership of m. Returns -EPROTO after killing
+ * the host for a malformed message. */
+static int dispatch(nk_host *h, struct nk_msg *m)
+{
+        const char *type = nk_msg_type_name(m->h.type);
+        int r = 0;
+
+        if (m->h.flags != 0) {
+                pthread_mutex_lock(&h->lock);
+                fail_host_locked(h, NK_ERR_PROTOCOL, -EPROTO, "host for %s sent %s with unknown flags 0x%x",
+                                 h->library, type, m->h.flags);
+                pthread_mutex_unlock(&h->lock);
+                nk_msg_free(m);
+                return -EPROTO;
+        }
+
+        switch (m->h.type) {
+        case NK_MSG_SEND:
+                r = deliver_send(h, m);
+                if (r < 0) {
+                        pthread_mutex_lock(&h->lock);
+                        fail_host_locked(h, NK_ERR_PROTOCOL, -EPROTO, "host for %s sent a malformed SEND",
+                                         h->library);
+                        pthread_mutex_unlock(&h->lock);
+                }
+                nk_msg_free(m);
+                return r < 0 ? -EPROTO : 0;
+        case NK_MSG_LOADED:
+        case NK_MSG_RESULT:
+        case NK_MSG_ERROR:
+        case NK_MSG_PONG: {
+                pthread_mutex_lock(&h->lock);
+                struct pending *p = find_pending_locked(h, m->h.id);
+                const char *bad = p ? check_reply(h, m, p->expect) : "reply to no pending request";
+                if (bad) {
+                        fail_host_locked(h, NK_ERR_PROTOCOL, -EPROTO, "host for %s sent %s (id %llu): %s",
+                                         h->library, type, (unsigned long long) m->h.id, bad);
+                        r = -EPROTO;
+                        nk_msg_free(m);
+                } else {
+                        p->msg = *m;
+                        p->done = true;
+                        pthread_cond_signal(&p->cond);
+                }
+                *m = (struct nk_msg) {};
+                pthread_mutex_unlock(&h->lock);
+                return r;
+        }
+        default:
+                pthread_mutex_lock(&h->lock);
+                fail_host_locked(h, NK_ERR_PROTOCOL, -EPROTO, "host for %s sent an unexpected message (type %u, %s)",
+                                 h->library, m->h.type, type);
+                pthread_mutex_unlock(&h->lock);
+                nk_msg_free(m);
+                return -EPROTO;
+        }
+}
+
+static void record_exit_locked(nk_host *h, int wait_r, const struct nk_child_exit *ex)
+{
+        if (h->dead)
+                return;
+        if (wait_r < 0)
+                nk_error_set(&h->death, NK_ERR_HOST_DIED, -ECONNRESET,
+                             "host for %s closed its channel (cannot reap it: %s)", h->library, strerror(-wait_r));
+        else if (ex->signo)
+                nk_error_set(&h->death, NK_ERR_HOST_DIED, -ECONNRESET, "host for %s killed by signal %d (%s)%s",
+                             h->library, ex->signo, nk_signal_name(ex->signo),
+                             ex->core_dumped ? ", core dumped" : "");
+        else
+                nk_error_set(&h->death, NK_ERR_HOST_DIED, -ECONNRESET, "host for %s exited with status %d",
+                             h->library, ex->status);
+        if (wait_r >= 0) {
+                h->death.signo = ex->signo;
+                h->death.status = ex->status;
+        }
+        h->dead = true;
+}
+
+static void *reader_main(void *arg)
+{
+        nk_host *h = arg;
+
+        for (;;) {
+                struct nk_msg m;
+                int r = nk_transport_recv(&h->tr, &m);
+                if (r == -ECONNRESET)
+                        break;
+                if (r < 0) {
+                        pthread_mutex_lock(&h->lock);
+                        if (r == -EMSGSIZE)
+                                fail_host_locked(h, NK_ERR_PROTOCOL, -EPROTO,
+                                                 "host for %s sent a %llu-byte message, above the limit of %zu",
+                                                 h->library, (unsigned long long) m.h.payload_len, h->tr.max_payload);
+                        else
+                                fail_host_locked(h, NK_ERR_PROTOCOL, r == -ENOMEM ? -ENOMEM : -EPROTO,
+                                                 "host for %s: cannot receive: %s", h->library,
+                                                 r == -EBADMSG ? "malformed datagram" : strerror(-r));
+                        pthread_mutex_unlock(&h->lock);
+                        break;
+                }
+                if (dispatch(h, &m) < 0)
+                        break;
+        }
+
+        /* The channel is gone: give the host a moment to exit by itself so
+         * that its own exit status or signal is what we report. */
+        pthread_mutex_lock(&h->lock);
+        struct nk_child c = h->child;
+        pthread_mutex_unlock(&h->lock);
+        struct nk_child_exit ex = {};
+        int r = h->launcher->wait(&c, EXIT_GRACE_MS, &ex);
+        if (r == -ETIMEDOUT) {
+                (void) h->launcher->kill(&c, SIGKILL);
+                r = h->launcher->wait(&c, -1, &ex);
+        }
+
+        pthread_mutex_lock(&h->lock);
+        h->child.reaped = true;
+        record_exit_locked(h, r, &ex);
+        fail_pending_locked(h);
+        pthread_mutex_unlock(&h->lock);
+        return NULL;
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+static void pending_init_locked(nk_host *h, struct pending *p, uint32_t expect)
+{
+        pthread_condattr_t a;
+        pthread_condattr_init(&a);
+        pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+        *p = (struct pending) { .id = ++h->next_id, .expect = expect, .next = h->pending };
+        pthread_cond_init(&p->cond, &a);
+        pthread_condattr_destroy(&a);
+        h->pending = p;
+}
+
+static void pending_done(struct pending *p)
+{
+        nk_msg_free(&p->msg);
+        pthread_cond_destroy(&p->cond);
+}
+
+/* Waits for p's reply. Returns 0, or -ETIMEDOUT after timeout_ms (0 = no
+ * limit) with p unlinked; p is unlinked on return in every case. */
+static int wait_reply(nk_host *h, struct pending *p, unsigned timeout_ms)
+{
+        struct timespec deadline;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+                deadline.tv_sec++;
+                deadline.tv_nsec -= 1000000000L;
+        }
+
+        int r = 0;
+        pthread_mutex_lock(&h->lock);
+        while (!p->done) {
+                if (timeout_ms == 0) {
+                        pthread_cond_wait(&p->cond, &h->lock);
+                        continue;
+                }
+                if (pthread_cond_timedwait(&p->cond, &h->lock, &deadline) == ETIMEDOUT && !p->done) {
+                        r = -ETIMEDOUT;
+                        break;
+                }
+        }
+        unlink_pending_locked(h, p);
+        pthread_mutex_unlock(&h->lock);
+        return r;
+}
+
+/* Registers a request, sends it and waits. On 0, p->msg is the reply (or
+ * p->failed is set and p->err says why the host died). */
+static int request(nk_host *h, struct pending *p, uint32_t type, uint32_t expect,
+                   const struct iovec *iov, size_t niov, unsigned timeout_ms, const char *what, nk_error *err)
+{
+        pthread_mutex_lock(&h->lock);
+        if (h->state != ST_RUNNING || h->dead) {
+                int r;
+                if (h->dead) {
+                        r = nk_error_set(err, NK_ERR_NOT_RUNNING, -ENOTCONN, "host for %s is not running: %s",
+                                         h->library, h->death.msg);
+                        if (err) {
+                                err->signo = h->death.signo;
+                                err->status = h->death.status;
+                        }
+                } else {
+                        r = nk_error_set(err, NK_ERR_NOT_RUNNING, -ENOTCONN, "host for %s is not running",
+                                         h->library ? h->library : "(no library)");
+                }
+                pthread_mutex_unlock(&h->lock);
+                return r;
+        }
+        pending_init_locked(h, p, expect);
+        uint64_t id = p->id;
+        pthread_mutex_unlock(&h->lock);
+
+        int r = nk_transport_send(&h->tr, type, id, iov, niov);
+        if (r < 0 && r != -EPIPE && r != -ECONNRESET) {
+                /* Nothing (or only part) went out: the request is ours to
+                 * withdraw, but a half-sent message breaks the stream. */
+                pthread_mutex_lock(&h->lock);
+                unlink_pending_locked(h, p);
+                if (r != -EMSGSIZE && r != -E2BIG)
+                        fail_host_locked(h, NK_ERR_SYSTEM, r, "host for %s: cannot send %s: %s", h->library, what,
+                                         strerror(-r));
+                pthread_mutex_unlock(&h->lock);
+                pending_done(p);
+                return nk_error_set(err, NK_ERR_SYSTEM, r, "host for %s: cannot send %s: %s", h->library, what,
+                                    strerror(-r));
+        }
+        /* On EPIPE the host is gone; the reader fails p with the reason. */
+
+        if (wait_reply(h, p, timeout_ms) == -ETIMEDOUT) {
+                pthread_mutex_lock(&h->lock);
+                fail_host_locked(h, NK_ERR_TIMEOUT, -ETIMEDOUT, "host for %s killed: %s timed out after %u ms",
+                                 h->library, what, timeout_ms);
+                pthread_mutex_unlock(&h->lock);
+                pending_done(p);
+                return nk_error_set(err, NK_ERR_TIMEOUT, -ETIMEDOUT, "host for %s killed: %s timed out after %u ms",
+                                    h->library, what, timeout_ms);
+        }
+        if (p->failed) {
+                int code = nk_error_copy(err, &p->err);
+                pending_done(p);
+                return code;
+        }
+        return 0;
+}
+
+/* Turns an ERROR reply into err. */
+static int reply_error(nk_host *h, const struct nk_msg *m, int kind, const char *what, nk_error *err)
+{
+        struct nk_rd r = nk_rd_init(m->payload, m->h.payload_len);
+        uint32_t category = 0;
+        const uint8_t *text;
+        size_t len;
+        char msg[400];
+
+        (void) nk_rd_u32(&r, &category);
+        nk_rd_rest(&r, &text, &len);
+        nk_sanitize_text(msg, sizeof msg, text, len);
+        if (category == NK_PERR_LOAD)
+                return nk_error_set(err, NK_ERR_LOAD, -ENOEXEC, "%s", msg);
+        if (category == NK_PERR_INTERNAL)
+                return nk_error_set(err, NK_ERR_SYSTEM, -EIO, "host for %s failed %s: %s", h->library, what, msg);
+        return nk_error_set(err, kind, -EINVAL, "host for %s rejected %s: %s", h->library, what, msg);
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static const char *host_binary(const nk_host *h)
+{
+        if (h->host_binary)
+                return h->host_binary;
+        const char *env = secure_getenv("NIFKIT_HOST");
+        if (env && *env)
+                return env;
+        return NK_HOST_INSTALL_PATH;
+}
+
+/* Ends the host however far start got: asks it to stop, kills it if it does
+ * not, joins the reader (which reaps) and closes everything. */
+static void teardown(nk_host *h, const char *why)
+{
+        pthread_mutex_lock(&h->lock);
+        if (!h->dead) {
+                nk_error_set(&h->death, NK_ERR_NOT_RUNNING, -ENOTCONN, "host for %s %s", h->library, why);
+                h->dead = true;
+        }
+        bool reader = h->reader_running;
+        pthread_mutex_unlock(&h->lock);
+
+        if (reader) {
+                /* The host exits on STOP; its closing the channel ends the reader. */
+                (void) nk_transport_send(&h->tr, NK_MSG_STOP, 0, NULL, 0);
+                struct timespec t;
+                clock_gettime(CLOCK_REALTIME, &t);
+                t.tv_sec += EXIT_GRACE_MS / 1000 + 1;
+                if (pthread_timedjoin_np(h->reader, NULL, &t) != 0) {
+                        pthread_mutex_lock(&h->lock);
+                        fail_host_locked(h, NK_ERR_NOT_RUNNING, -ENOTCONN, "host for %s %s", h->library, why);
+                        pthread_mutex_unlock(&h->lock);
+                        pthread_join(h->reader, NULL);
+                }
+                h->reader_running = false;
+        } else if (h->launched && !h->child.reaped) {
+                struct nk_child_exit ex;
+                (void) h->launcher->kill(&h->child, SIGKILL);
+                (void) h->launcher->wait(&h->child, -1, &ex);
+        }
+        if (h->launched) {
+                nk_child_release(&h->child);
+                h->launched = false;
+        }
+        if (h->tr_ready) {
+                nk_transport_done(&h->tr);
+                h->tr_ready = false;
+        }
+        if (h->fd >= 0) {
+                close(h->fd);
+                h->fd = -1;
+        }
+}
+
+static void forget_discovery(nk_host *h)
+{
+        free(h->names);
+        free(h->funcs);
+        h->names = NULL;
+        h->module = NULL;
+        h->funcs = NULL;
+        h->nfuncs = 0;
+}
+
+static int launch(nk_host *h, nk_error *err)
+{
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return nk_error_set(err, NK_ERR_SYSTEM, -errno, "cannot create the channel for %s: %s",
+                                    h->library, strerror(errno));
+        h->fd = sv[0];
+        _cleanup_close_ int theirs = sv[1];
+
+        int r = nk_transport_init(&h->tr, h->fd, 0);
+        if (r < 0)
+                return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot start host for %s: %s", h->library, strerror(-r));
+        h->tr_ready = true;
+
+        const struct nk_launch_config cfg = { .host_binary = host_binary(h), .library = h->library };
+        r = h->launcher->launch(&cfg, theirs, &h->child);
+        if (r < 0)
+                return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot start host '%s' for %s (%s launcher): %s",
+                                    cfg.host_binary, h->library, h->launcher->name, strerror(-r));
+        h->launched = true;
+
+        r = -pthread_create(&h->reader, NULL, reader_main, h);
+        if (r < 0)
+                return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot start host for %s: %s", h->library, strerror(-r));
+        h->reader_running = true;
+        return 0;
+}
+
+NK_EXPORT int nk_host_start(nk_host *h, const uint8_t *load_info, size_t load_info_len, nk_error *err)
+{
+        if (!h->library)
+                return nk_error_set(err, NK_ERR_SYSTEM, -EINVAL, "no library set");
+        if (h->state != ST_NEW)
+                return nk_error_set(err, NK_ERR_SYSTEM, -EALREADY, "host for %s was already started", h->library);
+
+        h->dead = false;
+        h->death = (nk_error) {};
+        h->state = ST_RUNNING;
+        int r = launch(h, err);
+        if (r < 0) {
+                teardown(h, "failed to start");
+                h->state = ST_NEW;
+                return r;
+        }
+
+        uint32_t workers = h->workers;
+        uint32_t path_len = (uint32_t) strlen(h->library);
+        static const uint8_t nil[] = { ETF_VERSION, 106 };
+        if (!load_info) {
+                load_info = nil;
+                load_info_len = sizeof nil;
+        }
+        const struct iovec iov[] = {
+                { &workers, sizeof workers },
+                { &path_len, sizeof path_len },
+                { h->library, path_len },
+                { (void *) load_info, load_info_len },
+        };
+        struct pending p;
+        unsigned timeout = h->call_timeout_ms > START_TIMEOUT_MS ? h->call_timeout_ms : START_TIMEOUT_MS;
+        r = request(h, &p, NK_MSG_LOAD, NK_MSG_LOADED, iov, NK_ARRAY_SIZE(iov), timeout, "LOAD", err);
+        if (r == 0 && p.msg.h.type == NK_MSG_ERROR) {
+                r = reply_error(h, &p.msg, NK_ERR_LOAD, "LOAD", err);
+                pending_done(&p);
+        } else if (r == 0) {
+                pending_done(&p);
+                return 0;
+        }
+        teardown(h, "failed to load");
+        forget_discovery(h);
+        h->state = ST_NEW;
+        return r;
+}
+
+NK_EXPORT int nk_host_call(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t caller_pid_len,
+                           const uint8_t *args, size_t args_len, nk_result *res, nk_error *err)
+{
+        *res = (nk_result) {};
+        if (h->state != ST_RUNNING)
+                return nk_error_set(err, NK_ERR_NOT_RUNNING, -ENOTCONN, "host for %s is not running",
+                                    h->library ? h->library : "(no library)");
+        if (index >= h->nfuncs)
+                return nk_error_set(err, NK_ERR_REJECTED, -EINVAL, "%s has no function with index %u",
+                                    h->library, index);
+        if (!args || args_len == 0)
+                return nk_error_set(err, NK_ERR_REJECTED, -EINVAL, "no arguments ETF for %s/%u",
+                                    h->funcs[index].name, h->funcs[index].arity);
+        if (!caller_pid)
+                caller_pid_len = 0;
+        if (caller_pid_len > UINT32_MAX)
+                return nk_error_set(err, NK_ERR_REJECTED, -EINVAL, "caller pid ETF too long");
+
+        char what[NK_PROTO_NAME_MAX + 32];
+        snprintf(what, sizeof what, "call to %s/%u", h->funcs[index].name, h->funcs[index].arity);
+        uint32_t idx = index, pid_len = (uint32_t) caller_pid_len;
+        const struct iovec iov[] = {
+                { &idx, sizeof idx },
+                { &pid_len, sizeof pid_len },
+                { (void *) caller_pid, caller_pid_len },
+                { (void *) args, args_len },
+        };
+        struct pending p;
+        int r = request(h, &p, NK_MSG_CALL, NK_MSG_RESULT, iov, NK_ARRAY_SIZE(iov), h->call_timeout_ms, what, err);
+        if (r < 0)
+                return r;
+        if (p.msg.h.type == NK_MSG_ERROR) {
+                r = reply_error(h, &p.msg, NK_ERR_REJECTED, what, err);
+                pending_done(&p);
+                return r;
+        }
+        /* The reader checked: u32 status in {0, 1}, then ETF. Hand the
+         * payload itself to the caller instead of copying it. */
+        uint32_t status;
+        memcpy(&status, p.msg.payload, sizeof status);
+        size_t len = p.msg.h.payload_len - sizeof status;
+        memmove(p.msg.payload, p.msg.payload + sizeof status, len);
+        *res = (nk_result) { .exception = (int) status, .etf = TAKE_PTR(p.msg.payload), .len = len };
+        pending_done(&p);
+        return 0;
+}
+
+NK_EXPORT int nk_host_release_resource(nk_host *h, uint64_t handle)
+{
+        pthread_mutex_lock(&h->lock);
+        bool up = h->state == ST_RUNNING && !h->dead;
+        pthread_mutex_unlock(&h->lock);
+        if (!up)
+                return -ENOTCONN;
+        const struct iovec iov[] = { { &handle, sizeof handle } };
+        int r = nk_transport_send(&h->tr, NK_MSG_RELEASE, 0, iov, 1);
+        return r == -EPIPE ? -ENOTCONN : r;
+}
+
+NK_EXPORT void nk_host_stop(nk_host *h)
+{
+        if (h->state != ST_RUNNING)
+                return;
+        teardown(h, "was stopped");
+        h->state = ST_STOPPED;
+}
+
+NK_EXPORT void nk_host_free(nk_host *h)
+{
+        if (!h)
+                return;
+        nk_host_stop(h);
+        forget_discovery(h);
+        free(h->library);
+        free(h->host_binary);
+        pthread_mutex_destroy(&h->lock);
+        free(h);
+}

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Launchers start nifkit-host with one end of its channel and nothing else.
+ *
+ * Every launcher implements the same three operations, so that the runtime
+ * does not know whether the host runs sandboxed (crun's cgroup backends do
+ * the same with a struct of function pointers):
+ *
+ *   launch  starts the host; the channel fd becomes its fd 3 and the host
+ *           is told so with `--fd 3`. Every other descriptor the caller has
+ *           is closed in the child (stdin, stdout and stderr stay).
+ *   kill    sends a signal to the host, safely even after it exited.
+ *   wait    reaps the host, waiting at most timeout_ms (-1: forever).
+ *
+ * A launched host is always waited for exactly once, by its owner.
+ */
+#ifndef NIFKIT_LAUNCHER_H
+#define NIFKIT_LAUNCHER_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* The fd number the channel has in the host. */
+#define NK_HOST_CHANNEL_FD 3
+
+struct nk_launch_config {
+        const char *host_binary;        /* path of nifkit-host */
+        const char *library;            /* the NIF library (for messages) */
+};
+
+struct nk_child {
+        pid_t pid;
+        int pidfd;      /* -1 where pidfd_open is missing (kernels before 5.3) */
+        bool reaped;
+};
+
+/* How a reaped host ended: signo != 0 if a signal killed it, else status. */
+struct nk_child_exit {
+        int signo;
+        int status;
+        bool core_dumped;
+};
+
+struct nk_launcher {
+        const char *name;
+        /* 0, or -errno; -errno from the child's failed exec (e.g. -ENOENT,
+         * -EACCES) is reported after the child is reaped. */
+        int (*launch)(const struct nk_launch_config *cfg, int channel_fd, struct nk_child *ret_child);
+        /* 0, -ESRCH if already gone, -errno. */
+        int (*kill)(struct nk_child *child, int signo);
+        /* 0 and *ret filled, -ETIMEDOUT, -ECHILD if already reaped, -errno. */
+        int (*wait)(struct nk_child *child, int timeout_ms, struct nk_child_exit *ret);
+};
+
+/*
+ * DEVELOPMENT ONLY: starts the host with plain fork + exec, without any
+ * sandbox. The NIF runs with the caller's user, files, network and
+ * capabilities; only a crash is contained. Use it to develop and test the
+ * protocol, never to run a library you do not trust.
+ */
+extern const struct nk_launcher nk_launcher_direct;
+
+/* Closes the child's pidfd; does not kill or reap. Accepts NULL. */
+void nk_child_release(struct nk_child *child);
+
+#endif
