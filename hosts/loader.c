@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Loads a NIF library the way BEAM's erl_load_nif does, with the checks a
+ * library relies on having passed: entry version, VM variant, a sane
+ * function table, and load() returning 0.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "etf.h"
+#include "host_internal.h"
+#include "macro.h"
+#include "server.h"
+
+__attribute__((format(printf, 4, 5)))
+static int fail(char *errbuf, size_t errlen, int code, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+        return code;
+}
+
+static int check_entry(const char *path, const ErlNifEntry *e, char *errbuf, size_t errlen)
+{
+        if (e->major != ERL_NIF_MAJOR_VERSION || e->minor < 0 || e->minor > NK_NIF_MINOR_MAX)
+                return fail(errbuf, errlen, -ENOEXEC, "%s: NIF API version %d.%d not supported (2.0 to 2.%d are)",
+                            path, e->major, e->minor, NK_NIF_MINOR_MAX);
+        /* vm_variant exists from 2.1 on. */
+        if (e->minor >= 1 && (!e->vm_variant || strcmp(e->vm_variant, ERL_NIF_VM_VARIANT) != 0))
+                return fail(errbuf, errlen, -ENOEXEC, "%s: built for VM variant '%.64s', not '%s'", path,
+                            e->vm_variant ? e->vm_variant : "(null)", ERL_NIF_VM_VARIANT);
+        if (!e->name || !*e->name || strlen(e->name) > NK_ATOM_MAX_CHARS)
+                return fail(errbuf, errlen, -ENOEXEC, "%s: the entry has no valid module name", path);
+        if (e->num_of_funcs < 0 || e->num_of_funcs > 65536 || (e->num_of_funcs > 0 && !e->funcs))
+                return fail(errbuf, errlen, -ENOEXEC, "%s: the entry has a bad function table (%d functions)",
+                            path, e->num_of_funcs);
+        for (int i = 0; i < e->num_of_funcs; i++) {
+                const ErlNifFunc *f = &e->funcs[i];
+                if (!f->name || !*f->name || strlen(f->name) > NK_ATOM_MAX_CHARS || !f->fptr)
+                        return fail(errbuf, errlen, -ENOEXEC, "%s: function %d has no valid name or code",
+                                    path, i);
+                if (f->arity > 255)
+                        return fail(errbuf, errlen, -ENOEXEC, "%s: %s/%u has more than 255 arguments", path,
+                                    f->name, f->arity);
+                if (f->flags != 0 && f->flags != ERL_NIF_DIRTY_JOB_CPU_BOUND &&
+                    f->flags != ERL_NIF_DIRTY_JOB_IO_BOUND)
+                        return fail(errbuf, errlen, -ENOEXEC, "%s: illegal flags %u for %s/%u", path, f->flags,
+                                    f->name, f->arity);
+        }
+        return 0;
+}
+
+static int run_load(const char *path, const ErlNifEntry *e, const uint8_t *load_info, size_t load_info_len,
+                    void **ret_priv, char *errbuf, size_t errlen)
+{
+        /* load() runs in a process-independent env: no caller, no self. */
+        ErlNifEnv env;
+        nk_env_init(&env);
+
+        ERL_NIF_TERM info = NK_NIL;
+        if (load_info && load_info_len > 0) {
+                struct nk_etf_error err = {};
+                size_t used = 0;
+                int r = nk_etf_decode(&env, load_info, load_info_len, 0, &info, &used, &err);
+                if (r == 0 && used != load_info_len)
+                        r = -EINVAL, snprintf(err.msg, sizeof err.msg, "trailing bytes"), err.offset = used;
+                if (r < 0) {
+                        nk_env_destroy(&env);
+                        return fail(errbuf, errlen, r == -ENOMEM ? -ENOMEM : -EINVAL,
+                                    "%s: malformed load_info ETF at byte %zu: %s", path, err.offset, err.msg);
+                }
+        }
+
+        void *priv = NULL;
+        int result = 0;
+        nk_load_begin(e->name);
+        if (e->load)
+                result = e->load(&env, &priv, info);
+        nk_load_end(result == 0);
+        nk_env_destroy(&env);
+        if (result != 0)
+                return fail(errbuf, errlen, -ENOEXEC, "%s: load() returned %d", path, result);
+        nk_module_set_priv(e->name, priv);
+        *ret_priv = priv;
+        return 0;
+}
+
+int nk_loader_load(const char *path, const uint8_t *load_info, size_t load_info_len,
+                   struct nk_library *ret, char *errbuf, size_t errlen)
+{
+        dlerror();
+        void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (!handle) {
+                const char *why = dlerror();
+                return fail(errbuf, errlen, -ENOEXEC, "%s: dlopen failed: %s", path, why ? why : "unknown error");
+        }
+
+        const ErlNifEntry *(*init)(void) = (const ErlNifEntry *(*)(void)) dlsym(handle, "nif_init");
+        if (!init) {
+                dlclose(handle);
+                return fail(errbuf, errlen, -ENOEXEC, "%s: no nif_init symbol", path);
+        }
+        const ErlNifEntry *e = init();
+        if (!e) {
+                dlclose(handle);
+                return fail(errbuf, errlen, -ENOEXEC, "%s: nif_init() returned NULL", path);
+        }
+        int r = check_entry(path, e, errbuf, errlen);
+        if (r < 0) {
+                dlclose(handle);
+                return r;
+        }
+
+        _cleanup_free_ char *copy = strdup(path);
+        if (!copy) {
+                dlclose(handle);
+                return fail(errbuf, errlen, -ENOMEM, "%s: out of memory", path);
+        }
+        void *priv = NULL;
+        r = run_load(path, e, load_info, load_info_len, &priv, errbuf, errlen);
+        if (r < 0) {
+                /* A failed load() may have started threads that still run
+                 * the library's code: unmapping it under them would turn a
+                 * clean refusal into a crash, so the handle stays open. */
+                return r;
+        }
+        *ret = (struct nk_library) { .handle = handle, .entry = e, .priv = priv, .path = TAKE_PTR(copy) };
+        return 0;
+}

@@ -1,0 +1,465 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The host's protocol server. The main thread reads requests; LOAD, PING,
+ * RELEASE and STOP are handled there, CALLs go to a pool of worker threads
+ * so that several calls run at once, as they do on BEAM's schedulers.
+ *
+ * A malformed request is answered with an ERROR for its id and the server
+ * goes on: only the runtime decides that a host must die.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "etf.h"
+#include "hooks.h"
+#include "host_internal.h"
+#include "macro.h"
+#include "protocol.h"
+#include "server.h"
+#include "transport.h"
+
+#define DEFAULT_WORKERS 4
+#define MAX_WORKERS 1024
+
+struct job {
+        struct job *next;
+        struct nk_msg msg;
+};
+
+struct server {
+        struct nk_transport tr;
+        struct nk_library lib;
+        bool loaded;
+
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        struct job *head, *tail;
+};
+
+/* The one server of this process: enif_send reaches it from any thread. */
+static struct server *the_server;
+
+/* ---- replies ------------------------------------------------------------- */
+
+__attribute__((format(printf, 4, 5)))
+static int reply_error(struct server *s, uint64_t id, uint32_t category, const char *fmt, ...)
+{
+        char msg[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                n = 0;
+        if ((size_t) n >= sizeof msg)
+                n = sizeof msg - 1;
+        const struct iovec iov[] = { { &category, sizeof category }, { msg, (size_t) n } };
+        return nk_transport_send(&s->tr, NK_MSG_ERROR, id, iov, NK_ARRAY_SIZE(iov));
+}
+
+/* ---- enif_send ----------------------------------------------------------- */
+
+static int op_send(ERL_NIF_TERM to, ERL_NIF_TERM msg)
+{
+        struct server *s = the_server;
+        if (!s)
+                return -ENOTCONN;
+        struct nk_buf to_b = {}, msg_b = {};
+        int r = nk_etf_encode(to, &to_b);
+        if (r >= 0)
+                r = nk_etf_encode(msg, &msg_b);
+        if (r >= 0 && to_b.len > UINT32_MAX)
+                r = -EMSGSIZE;
+        if (r >= 0) {
+                uint32_t to_len = (uint32_t) to_b.len;
+                const struct iovec iov[] = {
+                        { &to_len, sizeof to_len },
+                        { to_b.data, to_b.len },
+                        { msg_b.data, msg_b.len },
+                };
+                r = nk_transport_send(&s->tr, NK_MSG_SEND, 0, iov, NK_ARRAY_SIZE(iov));
+        }
+        nk_buf_free(&to_b);
+        nk_buf_free(&msg_b);
+        return r;
+}
+
+/* What the host cannot know yet: these need requests the protocol does not
+ * have, so the enif_* functions behind them return their documented
+ * failure values. */
+static int op_alive(ERL_NIF_TERM id)
+{
+        return -ENOTSUP;
+}
+
+static int op_whereis(ERL_NIF_TERM name, ERL_NIF_TERM *ret)
+{
+        return -ENOTSUP;
+}
+
+static int op_monitor(uint64_t resource_handle, ERL_NIF_TERM pid, uint64_t *ret_monitor)
+{
+        return -ENOTSUP;
+}
+
+static int op_demonitor(uint64_t monitor)
+{
+        return -ENOTSUP;
+}
+
+static const struct nk_runtime_ops server_ops = {
+        .send = op_send,
+        .process_alive = op_alive,
+        .port_alive = op_alive,
+        .whereis = op_whereis,
+        .monitor = op_monitor,
+        .demonitor = op_demonitor,
+};
+
+/* ---- calls ----------------------------------------------------------------- */
+
+static int thread_type_for(unsigned flags)
+{
+        if (flags & ERL_NIF_DIRTY_JOB_CPU_BOUND)
+                return ERL_NIF_THR_DIRTY_CPU_SCHEDULER;
+        if (flags & ERL_NIF_DIRTY_JOB_IO_BOUND)
+                return ERL_NIF_THR_DIRTY_IO_SCHEDULER;
+        return ERL_NIF_THR_NORMAL_SCHEDULER;
+}
+
+/* Decodes one whole ETF term; on failure replies and returns -1. */
+static int decode_whole(struct server *s, uint64_t id, ErlNifEnv *env, const char *what, const uint8_t *p,
+                        size_t len, ERL_NIF_TERM *ret)
+{
+        struct nk_etf_error err = {};
+        size_t used = 0;
+        int r = nk_etf_decode(env, p, len, 0, ret, &used, &err);
+        if (r == -ENOMEM)
+                reply_error(s, id, NK_PERR_INTERNAL, "out of memory decoding %s", what);
+        else if (r == -E2BIG)
+                reply_error(s, id, NK_PERR_REJECTED, "malformed %s ETF: nested too deeply", what);
+        else if (r < 0)
+                reply_error(s, id, NK_PERR_REJECTED, "malformed %s ETF at byte %zu: %s", what, err.offset, err.msg);
+        else if (used != len)
+                reply_error(s, id, NK_PERR_REJECTED, "malformed %s ETF: %zu trailing bytes", what, len - used);
+        return r < 0 || used != len ? -1 : 0;
+}
+
+/* Runs the function and its enif_schedule_nif continuations. */
+static ERL_NIF_TERM invoke(ErlNifEnv *env, const ErlNifFunc *f, int argc, const ERL_NIF_TERM *argv)
+{
+        nk_set_thread_type(thread_type_for(f->flags));
+        ERL_NIF_TERM r = f->fptr(env, argc, argv);
+        while (r == NK_RESCHEDULE && env->resched_fp && env->exception == NK_NONE) {
+                ERL_NIF_TERM (*fp)(ErlNifEnv *, int, const ERL_NIF_TERM[]) = env->resched_fp;
+                int n = env->resched_argc;
+                const ERL_NIF_TERM *args = env->resched_argv;
+                nk_set_thread_type(thread_type_for((unsigned) nk_resched_flags(env)));
+                env->resched_fp = NULL;
+                env->timeslice = 0;
+                r = fp(env, n, args);
+        }
+        nk_set_thread_type(ERL_NIF_THR_NORMAL_SCHEDULER);
+        return r;
+}
+
+static void run_call(struct server *s, ErlNifEnv *env, const struct nk_msg *m, struct nk_buf *out)
+{
+        uint64_t id = m->h.id;
+        struct nk_rd rd = nk_rd_init(m->payload, m->h.payload_len);
+        const uint8_t *pid, *args;
+        size_t pid_len, args_len;
+        uint32_t index;
+
+        if (!nk_rd_u32(&rd, &index) || !nk_rd_str(&rd, SIZE_MAX, &pid, &pid_len)) {
+                reply_error(s, id, NK_PERR_REJECTED, "malformed CALL: payload too short");
+                return;
+        }
+        nk_rd_rest(&rd, &args, &args_len);
+        const ErlNifEntry *e = s->lib.entry;
+        if (index >= (uint32_t) e->num_of_funcs) {
+                reply_error(s, id, NK_PERR_REJECTED, "bad function index %u (the library has %d functions)", index,
+                            e->num_of_funcs);
+                return;
+        }
+        const ErlNifFunc *f = &e->funcs[index];
+
+        nk_env_reset(env);
+        ERL_NIF_TERM self = NK_NONE, list;
+        if (pid_len > 0) {
+                if (decode_whole(s, id, env, "caller pid", pid, pid_len, &self) < 0)
+                        return;
+                if (!nk_is_pid(self) && !nk_is_kind(self, NK_EXTPID)) {
+                        reply_error(s, id, NK_PERR_REJECTED, "caller pid ETF is not a pid");
+                        return;
+                }
+        }
+        if (decode_whole(s, id, env, "args", args, args_len, &list) < 0)
+                return;
+
+        size_t argc = 0;
+        for (ERL_NIF_TERM t = list; nk_is_kind(t, NK_CONS); t = ((struct nk_cons *) nk_box_of(t))->tail)
+                argc++;
+        ERL_NIF_TERM *argv = nk_env_alloc(env, (argc ? argc : 1) * sizeof *argv);
+        if (!argv) {
+                reply_error(s, id, NK_PERR_INTERNAL, "out of memory");
+                return;
+        }
+        ERL_NIF_TERM t = list;
+        for (size_t i = 0; i < argc; i++) {
+                const struct nk_cons *c = (const struct nk_cons *) nk_box_of(t);
+                argv[i] = c->head;
+                t = c->tail;
+        }
+        if (t != NK_NIL) {
+                reply_error(s, id, NK_PERR_REJECTED, "args ETF is not a proper list");
+                return;
+        }
+        if (argc != f->arity) {
+                reply_error(s, id, NK_PERR_REJECTED, "wrong arity: %s/%u called with %zu arguments", f->name,
+                            f->arity, argc);
+                return;
+        }
+
+        struct nk_call call = { .id = id, .index = index, .func = f };
+        env->process_bound = pid_len > 0;
+        env->self = self;
+        env->call = &call;
+        env->priv = s->lib.priv;
+        env->exception = NK_NONE;
+        env->timeslice = 0;
+
+        ERL_NIF_TERM result = invoke(env, f, (int) argc, argv);
+        uint32_t status = 0;
+        if (env->exception != NK_NONE) {
+                /* As in BEAM, a raised exception wins over whatever the NIF
+                 * returned after raising it. */
+                status = 1;
+                result = env->exception;
+        }
+
+        out->len = 0;
+        int r = -EINVAL;
+        if (result != NK_NONE && result != NK_EXCEPTION && result != NK_RESCHEDULE)
+                r = nk_etf_encode(result, out);
+        if (r < 0)
+                reply_error(s, id, NK_PERR_INTERNAL, "%s/%u returned %s", f->name, f->arity,
+                            r == -ENOMEM ? "a term too large to encode (out of memory)" : "an invalid term");
+        else {
+                const struct iovec iov[] = { { &status, sizeof status }, { out->data, out->len } };
+                r = nk_transport_send(&s->tr, NK_MSG_RESULT, id, iov, NK_ARRAY_SIZE(iov));
+                if (r == -EMSGSIZE)
+                        reply_error(s, id, NK_PERR_INTERNAL, "%s/%u returned a term of %zu bytes, above the limit",
+                                    f->name, f->arity, out->len);
+        }
+
+        env->call = NULL;
+        env->process_bound = false;
+        env->self = NK_NONE;
+        nk_env_reset(env);
+        /* A huge result's buffer is not worth keeping for the next call. */
+        if (out->cap > (1u << 20))
+                nk_buf_free(out);
+}
+
+static void *worker_main(void *arg)
+{
+        struct server *s = arg;
+        ErlNifEnv env;
+        struct nk_buf out = {};
+
+        nk_env_init(&env);
+        nk_set_thread_type(ERL_NIF_THR_NORMAL_SCHEDULER);
+        for (;;) {
+                pthread_mutex_lock(&s->lock);
+                while (!s->head)
+                        pthread_cond_wait(&s->cond, &s->lock);
+                struct job *j = s->head;
+                s->head = j->next;
+                if (!s->head)
+                        s->tail = NULL;
+                pthread_mutex_unlock(&s->lock);
+
+                run_call(s, &env, &j->msg, &out);
+                nk_msg_free(&j->msg);
+                free(j);
+        }
+        return NULL;
+}
+
+static int enqueue(struct server *s, struct nk_msg *m)
+{
+        struct job *j = malloc(sizeof *j);
+        if (!j)
+                return -ENOMEM;
+        *j = (struct job) { .msg = *m };
+        *m = (struct nk_msg) {};
+        pthread_mutex_lock(&s->lock);
+        if (s->tail)
+                s->tail->next = j;
+        else
+                s->head = j;
+        s->tail = j;
+        pthread_cond_signal(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+        return 0;
+}
+
+/* ---- requests on the main thread ---------------------------------------- */
+
+static void handle_load(struct server *s, const struct nk_msg *m)
+{
+        uint64_t id = m->h.id;
+        struct nk_rd rd = nk_rd_init(m->payload, m->h.payload_len);
+        const uint8_t *path_p, *info;
+        size_t path_len, info_len;
+        uint32_t workers;
+
+        if (s->loaded) {
+                reply_error(s, id, NK_PERR_REJECTED, "a library is already loaded (%s)", s->lib.path);
+                return;
+        }
+        if (!nk_rd_u32(&rd, &workers) || !nk_rd_str(&rd, PATH_MAX - 1, &path_p, &path_len) || path_len == 0 ||
+            memchr(path_p, 0, path_len)) {
+                reply_error(s, id, NK_PERR_REJECTED, "malformed LOAD: bad library path");
+                return;
+        }
+        nk_rd_rest(&rd, &info, &info_len);
+        if (workers == 0)
+                workers = DEFAULT_WORKERS;
+        if (workers > MAX_WORKERS)
+                workers = MAX_WORKERS;
+        char path[PATH_MAX];
+        memcpy(path, path_p, path_len);
+        path[path_len] = '\0';
+
+        char err[900];
+        nk_set_scheduler_count((int) workers);
+        int r = nk_loader_load(path, info, info_len, &s->lib, err, sizeof err);
+        if (r < 0) {
+                reply_error(s, id, r == -ENOMEM ? NK_PERR_INTERNAL : NK_PERR_LOAD, "%s", err);
+                return;
+        }
+
+        unsigned started = 0;
+        for (; started < workers; started++) {
+                pthread_t t;
+                if (pthread_create(&t, NULL, worker_main, s) != 0)
+                        break;
+                pthread_detach(t);
+        }
+        if (started == 0) {
+                reply_error(s, id, NK_PERR_INTERNAL, "%s: cannot start worker threads", path);
+                return;
+        }
+        s->loaded = true;
+
+        const ErlNifEntry *e = s->lib.entry;
+        struct nk_buf b = {};
+        r = nk_put_str(&b, e->name, strlen(e->name));
+        if (r >= 0)
+                r = nk_put_u32(&b, (uint32_t) e->num_of_funcs);
+        for (int i = 0; r >= 0 && i < e->num_of_funcs; i++) {
+                r = nk_put_str(&b, e->funcs[i].name, strlen(e->funcs[i].name));
+                if (r >= 0)
+                        r = nk_put_u32(&b, e->funcs[i].arity);
+                if (r >= 0)
+                        r = nk_put_u32(&b, e->funcs[i].flags);
+        }
+        if (r < 0)
+                reply_error(s, id, NK_PERR_INTERNAL, "out of memory");
+        else {
+                const struct iovec iov[] = { { b.data, b.len } };
+                nk_transport_send(&s->tr, NK_MSG_LOADED, id, iov, 1);
+        }
+        nk_buf_free(&b);
+}
+
+/* Returns false when the server must stop. */
+static bool handle(struct server *s, struct nk_msg *m)
+{
+        uint64_t id = m->h.id;
+        uint64_t handle;
+
+        if (m->h.flags != 0) {
+                reply_error(s, id, NK_PERR_REJECTED, "%s with unknown flags 0x%x", nk_msg_type_name(m->h.type),
+                            m->h.flags);
+                return true;
+        }
+        switch (m->h.type) {
+        case NK_MSG_LOAD:
+                handle_load(s, m);
+                return true;
+        case NK_MSG_CALL:
+                if (!s->loaded)
+                        reply_error(s, id, NK_PERR_REJECTED, "CALL before a library was loaded");
+                else if (enqueue(s, m) < 0)
+                        reply_error(s, id, NK_PERR_INTERNAL, "out of memory");
+                return true;
+        case NK_MSG_RELEASE:
+                if (m->h.payload_len != sizeof handle) {
+                        reply_error(s, id, NK_PERR_REJECTED, "malformed RELEASE");
+                        return true;
+                }
+                memcpy(&handle, m->payload, sizeof handle);
+                nk_resource_handle_drop(handle);
+                return true;
+        case NK_MSG_PING:
+                nk_transport_send(&s->tr, NK_MSG_PONG, id, NULL, 0);
+                return true;
+        case NK_MSG_STOP:
+                return false;
+        default:
+                reply_error(s, id, NK_PERR_REJECTED, "unexpected message type %u (%s)", m->h.type,
+                            nk_msg_type_name(m->h.type));
+                return true;
+        }
+}
+
+int nk_server_run(int fd)
+{
+        static struct server s;
+        int r = nk_transport_init(&s.tr, fd, 0);
+        if (r < 0)
+                return 1;
+        pthread_mutex_init(&s.lock, NULL);
+        pthread_cond_init(&s.cond, NULL);
+        the_server = &s;
+        nk_set_runtime_ops(&server_ops);
+        /* load() runs here, and BEAM runs it on a normal scheduler. */
+        nk_set_thread_type(ERL_NIF_THR_NORMAL_SCHEDULER);
+
+        for (;;) {
+                struct nk_msg m;
+                r = nk_transport_recv(&s.tr, &m);
+                if (r == -ECONNRESET)
+                        return 0;       /* the runtime is gone: nobody to serve */
+                if (r == -EMSGSIZE) {
+                        reply_error(&s, m.h.id, NK_PERR_REJECTED, "%s of %llu bytes is above the limit of %zu",
+                                    nk_msg_type_name(m.h.type), (unsigned long long) m.h.payload_len,
+                                    s.tr.max_payload);
+                        continue;
+                }
+                if (r == -ENOMEM) {
+                        reply_error(&s, m.h.id, NK_PERR_INTERNAL, "out of memory receiving %s",
+                                    nk_msg_type_name(m.h.type));
+                        continue;
+                }
+                if (r == -EBADMSG) {
+                        reply_error(&s, 0, NK_PERR_REJECTED, "malformed datagram");
+                        continue;
+                }
+                if (r < 0)
+                        return 1;
+                bool go_on = handle(&s, &m);
+                nk_msg_free(&m);
+                if (!go_on)
+                        return 0;
+        }
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* nifkit-host's loader and protocol server (see runtime/common/protocol.h). */
+#ifndef NIFKIT_HOST_SERVER_H
+#define NIFKIT_HOST_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "term.h"
+
+/* The call a process-bound env belongs to; env->call points here while the
+ * NIF (or its enif_schedule_nif continuations) runs. */
+struct nk_call {
+        uint64_t id;                    /* the CALL's request id */
+        unsigned index;                 /* function index in the library */
+        const ErlNifFunc *func;
+};
+
+/* A loaded NIF library. */
+struct nk_library {
+        void *handle;                   /* dlopen handle */
+        const ErlNifEntry *entry;
+        void *priv;                     /* what load() left in *priv_data */
+        char *path;
+};
+
+/* Oldest and newest NIF API minor versions (major 2) the host accepts. */
+#define NK_NIF_MINOR_MAX 17
+
+/*
+ * Loads the library at path: dlopen(RTLD_NOW | RTLD_LOCAL), nif_init(),
+ * version and entry checks, then load(env, &priv, load_info) with load_info
+ * decoded from ETF (NULL/0: the atom []). On failure returns -errno and
+ * writes a message that names the library and the reason into errbuf
+ * (-ENOEXEC: the library is unusable, -EINVAL: malformed load_info).
+ */
+int nk_loader_load(const char *path, const uint8_t *load_info, size_t load_info_len,
+                   struct nk_library *ret, char *errbuf, size_t errlen);
+
+/*
+ * Serves the runtime on channel fd until STOP or until the runtime closes
+ * the channel. Returns the process exit status.
+ */
+int nk_server_run(int fd);
+
+#endif
