@@ -7,9 +7,10 @@
  * maps that came from the runtime carry iter_order, the order BEAM's hash
  * trie gave them, and iterators follow it. BEAM keeps a map of more than 32
  * pairs in its hash order and a map of 32 or fewer in key order; the
- * functions here do the same with one approximation: a pair added to a
- * large map goes last in iter_order, where BEAM would place it by its
- * internal hash, which the host does not reproduce.
+ * functions here do the same, with one approximation where BEAM's order
+ * comes from its internal hash, which the host does not reproduce: a pair
+ * added to a map that has iter_order goes last, and a map that grows past
+ * 32 pairs here (rather than arriving that large) stays in key order.
  *
  * ErlNifMapIterator: map, size, idx as BEAM (idx counts from 1; 0 is the
  * position before the first pair and size + 1 the one after the last);
