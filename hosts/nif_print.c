@@ -92,6 +92,17 @@ static int print_float(struct nk_buf *b, double d)
                         break;
         }
         e = strchr(s, 'e');
+        if (e) {
+                /* Erlang writes exponents bare: 1.0e300, 1.0e-5. */
+                char *dst = e + 1, *src = e + 1;
+                if (*src == '+')
+                        src++;
+                else if (*src == '-')
+                        *dst++ = *src++;
+                while (*src == '0' && src[1])
+                        src++;
+                memmove(dst, src, strlen(src) + 1);
+        }
         if (!strchr(s, '.')) {
                 char rest[40] = "";
                 if (e) {
