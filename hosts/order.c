@@ -93,7 +93,7 @@ enum rank {
 /* ETF tags the fun parser needs. */
 enum {
         ETF_SMALL_INTEGER = 97, ETF_INTEGER = 98, ETF_ATOM = 100, ETF_PID = 103,
-        ETF_NIL = 106, ETF_LIST = 108, ETF_NEW_FUN = 112, ETF_EXPORT = 113,
+        ETF_NIL = 106, ETF_LIST = 108, ETF_SMALL_BIG = 110, ETF_NEW_FUN = 112, ETF_EXPORT = 113,
         ETF_SMALL_ATOM = 115, ETF_ATOM_UTF8 = 118, ETF_SMALL_ATOM_UTF8 = 119,
         ETF_NEW_PID = 88,
 };
@@ -491,6 +491,18 @@ static int rd_int(struct reader *r, int64_t *ret)
                 if (rd_u32(r, &v) < 0)
                         return -EINVAL;
                 *ret = (int32_t) v;
+        } else if (tag == ETF_SMALL_BIG) {
+                /* A fun's uniq above 2^31 arrives as a bignum. */
+                uint32_t n, sign, byte;
+                uint64_t m = 0;
+                if (rd_u8(r, &n) < 0 || n > 7 || rd_u8(r, &sign) < 0)
+                        return -EINVAL;
+                for (uint32_t i = 0; i < n; i++) {
+                        if (rd_u8(r, &byte) < 0)
+                                return -EINVAL;
+                        m |= (uint64_t) byte << (8 * i);
+                }
+                *ret = sign ? -(int64_t) m : (int64_t) m;
         } else
                 return -EINVAL;
         return 0;
