@@ -1,0 +1,101 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+#
+# Runs one compatibility suite: the corpus tests/compat/corpus/SUITE.terms
+# through the library loaded normally (expected), then through the same
+# library wrapped by the proxy NIF (actual), and compares the two.
+#
+#   run_compat.sh SUITE                 expected vs actual
+#   run_compat.sh --selftest SUITE      the harness alone: two expected runs
+#                                       must agree, a tampered one must not
+#
+# Environment: NIFKIT_PROXY (the built proxy NIF), NIFKIT_HOST (the built
+# host, read by the proxy), NIFKIT_WRAP (scripts/nifkit-wrap-dev). Without a
+# proxy the expected side still runs and the test is skipped (exit 77).
+#
+# The library's application directory is copied to a temporary directory
+# named like the original (so code:priv_dir/1 and p1_nif_utils find it
+# first on the code path); there each wrapped .so becomes a proxy copy with
+# the real library beside it. The Erlang modules are copied byte for byte.
+set -eu
+
+selftest=0
+if [ "${1:-}" = "--selftest" ]; then
+        selftest=1
+        shift
+fi
+suite=${1:?usage: run_compat.sh [--selftest] SUITE}
+
+# module whose application is wrapped, and the NIF libraries wrapped in it
+case $suite in
+jiffy) mod=jiffy; sos="jiffy.so"; mods="jiffy" ;;
+fast_yaml) mod=fast_yaml; sos="fast_yaml.so"; mods="fast_yaml" ;;
+fxml | fxml_stream) mod=$suite; sos="fxml.so fxml_stream.so"; mods="fxml fxml_stream" ;;
+stringprep) mod=stringprep; sos="stringprep.so"; mods="stringprep" ;;
+crypto) mod=crypto; sos="crypto.so"; mods="crypto" ;;
+*) echo "run_compat.sh: unknown suite '$suite'" >&2; exit 2 ;;
+esac
+
+here=$(cd "$(dirname "$0")" && pwd)
+corpus=$here/corpus/$suite.terms
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/nk-compat-$suite.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+mkdir "$tmp/harness"
+erlc -o "$tmp/harness" "$here/nk_compat.erl"
+
+run() { # out [env…] — one VM running the corpus
+        out=$1
+        shift
+        env "$@" erl -noshell -pa "$tmp/harness" ${codepath:-} -run nk_compat run "$corpus" "$out"
+}
+check() { # expected actual
+        erl -noshell -pa "$tmp/harness" -run nk_compat check "$corpus" "$1" "$2"
+}
+
+codepath=
+run "$tmp/expected.bin"
+
+if [ $selftest = 1 ]; then
+        run "$tmp/again.bin"
+        check "$tmp/expected.bin" "$tmp/again.bin"
+        # The checker must see a difference in the last result.
+        erl -noshell -eval "
+                {ok, B} = file:read_file(\"$tmp/again.bin\"),
+                L = binary_to_term(B),
+                T = lists:droplast(L) ++ [{ok, tampered}],
+                ok = file:write_file(\"$tmp/tampered.bin\", term_to_binary(T)),
+                halt()."
+        if check "$tmp/expected.bin" "$tmp/tampered.bin" >"$tmp/tampered.out" 2>&1; then
+                echo "FAIL: the checker accepted a tampered result" >&2
+                exit 1
+        fi
+        grep -q "DIFFERENCE in call" "$tmp/tampered.out" || {
+                echo "FAIL: the checker did not print the difference" >&2
+                cat "$tmp/tampered.out" >&2
+                exit 1
+        }
+        echo "selftest $suite: deterministic, and a tampered result is caught"
+        exit 0
+fi
+
+if [ -z "${NIFKIT_PROXY:-}" ] || [ ! -f "$NIFKIT_PROXY" ]; then
+        echo "SKIP: no proxy NIF built (NIFKIT_PROXY='${NIFKIT_PROXY:-}'); expected side only"
+        exit 77
+fi
+wrap=${NIFKIT_WRAP:-$here/../../scripts/nifkit-wrap-dev}
+
+appdir=$(erl -noshell -eval "io:format(\"~s\", [filename:dirname(filename:dirname(code:which($mod)))]), halt().")
+overlay=$tmp/overlay/$(basename "$appdir")
+mkdir -p "$overlay"
+cp -R "$appdir/ebin" "$overlay/"
+cp -R "$appdir/priv" "$overlay/"
+for so in $sos; do
+        found=$(cd "$overlay/priv" && find . -name "$so" -type f)
+        [ -n "$found" ] || { echo "run_compat.sh: no $so under $appdir/priv" >&2; exit 1; }
+        "$wrap" "$NIFKIT_PROXY" "$appdir/priv/$found" "$overlay/priv/$found"
+done
+
+codepath="-pa $overlay/ebin"
+run "$tmp/actual.bin" NK_COMPAT_OVERLAY="$tmp/overlay" NK_COMPAT_MODULES="$mods"
+check "$tmp/expected.bin" "$tmp/actual.bin"
