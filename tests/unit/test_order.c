@@ -763,6 +763,64 @@ static void internal_hash(void **state)
         assert_true(nk_internal_hash(bits(x, 1, 3), 0) == nk_internal_hash(bits(y, 1, 3), 0));
 }
 
+/* A resource object the test owns: one reference kept back so that the
+ * env's release never destroys it. */
+static struct nk_resource *fake_resource(void)
+{
+        struct nk_resource *r = aligned_alloc(16, sizeof(*r) + 16);
+        assert_non_null(r);
+        memset(r, 0, sizeof(*r));
+        r->magic = NK_RESOURCE_MAGIC;
+        atomic_init(&r->refc, 1);
+        r->size = 16;
+        return r;
+}
+
+static void resources_are_references(void **state)
+{
+        struct nk_resource *r1 = fake_resource(), *r2 = fake_resource();
+        ERL_NIF_TERM a = nk_make_resource_term(&env, r1), a2 = nk_make_resource_term(&env, r1);
+        ERL_NIF_TERM b = nk_make_resource_term(&env, r2);
+        assert_true(a != NK_NONE && a2 != NK_NONE && b != NK_NONE);
+
+        assert_int_equal(nk_compare(a, a2), 0);
+        assert_true(nk_identical(a, a2));
+        assert_int_equal(nk_phash2(a), nk_phash2(a2));
+        assert_true(nk_internal_hash(a, 5) == nk_internal_hash(a2, 5));
+        assert_int_equal(sgn(nk_compare(a, b)), -sgn(nk_compare(b, a)));
+        assert_true(nk_compare(a, b) != 0);
+        assert_false(nk_identical(a, b));
+
+        /* Among references, by their node 'nifkit_resource@nohost'. */
+        ERL_NIF_TERM before = ref("a@h", 1, 3, 1, 2, 3), after = ref("z@h", 1, 3, 1, 2, 3);
+        assert_true(nk_compare(before, a) < 0 && nk_compare(a, after) < 0);
+        assert_true(nk_compare(atom("zzz"), a) < 0);
+        assert_true(nk_compare(a, fun_bytes(export_map2, sizeof(export_map2))) < 0);
+        nk_env_reset(&env);
+        free(r1);
+        free(r2);
+}
+
+static void sub_binaries(void **state)
+{
+        struct nk_binobj *obj = nk_binobj_new(64);
+        assert_non_null(obj);
+        for (size_t i = 0; i < 64; i++)
+                obj->data[i] = (uint8_t) (i * 7);
+        ERL_NIF_TERM sub = nk_make_binary_of(&env, obj, 13, 30, 0);
+        ERL_NIF_TERM copy = nk_make_binary_copy(&env, obj->data + 13, 30);
+        ERL_NIF_TERM subbits = nk_make_binary_of(&env, obj, 5, 3, 4);
+        ERL_NIF_TERM copybits = bits(obj->data + 5, 3, 4);
+        nk_binobj_release(obj);
+        assert_int_equal(nk_compare(sub, copy), 0);
+        assert_true(nk_identical(sub, copy));
+        assert_int_equal(nk_phash2(sub), nk_phash2(copy));
+        assert_true(nk_internal_hash(sub, 9) == nk_internal_hash(copy, 9));
+        assert_true(nk_identical(subbits, copybits));
+        assert_int_equal(nk_phash2(subbits), nk_phash2(copybits));
+        assert_true(nk_compare(subbits, sub) < 0);      /* 5*7=35 < 13*7=91 */
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -774,6 +832,8 @@ int main(void)
                 cmocka_unit_test(phash2_table),
                 cmocka_unit_test(phash2_built),
                 cmocka_unit_test(internal_hash),
+                cmocka_unit_test(resources_are_references),
+                cmocka_unit_test(sub_binaries),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
