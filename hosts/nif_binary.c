@@ -257,6 +257,12 @@ int enif_inspect_iolist_as_binary(ErlNifEnv *env, ERL_NIF_TERM term, ErlNifBinar
 
 /* ---- I/O vectors ------------------------------------------------------------------ */
 
+/* Bytes an element contributes: none for a bitstring under a byte. */
+static size_t iov_bytes(const struct nk_binary *b)
+{
+        return b->bits ? 0 : b->size;
+}
+
 struct iovec_slice {
         ERL_NIF_TERM start, end;
         size_t size;
@@ -273,10 +279,14 @@ static bool examine_iovec(ERL_NIF_TERM list, size_t max_length, struct iovec_sli
         while (nk_is_kind(list, NK_CONS)) {
                 const struct nk_cons *c = (const struct nk_cons *) nk_box_of(list);
                 const struct nk_binary *b = binary_of(c->head);
-                if (!b || b->bits)
+                if (!b)
                         return false;
-                s->size += b->size;
-                s->iovcnt += (b->size + IOV_CHUNK_MAX - 1) / IOV_CHUNK_MAX;
+                /* OTP 25 takes a bitstring shorter than a byte as empty and
+                 * refuses longer ones (OTP 26 refuses all). */
+                if (b->bits && b->size > 1)
+                        return false;
+                s->size += iov_bytes(b);
+                s->iovcnt += (iov_bytes(b) + IOV_CHUNK_MAX - 1) / IOV_CHUNK_MAX;
                 list = c->tail;
                 if (++taken >= max_length)
                         break;
@@ -322,8 +332,9 @@ int enif_inspect_iovec(ErlNifEnv *env, size_t max_length, ERL_NIF_TERM iovec_ter
         for (ERL_NIF_TERM l = s.start; l != s.end;) {
                 const struct nk_cons *c = (const struct nk_cons *) nk_box_of(l);
                 const struct nk_binary *b = binary_of(c->head);
-                for (size_t off = 0; off < b->size;) {
-                        size_t n = b->size - off < IOV_CHUNK_MAX ? b->size - off : IOV_CHUNK_MAX;
+                size_t bytes = iov_bytes(b);
+                for (size_t off = 0; off < bytes;) {
+                        size_t n = bytes - off < IOV_CHUNK_MAX ? bytes - off : IOV_CHUNK_MAX;
                         v->iov[i].iov_base = (char *) b->data + off;
                         v->iov[i].iov_len = n;
                         v->ref_bins[i] = b->obj;

@@ -5,12 +5,15 @@
  * A map keeps its keys sorted in map key order (nk_map_key_cmp), which is
  * the order BEAM iterates maps of up to 32 pairs in ("flatmaps"). Larger
  * maps that came from the runtime carry iter_order, the order BEAM's hash
- * trie gave them, and iterators follow it. BEAM keeps a map of more than 32
- * pairs in its hash order and a map of 32 or fewer in key order; the
- * functions here do the same, with one approximation where BEAM's order
- * comes from its internal hash, which the host does not reproduce: a pair
- * added to a map that has iter_order goes last, and a map that grows past
- * 32 pairs here (rather than arriving that large) stays in key order.
+ * trie gave them (the order of maps:to_list/1 and of the ETF that carried
+ * them), and iterators follow it backwards, as BEAM's NIF iterator does.
+ * BEAM keeps a map of more than 32 pairs in its hash order and a map of
+ * 32 or fewer in key order; the functions here do the same, with one
+ * approximation where BEAM's order comes from its internal hash, which the
+ * host does not reproduce: a pair added to a map that has iter_order goes
+ * at the end of iter_order (first for a NIF iterator, which runs the other
+ * way), and a map that grows past 32 pairs here (rather than arriving that
+ * large) stays in key order.
  *
  * ErlNifMapIterator: map, size, idx as BEAM (idx counts from 1; 0 is the
  * position before the first pair and size + 1 the one after the last);
@@ -271,8 +274,10 @@ int enif_map_iterator_get_pair(ErlNifEnv *env, ErlNifMapIterator *iter, ERL_NIF_
                 return 0;
         const struct nk_map *m = map_of(iter->map);
         size_t pos = iter->idx - 1;
+        /* BEAM's NIF iterator walks its hash trie the opposite way to
+         * maps:to_list/1 and term_to_binary, whose order iter_order keeps. */
         if (m && m->iter_order)
-                pos = m->iter_order[pos];
+                pos = m->iter_order[iter->size - iter->idx];
         *key = iter->u.flat.ks[pos];
         *value = iter->u.flat.vs[pos];
         return 1;
