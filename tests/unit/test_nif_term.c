@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "host_internal.h"
 #include "nif_api.h"
 #include "term.h"
 
@@ -104,6 +105,34 @@ static void type_tests(void **state)
         assert_int_equal(enif_term_type(env, tuple), ERL_NIF_TERM_TYPE_TUPLE);
         assert_int_equal(enif_term_type(env, NK_EXCEPTION),
                          ERL_NIF_TERM_TYPE__MISSING_DEFAULT_CASE__READ_THE_MANUAL);
+}
+
+static void resources_and_funs(void **state)
+{
+        ErlNifEnv *env = *state;
+        ErlNifResourceFlags tried;
+
+        /* a resource term is a reference to BEAM as well */
+        nk_load_begin("nif_terms_test");
+        ErlNifResourceType *type = enif_open_resource_type(env, NULL, "res", NULL, ERL_NIF_RT_CREATE, &tried);
+        nk_load_end(true);
+        assert_non_null(type);
+        void *obj = enif_alloc_resource(type, 8);
+        ERL_NIF_TERM res = enif_make_resource(env, obj);
+        enif_release_resource(obj);
+        assert_true(enif_is_ref(env, res));
+        assert_false(enif_is_binary(env, res));
+        assert_int_equal(enif_term_type(env, res), ERL_NIF_TERM_TYPE_REFERENCE);
+
+        /* funs only arrive from the runtime, as their ETF bytes */
+        struct nk_fun *f = nk_env_alloc(env, sizeof(*f) + 1);
+        f->h.kind = NK_FUN;
+        f->h.n = 1;
+        f->etf[0] = 0;
+        ERL_NIF_TERM fun = nk_box_term(f);
+        assert_true(enif_is_fun(env, fun));
+        assert_false(enif_is_ref(env, fun));
+        assert_int_equal(enif_term_type(env, fun), ERL_NIF_TERM_TYPE_FUN);
 }
 
 /* ---- comparison and hashing ------------------------------------------------------ */
@@ -608,6 +637,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(type_tests, setup, teardown),
+                cmocka_unit_test_setup_teardown(resources_and_funs, setup, teardown),
                 cmocka_unit_test_setup_teardown(compare_and_identity, setup, teardown),
                 cmocka_unit_test_setup_teardown(hash_phash2_matches_beam, setup, teardown),
                 cmocka_unit_test_setup_teardown(integers_in_and_out_of_range, setup, teardown),
