@@ -1,0 +1,35 @@
+%% The README's demo: a real VM uses Debian's jiffy through nifkit, then a
+%% NIF that segfaults, and lives on. Run by scripts/demo.
+-module(demo).
+-export([main/0]).
+
+main() ->
+    io:format("~nnifkit demo: Erlang/OTP ~s, VM os pid ~s~n~n",
+              [erlang:system_info(otp_release), os:getpid()]),
+    Doc = <<"{\"tenant\": \"a\", \"values\": [1, 2.5, null, \"caf\\u00e9\"]}">>,
+    step("jiffy:decode(~s, [return_maps])", [Doc],
+         fun() -> jiffy:decode(Doc, [return_maps]) end),
+    step("jiffy:encode(#{sandboxed => [true, 1.5]})", [],
+         fun() -> jiffy:encode(#{sandboxed => [true, 1.5]}) end),
+    io:format("    the NIF libraries run in these processes, children of the VM:~n~s~n",
+              [hosts()]),
+    step("crashy:hello()", [], fun() -> crashy:hello() end),
+    step("crashy:crash()   % writes through a NULL pointer", [],
+         fun() -> crashy:crash() end),
+    step("jiffy:decode(<<\"[\\\"still here\\\"]\">>)", [],
+         fun() -> jiffy:decode(<<"[\"still here\"]">>) end),
+    io:format("~nThe VM survived the segfault: ~p processes alive, uptime ~p ms.~n",
+              [erlang:system_info(process_count),
+               element(1, erlang:statistics(wall_clock))]),
+    halt(0).
+
+step(Fmt, Args, Fun) ->
+    io:format("> " ++ Fmt ++ "~n", Args),
+    try Fun() of
+        Result -> io:format("    ~p~n", [Result])
+    catch
+        Class:Reason -> io:format("    caught ~p:~p~n", [Class, Reason])
+    end.
+
+hosts() ->
+    os:cmd("ps -o pid=,args= --ppid " ++ os:getpid() ++ " | grep nifkit-host | sed 's/^/      /'").

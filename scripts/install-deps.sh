@@ -1,0 +1,26 @@
+#!/bin/sh
+# Installs every Debian package nifkit needs to build, test and run its demo.
+# Idempotent: apt-get skips what is already installed.
+set -eu
+
+packages="
+  gcc pkg-config meson ninja-build python3
+  erlang-nox erlang-dev
+  erlang-jiffy erlang-p1-yaml erlang-p1-xml erlang-p1-stringprep
+  libcmocka-dev libjansson-dev libseccomp-dev libcap-ng-dev
+  libnl-3-dev libnl-route-3-dev bubblewrap
+  clang libclang-rt-14-dev
+"
+
+if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then
+                exec sudo "$0" "$@"
+        fi
+        echo "install-deps: run as root (apt-get needs it)" >&2
+        exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# shellcheck disable=SC2086 # the list is split on purpose
+apt-get install -y -q --no-install-recommends $packages
