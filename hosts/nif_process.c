@@ -152,6 +152,27 @@ struct monitor {
 static pthread_mutex_t mon_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct monitor *monitors;
 
+/* A DOWN can overtake the monitor it belongs to: the runtime may report it
+ * between answering the monitor request and the requesting thread recording
+ * the monitor. While requests are in flight, unknown DOWNs wait here (same
+ * struct, res unused) for their monitor; once none is in flight, whatever
+ * is left belonged to monitors already gone and is dropped. */
+static struct monitor *early_downs;
+static unsigned monitors_in_flight;
+
+/* Call with mon_lock held. */
+static void early_downs_gc(void)
+{
+        struct monitor *m;
+
+        if (monitors_in_flight > 0)
+                return;
+        while ((m = early_downs)) {
+                early_downs = m->next;
+                free(m);
+        }
+}
+
 /* ErlNifMonitor is 32 opaque bytes; the host keeps the runtime's id. */
 static void monitor_encode(ErlNifMonitor *m, uint64_t id)
 {
@@ -167,6 +188,9 @@ static uint64_t monitor_id(const ErlNifMonitor *m)
         return id;
 }
 
+static struct monitor *monitor_take_from(struct monitor **list, uint64_t id,
+                                         const struct nk_resource *res);
+
 /*
  * 0: monitoring. <0: the resource type has no down callback. >0: the
  * process is not alive, or the runtime cannot monitor it, the answer a NIF
@@ -175,8 +199,9 @@ static uint64_t monitor_id(const ErlNifMonitor *m)
 int enif_monitor_process(ErlNifEnv *env, void *obj, const ErlNifPid *target, ErlNifMonitor *mon)
 {
         struct nk_resource *res = nk_resource_of_data(obj);
-        struct monitor *m;
+        struct monitor *m, *early;
         uint64_t id = 0;
+        int r;
 
         if (!nk_resource_down_fn(res->type))
                 return -1;
@@ -185,34 +210,55 @@ int enif_monitor_process(ErlNifEnv *env, void *obj, const ErlNifPid *target, Erl
         m = malloc(sizeof(*m));
         if (!m)
                 return 1;
+        pthread_mutex_lock(&mon_lock);
+        monitors_in_flight++;
+        pthread_mutex_unlock(&mon_lock);
         /* The handle tells the runtime which resource asks; 0 when it never
          * crossed. DOWN comes back by monitor id. */
-        if (nk_get_runtime_ops()->monitor(res->handle, target->pid, &id) < 0 || id == 0) {
+        r = nk_get_runtime_ops()->monitor(res->handle, target->pid, &id);
+        pthread_mutex_lock(&mon_lock);
+        monitors_in_flight--;
+        if (r < 0 || id == 0) {
+                early_downs_gc();
+                pthread_mutex_unlock(&mon_lock);
                 free(m);
                 return 1;
         }
         m->id = id;
         m->res = res;
         m->pid = target->pid;
-        pthread_mutex_lock(&mon_lock);
         m->next = monitors;
         monitors = m;
+        early = monitor_take_from(&early_downs, id, NULL);
+        early_downs_gc();
         pthread_mutex_unlock(&mon_lock);
         if (mon)
                 monitor_encode(mon, id);
+        /* Already down: the callback runs now, after the monitor exists for
+         * the NIF, as it would have if the DOWN had come later. */
+        if (early) {
+                nk_deliver_down(id, early->pid);
+                free(early);
+        }
         return 0;
 }
 
 /* Call with mon_lock held. */
-static struct monitor *monitor_take(uint64_t id, const struct nk_resource *res)
+static struct monitor *monitor_take_from(struct monitor **list, uint64_t id,
+                                         const struct nk_resource *res)
 {
-        for (struct monitor **pp = &monitors; *pp; pp = &(*pp)->next)
+        for (struct monitor **pp = list; *pp; pp = &(*pp)->next)
                 if ((*pp)->id == id && (!res || (*pp)->res == res)) {
                         struct monitor *m = *pp;
                         *pp = m->next;
                         return m;
                 }
         return NULL;
+}
+
+static struct monitor *monitor_take(uint64_t id, const struct nk_resource *res)
+{
+        return monitor_take_from(&monitors, id, res);
 }
 
 /* 0: removed. 1: no such active monitor on obj (already fired, removed,
@@ -275,6 +321,15 @@ int nk_deliver_down(uint64_t id, ERL_NIF_TERM pid)
 
         pthread_mutex_lock(&mon_lock);
         m = monitor_take(id, NULL);
+        if (!m && monitors_in_flight > 0) {
+                struct monitor *e = calloc(1, sizeof(*e));
+                if (e) {
+                        e->id = id;
+                        e->pid = pid;
+                        e->next = early_downs;
+                        early_downs = e;
+                }
+        }
         /* A resource being destroyed removes its monitors itself. */
         if (m && !nk_resource_try_keep(m->res)) {
                 m->next = monitors;

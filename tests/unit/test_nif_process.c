@@ -25,6 +25,7 @@ static struct {
         ERL_NIF_TERM alive_port;
         ERL_NIF_TERM reg_name, reg_value;
         int monitor_result;
+        bool down_before_reply;         /* the DOWN overtakes the reply */
         uint64_t next_monitor;
         uint64_t monitor_handle;
         ERL_NIF_TERM monitor_pid;
@@ -65,6 +66,8 @@ static int rt_monitor(uint64_t handle, ERL_NIF_TERM pid, uint64_t *ret)
         rt.monitor_handle = handle;
         rt.monitor_pid = pid;
         *ret = ++rt.next_monitor;
+        if (rt.down_before_reply)
+                assert_int_equal(nk_deliver_down(*ret, pid), -ENOENT);
         return 0;
 }
 
@@ -344,6 +347,22 @@ static void monitors(void **state)
         assert_int_equal(rt.demonitored, id3);
         assert_int_equal(nk_deliver_down(id3, pid_b), -ENOENT);
         assert_int_equal(down_calls, 1);
+
+        /* a DOWN that overtakes the monitor's reply fires once it exists */
+        down_calls = 0;
+        obj = enif_alloc_resource(t, 8);
+        rt.down_before_reply = true;
+        assert_int_equal(enif_monitor_process(env, obj, &target, &m3), 0);
+        rt.down_before_reply = false;
+        assert_int_equal(down_calls, 1);
+        assert_ptr_equal(down_obj, obj);
+        assert_int_equal(enif_compare_monitors(&down_mon, &m3), 0);
+        assert_int_not_equal(enif_demonitor_process(env, obj, &m3), 0);
+        /* a late DOWN for a gone monitor, with nothing in flight, is dropped */
+        memcpy(&id3, m3.data, sizeof(id3));
+        assert_int_equal(nk_deliver_down(id3, pid_b), -ENOENT);
+        assert_int_equal(down_calls, 1);
+        enif_release_resource(obj);
 
         /* process not alive, or no runtime: > 0 */
         obj = enif_alloc_resource(t, 8);
