@@ -1,0 +1,391 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The nifkit command-line tool: a thin main() over libnifkit.
+ *
+ * Exit codes, the same for every command:
+ *   0   done (call: the function returned)
+ *   1   the function raised an exception
+ *   2   the host failed: the library did not load, the host crashed, timed out
+ *   64  usage error (EX_USAGE)
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ei.h>
+
+#include "literal.h"
+#include "macro.h"
+#include "nifkit.h"
+#include "print.h"
+
+#define EXIT_EXCEPTION 1
+#define EXIT_HOST 2
+#define EXIT_USAGE 64
+
+struct command {
+        const char *name;
+        const char *args;
+        const char *summary;
+        int (*run)(const struct command *cmd, int argc, char **argv);
+};
+
+/* Options every command that starts a host shares. */
+struct host_options {
+        const char *host;
+        const char *load_info;
+        unsigned timeout_ms;
+};
+
+static void host_freep(nk_host **h)
+{
+        nk_host_free(*h);
+}
+
+static void ei_x_done(ei_x_buff *x)
+{
+        if (x->buff)
+                ei_x_free(x);
+        x->buff = NULL;
+}
+
+static int usage_error(const struct command *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage_error(const struct command *cmd, const char *fmt, ...)
+{
+        va_list ap;
+
+        fputs("nifkit: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        if (cmd)
+                fprintf(stderr, "usage: nifkit %s %s\nTry 'nifkit %s --help'.\n", cmd->name, cmd->args,
+                        cmd->name);
+        else
+                fputs("Try 'nifkit --help'.\n", stderr);
+        return EXIT_USAGE;
+}
+
+static void command_help(const struct command *cmd, FILE *f)
+{
+        fprintf(f,
+                "usage: nifkit %s %s\n"
+                "%s\n"
+                "\n"
+                "Options:\n"
+                "  --timeout MS       kill the host when a call takes longer (default: no limit)\n"
+                "  --load-info TERM   the term load() receives, as an Erlang literal (default: [])\n"
+                "  --host PATH        the nifkit-host executable (default: $NIFKIT_HOST, else the installed one)\n"
+                "  -h, --help         show this help\n"
+                "\n"
+                "Exit status: 0 done, 1 the function raised, 2 the host failed, 64 usage error.\n",
+                cmd->name, cmd->args, cmd->summary);
+}
+
+/*
+ * Reads the shared options and leaves optind at the first operand. Options
+ * stop at the first operand, so an argument such as -1 that follows the
+ * function name is a term, not an option. Returns 0, 1 when help was
+ * printed, or the usage exit code.
+ */
+static int parse_host_options(const struct command *cmd, int argc, char **argv, struct host_options *o)
+{
+        static const struct option longopts[] = {
+                { "timeout", required_argument, NULL, 't' },
+                { "load-info", required_argument, NULL, 'l' },
+                { "host", required_argument, NULL, 'H' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        int c;
+
+        optind = 1;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+                switch (c) {
+                case 't': {
+                        char *end;
+                        unsigned long v;
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno != 0 || end == optarg || *end != '\0' || optarg[0] == '-' || v > UINT_MAX)
+                                return usage_error(cmd, "--timeout wants milliseconds, not '%s'", optarg);
+                        o->timeout_ms = (unsigned) v;
+                        break;
+                }
+                case 'l':
+                        o->load_info = optarg;
+                        break;
+                case 'H':
+                        o->host = optarg;
+                        break;
+                case 'h':
+                        command_help(cmd, stdout);
+                        return 1;
+                case ':':
+                        return usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
+                default:
+                        return usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+                }
+        }
+        return 0;
+}
+
+static void print_host_error(const char *lib, const nk_error *err)
+{
+        /* libnifkit's messages already name the library where it matters. */
+        fprintf(stderr, "nifkit: %s\n", err->msg[0] ? err->msg : nk_error_kind_name(err->kind));
+}
+
+/* Creates, configures and starts a host for lib; prints why it failed. */
+static int start_host(const char *lib, const struct host_options *o, nk_host **ret_h)
+{
+        _cleanup_(host_freep) nk_host *h = NULL;
+        _cleanup_(ei_x_done) ei_x_buff info = { 0 };
+        const uint8_t *info_etf = NULL;
+        size_t info_len = 0;
+        nk_error err = { 0 };
+        int r;
+
+        if (o->load_info) {
+                struct nk_literal_error lerr;
+                r = nk_literal_to_etf(o->load_info, &info, &lerr);
+                if (r == -EINVAL) {
+                        fprintf(stderr, "nifkit: --load-info, %s\n", lerr.msg);
+                        return EXIT_USAGE;
+                }
+                if (r < 0) {
+                        fprintf(stderr, "nifkit: --load-info: %s\n", strerror(-r));
+                        return EXIT_HOST;
+                }
+                info_etf = (const uint8_t *) info.buff;
+                info_len = (size_t) info.index;
+        }
+        h = nk_host_new();
+        if (!h) {
+                fprintf(stderr, "nifkit: %s\n", strerror(ENOMEM));
+                return EXIT_HOST;
+        }
+        r = nk_host_set_library(h, lib);
+        if (r >= 0 && o->host)
+                r = nk_host_set_host_binary(h, o->host);
+        if (r < 0) {
+                fprintf(stderr, "nifkit: %s: %s\n", lib, strerror(-r));
+                return EXIT_HOST;
+        }
+        nk_host_set_call_timeout(h, o->timeout_ms);
+        r = nk_host_start(h, info_etf, info_len, &err);
+        if (r < 0) {
+                print_host_error(lib, &err);
+                return EXIT_HOST;
+        }
+        *ret_h = TAKE_PTR(h);
+        return 0;
+}
+
+static void print_arities(const nk_host *h, const char *name)
+{
+        unsigned n = nk_host_function_count(h), found = 0;
+
+        for (unsigned i = 0; i < n; i++) {
+                const nk_function *f = nk_host_function(h, i);
+                if (strcmp(f->name, name) == 0)
+                        fprintf(stderr, "%s%s/%u", found++ ? ", " : "nifkit: available: ", f->name, f->arity);
+        }
+        if (found)
+                fputc('\n', stderr);
+}
+
+/* The ETF of the list of argument terms, each parsed from its literal. */
+static int encode_args(char **lits, int n, ei_x_buff *ret_x)
+{
+        _cleanup_(ei_x_done) ei_x_buff x = { 0 };
+
+        if (ei_x_new_with_version(&x) < 0)
+                return -ENOMEM;
+        if (n > 0 && ei_x_encode_list_header(&x, n) < 0)
+                return -ENOMEM;
+        for (int i = 0; i < n; i++) {
+                struct nk_literal_error lerr;
+                int r = nk_literal_encode(&x, lits[i], &lerr);
+                if (r == -EINVAL) {
+                        fprintf(stderr, "nifkit: argument %d, %s\n", i + 1, lerr.msg);
+                        return r;
+                }
+                if (r < 0)
+                        return r;
+        }
+        if (ei_x_encode_empty_list(&x) < 0)
+                return -ENOMEM;
+        *ret_x = x;
+        x.buff = NULL;
+        return 0;
+}
+
+static int print_result(const nk_result *res)
+{
+        _cleanup_free_ char *text = NULL;
+        int r;
+
+        r = res->exception ? nk_print_exception(res->etf, res->len, &text)
+                           : nk_print_etf(res->etf, res->len, &text);
+        if (r < 0) {
+                fprintf(stderr, "nifkit: the host's %s is not a valid term: %s\n",
+                        res->exception ? "exception" : "result", strerror(-r));
+                return EXIT_HOST;
+        }
+        if (res->exception) {
+                fprintf(stderr, "** %s\n", text);
+                return EXIT_EXCEPTION;
+        }
+        printf("%s\n", text);
+        return fflush(stdout) == 0 ? 0 : EXIT_HOST;
+}
+
+static int cmd_call(const struct command *cmd, int argc, char **argv)
+{
+        _cleanup_(host_freep) nk_host *h = NULL;
+        _cleanup_(ei_x_done) ei_x_buff args = { 0 };
+        struct host_options o = { 0 };
+        nk_result res = { 0 };
+        nk_error err = { 0 };
+        const char *lib, *fun;
+        int r, nargs, index;
+
+        r = parse_host_options(cmd, argc, argv, &o);
+        if (r != 0)
+                return r == 1 ? 0 : r;
+        if (argc - optind < 2)
+                return usage_error(cmd, "call needs a library and a function name");
+        lib = argv[optind];
+        fun = argv[optind + 1];
+        nargs = argc - optind - 2;
+        /* Parse before starting a host: a typo costs no process. */
+        r = encode_args(argv + optind + 2, nargs, &args);
+        if (r == -EINVAL)
+                return EXIT_USAGE;
+        if (r < 0) {
+                fprintf(stderr, "nifkit: %s\n", strerror(-r));
+                return EXIT_HOST;
+        }
+        r = start_host(lib, &o, &h);
+        if (r != 0)
+                return r;
+        index = nk_host_find_function(h, fun, (unsigned) nargs);
+        if (index < 0) {
+                fprintf(stderr, "nifkit: %s has no function %s/%d\n", nk_host_module(h), fun, nargs);
+                print_arities(h, fun);
+                return EXIT_USAGE;
+        }
+        r = nk_host_call(h, (unsigned) index, NULL, 0, (const uint8_t *) args.buff, (size_t) args.index, &res,
+                         &err);
+        if (r < 0) {
+                print_host_error(lib, &err);
+                return EXIT_HOST;
+        }
+        r = print_result(&res);
+        nk_result_free(&res);
+        return r;
+}
+
+static int cmd_inspect(const struct command *cmd, int argc, char **argv)
+{
+        _cleanup_(host_freep) nk_host *h = NULL;
+        struct host_options o = { 0 };
+        int r;
+
+        r = parse_host_options(cmd, argc, argv, &o);
+        if (r != 0)
+                return r == 1 ? 0 : r;
+        if (argc - optind != 1)
+                return usage_error(cmd, "inspect takes exactly one library");
+        r = start_host(argv[optind], &o, &h);
+        if (r != 0)
+                return r;
+        printf("module %s\n", nk_host_module(h));
+        for (unsigned i = 0; i < nk_host_function_count(h); i++) {
+                const nk_function *f = nk_host_function(h, i);
+                /* ERL_NIF_DIRTY_JOB_CPU_BOUND is 1, ERL_NIF_DIRTY_JOB_IO_BOUND 2. */
+                printf("%s/%u%s%s\n", f->name, f->arity, f->flags & 1 ? " dirty_cpu" : "",
+                       f->flags & 2 ? " dirty_io" : "");
+        }
+        return fflush(stdout) == 0 ? 0 : EXIT_HOST;
+}
+
+static int cmd_help(const struct command *cmd, int argc, char **argv);
+
+/* One line per command; the order is the order of `nifkit --help`. */
+static const struct command commands[] = {
+        { "call", "[OPTION]... LIBRARY FUNCTION [ARG]...",
+          "Load LIBRARY in a host, call FUNCTION with the ARG terms (Erlang literals) and print the result.",
+          cmd_call },
+        { "inspect", "[OPTION]... LIBRARY",
+          "Load LIBRARY in a host and print its module name and functions (name/arity and dirty flags).",
+          cmd_inspect },
+        { "help", "[COMMAND]", "Show the commands, or one command's help.", cmd_help },
+};
+
+static const struct command *find_command(const char *name)
+{
+        for (size_t i = 0; i < NK_ARRAY_SIZE(commands); i++)
+                if (strcmp(commands[i].name, name) == 0)
+                        return &commands[i];
+        return NULL;
+}
+
+static void main_help(FILE *f)
+{
+        fputs("usage: nifkit COMMAND [ARG]...\n"
+              "Run Erlang NIF libraries outside the VM, in a separate host process.\n"
+              "\n"
+              "Commands:\n",
+              f);
+        for (size_t i = 0; i < NK_ARRAY_SIZE(commands); i++)
+                fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+        fputs("\nRun 'nifkit COMMAND --help' for a command's options.\n", f);
+}
+
+static int cmd_help(const struct command *cmd, int argc, char **argv)
+{
+        const struct command *c;
+
+        if (argc <= 1) {
+                main_help(stdout);
+                return 0;
+        }
+        if (argc > 2)
+                return usage_error(cmd, "help takes at most one command");
+        c = find_command(argv[1]);
+        if (!c)
+                return usage_error(NULL, "unknown command '%s'", argv[1]);
+        if (c->run == cmd_help)
+                printf("usage: nifkit %s %s\n%s\n", c->name, c->args, c->summary);
+        else
+                command_help(c, stdout);
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        const struct command *cmd;
+
+        if (argc < 2) {
+                main_help(stderr);
+                return EXIT_USAGE;
+        }
+        if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+                main_help(stdout);
+                return 0;
+        }
+        cmd = find_command(argv[1]);
+        if (!cmd)
+                return usage_error(NULL, "unknown command '%s'", argv[1]);
+        /* The command sees itself as argv[0], as getopt expects. */
+        return cmd->run(cmd, argc - 1, argv + 1);
+}

@@ -1,0 +1,129 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+# `nifkit call` and `nifkit inspect` against Debian's jiffy.so: exact stdout,
+# stderr and exit status. The expected results are what the same NIF
+# functions return inside the real BEAM (jiffy's Erlang module does not
+# export them, so they were checked by loading jiffy.so under a module of
+# the same name).
+#
+# Environment: NIFKIT (the tool), NIFKIT_HOST (the host), optionally
+# NIFKIT_TEST_NIF (another NIF library to inspect and call).
+set -u
+
+: "${NIFKIT:?NIFKIT must name the nifkit binary}"
+: "${NIFKIT_HOST:?NIFKIT_HOST must name the nifkit-host binary}"
+export NIFKIT_HOST
+
+jiffy_dir=$(erl -noshell -eval 'case code:lib_dir(jiffy) of {error, _} -> ok; D -> io:format("~s", [D]) end, halt().')
+JIFFY=$jiffy_dir/priv/jiffy.so
+if [ -z "$jiffy_dir" ] || [ ! -f "$JIFFY" ]; then
+        echo "SKIP: jiffy is not installed (erlang-jiffy)"
+        exit 77
+fi
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+count=0
+
+# check NAME STATUS STDOUT STDERR -- ARGS...: "*" for STDOUT or STDERR means "anything".
+check() {
+        local name=$1 want_rc=$2 want_out=$3 want_err=$4
+        shift 5
+        count=$((count + 1))
+        "$NIFKIT" "$@" >"$tmp/out" 2>"$tmp/err"
+        local rc=$?
+        local out err
+        out=$(cat "$tmp/out")
+        err=$(cat "$tmp/err")
+        if [ "$rc" != "$want_rc" ] || { [ "$want_out" != "*" ] && [ "$out" != "$want_out" ]; } || { [ "$want_err" != "*" ] && [ "$err" != "$want_err" ]; }; then
+                failures=$((failures + 1))
+                echo "FAIL: $name"
+                echo "  command: nifkit $*"
+                echo "  status:  $rc (want $want_rc)"
+                echo "  stdout:  $out"
+                echo "  want:    $want_out"
+                echo "  stderr:  $err"
+                [ "$want_err" != "*" ] && echo "  want:    $want_err"
+        else
+                echo "ok: $name"
+        fi
+}
+
+check "inspect jiffy" 0 "module jiffy
+nif_decode_init/2
+nif_decode_iter/5
+nif_encode_init/2
+nif_encode_iter/3" "" -- inspect "$JIFFY"
+
+check "decode a list" 0 "[1,2]" "" -- call "$JIFFY" nif_decode_init '<<"[1,2]">>' '[]'
+check "decode truncated JSON returns an error tuple" 0 "{error,{5,truncated_json}}" "" -- \
+        call "$JIFFY" nif_decode_init '<<"[1,2">>' '[]'
+check "decode to a map" 0 '#{<<"a">> => [true,null,1.5,<<"x">>]}' "" -- \
+        call "$JIFFY" nif_decode_init '<<"{\"a\":[true,null,1.5,\"x\"]}">>' '[return_maps]'
+# jiffy gives UTF-8 bytes; io_lib:print shows each byte as a Latin-1 character.
+check "decode a string with a non-ASCII character" 0 '<<"Ã©">>' "" -- \
+        call "$JIFFY" nif_decode_init '<<"\"\\u00e9\"">>' '[]'
+check "a big number is handed back to Erlang" 0 '{partial,{bignum,<<"123456789012345678901234567890">>}}' "" -- \
+        call "$JIFFY" nif_decode_init '<<"123456789012345678901234567890">>' '[]'
+check "encode a map" 0 '[<<"{\"a\":1}">>]' "" -- call "$JIFFY" nif_encode_init '#{a => 1}' '[]'
+check "encode EJSON" 0 '[<<"{\"k\":\"v\"}">>]' "" -- call "$JIFFY" nif_encode_init '{[{<<"k">>,<<"v">>}]}' '[]'
+check "encode a list" 0 '[<<"[1,2]">>]' "" -- call "$JIFFY" nif_encode_init '[1,2]' '[]'
+check "options come before the library" 0 "[1,2]" "" -- \
+        call --timeout 10000 --load-info '[]' "$JIFFY" nif_decode_init '<<"[1,2]">>' '[]'
+
+check "badarg is an exception" 1 "" "** exception error: bad argument" -- call "$JIFFY" nif_decode_init 1 '[]'
+check "a bad option is badarg" 1 "" "** exception error: bad argument" -- \
+        call "$JIFFY" nif_decode_init '<<"[1,2]">>' '[bad_opt]'
+
+check "wrong arity lists the arities" 64 "" "nifkit: jiffy has no function nif_decode_init/3
+nifkit: available: nif_decode_init/2" -- call "$JIFFY" nif_decode_init 1 2 3
+check "unknown function" 64 "" "nifkit: jiffy has no function nope/0" -- call "$JIFFY" nope
+check "bad literal names argument and column" 64 "" "nifkit: argument 2, column 3: expected ',', '|' or ']', found '}'" -- \
+        call "$JIFFY" nif_decode_init '<<>>' '[a}'
+check "bad --load-info" 64 "" "nifkit: --load-info, column 2: expected a term, found end of input" -- \
+        call --load-info '{' "$JIFFY" nif_decode_init '<<>>' '[]'
+
+missing=$tmp/no-such-library.so
+check "a missing library exits 2 naming it" 2 "" "*" -- call "$missing" f
+if ! grep -qF "$missing" "$tmp/err"; then
+        failures=$((failures + 1))
+        echo "FAIL: the missing library's message does not name it: $(cat "$tmp/err")"
+fi
+check "inspect of a missing library exits 2" 2 "" "*" -- inspect "$missing"
+check "a missing host binary exits 2" 2 "" "*" -- call --host "$tmp/no-such-host" "$JIFFY" nif_decode_init '<<>>' '[]'
+
+check "no command" 64 "" "*" --
+check "unknown command" 64 "" "nifkit: unknown command 'frobnicate'
+Try 'nifkit --help'." -- frobnicate
+check "call without a function" 64 "" "*" -- call "$JIFFY"
+check "inspect with two libraries" 64 "" "*" -- inspect "$JIFFY" "$JIFFY"
+check "bad --timeout" 64 "" "*" -- call --timeout soon "$JIFFY" f
+check "unknown option" 64 "" "*" -- call --frob "$JIFFY" f
+"$NIFKIT" --help >"$tmp/help" 2>&1
+for c in call inspect help; do
+        count=$((count + 1))
+        if ! grep -q "^  $c " "$tmp/help"; then
+                failures=$((failures + 1))
+                echo "FAIL: nifkit --help does not list '$c'"
+        fi
+done
+check "help call" 0 "*" "" -- help call
+count=$((count + 1))
+if ! "$NIFKIT" help call | grep -q -- "--load-info TERM"; then
+        failures=$((failures + 1))
+        echo "FAIL: nifkit help call does not describe --load-info"
+fi
+
+if [ -n "${NIFKIT_TEST_NIF:-}" ] && [ -f "$NIFKIT_TEST_NIF" ]; then
+        count=$((count + 1))
+        if "$NIFKIT" inspect "$NIFKIT_TEST_NIF" >"$tmp/out" 2>"$tmp/err"; then
+                echo "ok: inspect $(head -1 "$tmp/out")"
+        else
+                failures=$((failures + 1))
+                echo "FAIL: inspect of the test NIF: $(cat "$tmp/err")"
+        fi
+fi
+
+echo "$((count - failures))/$count passed"
+[ "$failures" -eq 0 ]
