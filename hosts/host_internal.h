@@ -98,7 +98,11 @@ int nk_print_term(struct nk_buf *b, ERL_NIF_TERM t);
  * The runtime reports that a process monitored through enif_monitor_process
  * went down: runs the resource type's down callback once, with an env, the
  * pid and the monitor. Returns 0, or -ENOENT if the monitor is not active
- * (demonitored, already fired, or the resource is gone).
+ * (demonitored, already fired, or the resource is gone). A DOWN that arrives
+ * while its enif_monitor_process is still waiting for the runtime's answer
+ * is kept and fires as soon as the monitor is recorded. The resource handle
+ * the runtime receives with the monitor request is informational (0 when
+ * the resource never crossed): DOWNs are matched by monitor id.
  */
 int nk_deliver_down(uint64_t monitor, ERL_NIF_TERM pid);
 
@@ -127,8 +131,8 @@ ErlNifResourceDynCall *nk_resource_dyncall_fn(const struct nk_resource_type *typ
 /* Takes a reference unless the count already reached zero (the object is
  * being destroyed); for lookups through weak pointers. */
 bool nk_resource_try_keep(struct nk_resource *res);
-/* Runs a callback of res's type in a fresh process-independent env whose
- * priv data is that of the module owning the type. */
+/* An env for running a callback of the type (dtor, stop, down): process
+ * independent, with the priv data of the module owning the type. */
 ErlNifEnv *nk_callback_env_new(const struct nk_resource_type *type);
 void nk_callback_env_free(ErlNifEnv *env);
 
