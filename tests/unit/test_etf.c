@@ -541,8 +541,8 @@ static void lengths_beyond_the_buffer(void **state)
 {
         static const uint8_t list[] = { 131, 108, 255, 255, 255, 255, 97, 1, 106 };
         assert_rejects(list, sizeof(list), 0, -EINVAL, "list of 4294967295");
-        static const uint8_t tuple[] = { 131, 105, 255, 255, 255, 255, 97, 1 };
-        assert_rejects(tuple, sizeof(tuple), 0, -EINVAL, "tuple of 4294967295");
+        static const uint8_t huge_tuple[] = { 131, 105, 255, 255, 255, 255, 97, 1 };
+        assert_rejects(huge_tuple, sizeof(huge_tuple), 0, -EINVAL, "tuple of 4294967295");
         static const uint8_t map[] = { 131, 116, 128, 0, 0, 0, 97, 1, 97, 1 };
         assert_rejects(map, sizeof(map), 0, -EINVAL, "map of 2147483648");
         static const uint8_t bin[] = { 131, 109, 255, 255, 255, 255, 1 };
