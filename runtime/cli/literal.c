@@ -381,9 +381,12 @@ static int parse_number(struct parser *p, struct number *num)
         return 0;
 }
 
-/* A small or int64 integer through libei; bigger ones as SMALL_BIG_EXT or
- * LARGE_BIG_EXT bytes written here, because libei's ei_x_encode_bignum needs
- * GMP, which this libei is built without. */
+/* The encoding term_to_binary picks: SMALL_INTEGER_EXT for 0..255 (through
+ * libei), INTEGER_EXT for the rest of the 32-bit range, SMALL_BIG_EXT or
+ * LARGE_BIG_EXT beyond. The last two are written here: libei's
+ * ei_x_encode_bignum needs GMP, which this libei is built without, and its
+ * long long encoders switch to bignums past 28 bits, unlike term_to_binary;
+ * map keys are deduplicated by their bytes, so the form must be canonical. */
 static int encode_integer(ei_x_buff *x, bool neg, const struct bigint *mag)
 {
         size_t nbytes;
@@ -391,14 +394,16 @@ static int encode_integer(ei_x_buff *x, bool neg, const struct bigint *mag)
         size_t hlen;
         int r;
 
-        if (mag->n <= 2) {
-                uint64_t v = mag->n == 0 ? 0 : mag->limb[0] | (mag->n == 2 ? (uint64_t) mag->limb[1] << 32 : 0);
-                if (!neg)
-                        return ei_err(v <= INT64_MAX ? ei_x_encode_longlong(x, (long long) v)
-                                                     : ei_x_encode_ulonglong(x, v));
-                if (v <= (uint64_t) INT64_MAX + 1)
-                        return ei_err(ei_x_encode_longlong(x, v == (uint64_t) INT64_MAX + 1
-                                                                      ? INT64_MIN : -(long long) v));
+        if (mag->n <= 1) {
+                uint32_t v = mag->n ? mag->limb[0] : 0;
+                if (!neg && v <= 255)
+                        return ei_err(ei_x_encode_long(x, (long) v));
+                if (v < 0x80000000u || (neg && v == 0x80000000u)) {
+                        uint32_t u = neg ? -v : v;
+                        uint8_t b[5] = { ERL_INTEGER_EXT, (uint8_t) (u >> 24), (uint8_t) (u >> 16),
+                                         (uint8_t) (u >> 8), (uint8_t) u };
+                        return append(x, b, sizeof(b));
+                }
         }
         nbytes = (bigint_bits(mag) + 7) / 8;
         if (nbytes > UINT32_MAX)
@@ -979,7 +984,7 @@ static int parse_segment_type(struct parser *p, struct segment_type *t)
                 size_t start = p->pos;
                 size_t len;
 
-                while (p->s[p->pos] >= 'a' && p->s[p->pos] <= 'z')
+                while ((p->s[p->pos] >= 'a' && p->s[p->pos] <= 'z') || (p->s[p->pos] >= '0' && p->s[p->pos] <= '9'))
                         p->pos++;
                 len = p->pos - start;
 #define IS(w) (len == strlen(w) && memcmp(p->s + start, w, len) == 0)
