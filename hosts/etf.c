@@ -89,7 +89,7 @@ struct frame {
         union {
                 struct nk_tuple *tuple;
                 struct nk_cons *cells;  /* n - 1 cells, then the tail slot */
-                ERL_NIF_TERM *kv;       /* map: key0, val0, key1, ... */
+                struct nk_map *map;     /* filled in arrival order, sorted when done */
                 struct {
                         ERL_NIF_TERM *scratch;  /* module, old index, old uniq, pid, free var */
                         size_t start;           /* offset of the tag byte */
@@ -379,6 +379,8 @@ static int decode_ref(struct dec *d, uint8_t tag, ERL_NIF_TERM *ret)
                 if (r < 0)
                         return r;
                 n = get16(d);
+                /* BEAM also takes a reference of no id words; the host's
+                 * model has 1..5 and BEAM itself never makes one. */
                 if (n < 1 || n > NK_ARRAY_SIZE(ref->ids))
                         return fail_at(d, start, -EINVAL, "reference with %zu id words (1..5)", n);
         }
@@ -623,10 +625,15 @@ static int decode_big(struct dec *d, uint8_t tag, ERL_NIF_TERM *slot)
         return 0;
 }
 
+/*
+ * A map is one arena allocation: header, keys, values and, above the flatmap
+ * size, the arrival order. Pairs are decoded straight into place and sorted
+ * when the last one is in (finish_map).
+ */
 static int decode_map(struct dec *d, ERL_NIF_TERM *slot)
 {
-        ERL_NIF_TERM *kv;
-        size_t n;
+        struct nk_map *m;
+        size_t n, size;
         int r;
 
         r = need(d, 4, "MAP_EXT arity");
@@ -635,14 +642,21 @@ static int decode_map(struct dec *d, ERL_NIF_TERM *slot)
         n = get32(d);
         if (n > remaining(d) / 2)
                 return fail_at(d, d->pos, -EINVAL, "map of %zu pairs in %zu bytes", n, remaining(d));
-        if (n == 0) {
-                *slot = nk_make_map(d->env, 0, NULL, NULL, true);
-                return *slot == NK_NONE ? fail_nomem(d) : 0;
-        }
-        kv = arena(d, 2 * n * sizeof(*kv));
-        if (!kv)
+        size = sizeof(*m) + 2 * n * sizeof(ERL_NIF_TERM) + (n > FLATMAP_MAX ? n * sizeof(uint32_t) : 0);
+        m = arena(d, size);
+        if (!m)
                 return fail_nomem(d);
-        return push(d, &(struct frame) { .kind = FR_MAP, .n = 2 * n, .dst = slot, .kv = kv });
+        m->h.kind = NK_MAP;
+        m->h.n = (uint32_t) n;
+        m->keys = (ERL_NIF_TERM *) (m + 1);
+        m->vals = m->keys + n;
+        m->iter_order = n > FLATMAP_MAX ? (uint32_t *) (m->vals + n) : NULL;
+        for (size_t i = 0; i < n; i++)
+                m->keys[i] = m->vals[i] = NK_NONE;
+        *slot = nk_box_term(m);
+        if (n == 0)
+                return 0;
+        return push(d, &(struct frame) { .kind = FR_MAP, .n = 2 * n, .map = m });
 }
 
 static int decode_fun(struct dec *d, ERL_NIF_TERM *slot)
@@ -694,78 +708,67 @@ static int finish_fun(struct dec *d, const struct frame *f)
         return 0;
 }
 
-/* nk_make_map failed: a duplicate key, or memory. Tell which. */
-static bool has_duplicate_key(ERL_NIF_TERM *keys, size_t n)
+static int cmp_key_at(const void *a, const void *b, void *keys)
 {
-        _cleanup_free_ ERL_NIF_TERM *copy = malloc(n * sizeof(*copy));
+        const ERL_NIF_TERM *k = keys;
+        return nk_map_key_cmp(k[*(const uint32_t *) a], k[*(const uint32_t *) b]);
+}
 
-        if (!copy)
-                return false;
-        memcpy(copy, keys, n * sizeof(*copy));
-        for (size_t i = 1; i < n; i++) {
-                /* insertion sort is fine: this runs only on the error path */
-                ERL_NIF_TERM k = copy[i];
+/* Flatmaps: insertion sort in place, no allocation. */
+static int sort_small_map(struct dec *d, struct nk_map *m)
+{
+        for (size_t i = 1; i < m->h.n; i++) {
+                ERL_NIF_TERM k = m->keys[i], v = m->vals[i];
                 size_t j = i;
-                for (; j > 0 && nk_map_key_cmp(copy[j - 1], k) > 0; j--)
-                        copy[j] = copy[j - 1];
-                copy[j] = k;
+                for (; j > 0; j--) {
+                        int c = nk_map_key_cmp(m->keys[j - 1], k);
+                        if (c == 0)
+                                return fail_at(d, d->pos, -EINVAL, "map has a duplicate key");
+                        if (c < 0)
+                                break;
+                        m->keys[j] = m->keys[j - 1];
+                        m->vals[j] = m->vals[j - 1];
+                }
+                m->keys[j] = k;
+                m->vals[j] = v;
         }
+        return 0;
+}
+
+/*
+ * Larger maps arrive in BEAM's hash order, which a NIF iterating the map
+ * would see there: iter_order[j] becomes the sorted position of the j-th
+ * pair that arrived.
+ */
+static int sort_large_map(struct dec *d, struct nk_map *m)
+{
+        size_t n = m->h.n;
+        _cleanup_free_ uint32_t *idx = malloc(n * sizeof(*idx));
+        _cleanup_free_ ERL_NIF_TERM *keys = malloc(2 * n * sizeof(*keys));
+        ERL_NIF_TERM *vals;
+
+        if (!idx || !keys)
+                return fail_nomem(d);
+        vals = keys + n;
+        for (size_t i = 0; i < n; i++)
+                idx[i] = (uint32_t) i;
+        qsort_r(idx, n, sizeof(*idx), cmp_key_at, m->keys);
         for (size_t i = 1; i < n; i++)
-                if (nk_map_key_cmp(copy[i - 1], copy[i]) == 0)
-                        return true;
-        return false;
+                if (nk_map_key_cmp(m->keys[idx[i - 1]], m->keys[idx[i]]) == 0)
+                        return fail_at(d, d->pos, -EINVAL, "map has a duplicate key");
+        memcpy(keys, m->keys, n * sizeof(*keys));
+        memcpy(vals, m->vals, n * sizeof(*vals));
+        for (size_t s = 0; s < n; s++) {
+                m->keys[s] = keys[idx[s]];
+                m->vals[s] = vals[idx[s]];
+                m->iter_order[idx[s]] = (uint32_t) s;
+        }
+        return 0;
 }
 
 static int finish_map(struct dec *d, const struct frame *f)
 {
-        size_t n = f->n / 2;
-        _cleanup_free_ ERL_NIF_TERM *keys = NULL;
-        ERL_NIF_TERM *vals, m;
-        struct nk_map *map;
-
-        keys = malloc(2 * n * sizeof(*keys));
-        if (!keys)
-                return fail_nomem(d);
-        vals = keys + n;
-        for (size_t i = 0; i < n; i++) {
-                keys[i] = f->kv[2 * i];
-                vals[i] = f->kv[2 * i + 1];
-        }
-        m = nk_make_map(d->env, n, keys, vals, true);
-        if (m == NK_NONE) {
-                if (has_duplicate_key(keys, n))
-                        return fail_at(d, d->pos, -EINVAL, "map has a duplicate key");
-                return fail_nomem(d);
-        }
-        map = (struct nk_map *) nk_box_of(m);
-        if (map->h.n != n)
-                return fail_at(d, d->pos, -EINVAL, "map has a duplicate key");
-        if (n > FLATMAP_MAX) {
-                /* Keep the sender's order: iter_order[j] is the sorted
-                 * position of the j-th pair that arrived. */
-                uint32_t *order = arena(d, n * sizeof(*order));
-                if (!order)
-                        return fail_nomem(d);
-                for (size_t j = 0; j < n; j++) {
-                        size_t lo = 0, hi = n;
-                        while (lo < hi) {
-                                size_t mid = lo + (hi - lo) / 2;
-                                int c = nk_map_key_cmp(map->keys[mid], keys[j]);
-                                if (c == 0) {
-                                        lo = mid;
-                                        break;
-                                }
-                                if (c < 0)
-                                        lo = mid + 1;
-                                else
-                                        hi = mid;
-                        }
-                        order[j] = (uint32_t) lo;
-                }
-                map->iter_order = order;
-        }
-        *f->dst = m;
-        return 0;
+        return f->map->h.n > FLATMAP_MAX ? sort_large_map(d, f->map) : sort_small_map(d, f->map);
 }
 
 static int decode_term(struct dec *d, ERL_NIF_TERM *slot)
@@ -888,7 +891,7 @@ static ERL_NIF_TERM *frame_slot(struct frame *f, size_t i)
         case FR_LIST:
                 return i + 1 < f->n ? &f->cells[i].head : &f->cells[f->n - 2].tail;
         case FR_MAP:
-                return &f->kv[i];
+                return i % 2 ? &f->map->vals[i / 2] : &f->map->keys[i / 2];
         case FR_FUN:
         default:
                 return &f->fun.scratch[i < 4 ? i : 4];
@@ -1132,6 +1135,9 @@ static int encode_binary(struct nk_buf *out, const struct nk_binary *b)
 {
         int r;
 
+        /* ETF has 32-bit binary lengths; BEAM fails the same way */
+        if (b->size > UINT32_MAX)
+                return -EINVAL;
         if (b->bits == 0) {
                 r = nk_buf_put_u8(out, BINARY_EXT);
                 if (r >= 0)

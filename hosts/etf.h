@@ -47,7 +47,9 @@ int nk_etf_decode(ErlNifEnv *env, const uint8_t *buf, size_t len, unsigned flags
 /*
  * Appends the encoding of t, starting with the version byte, to out, with
  * the bytes BEAM's term_to_binary/1 (OTP 25, minor version 1) gives.
- * Returns 0, or -ENOMEM.
+ * Returns 0, or -ENOMEM; -EINVAL if t is not a term (NK_NONE, NK_EXCEPTION)
+ * or holds a binary longer than ETF's 32-bit lengths. On failure out is left
+ * as it was.
  */
 int nk_etf_encode(ERL_NIF_TERM t, struct nk_buf *out);
 

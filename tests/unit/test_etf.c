@@ -380,8 +380,14 @@ static void decoded_values(void **state)
         struct nk_map *map = (struct nk_map *) nk_box_of(m);
         assert_int_equal(map->h.n, 33);
         assert_non_null(map->iter_order);
-        /* map_33 arrives with key 33 first (BEAM's hash order) */
+        /* map_33 arrives with key 33 first (BEAM's hash order): keys are
+         * sorted, and iter_order gives back the order of arrival */
         assert_int_equal(map->keys[map->iter_order[0]], nk_make_small(33));
+        for (size_t j = 0; j < 33; j++) {
+                assert_int_equal(map->keys[j], nk_make_small((int64_t) j + 1));
+                assert_int_equal(map->keys[map->iter_order[j]], nk_make_small(map_33[7 + 4 * j]));
+                assert_int_equal(map->vals[map->iter_order[j]], nk_make_small(map_33[9 + 4 * j]));
+        }
 
         ERL_NIF_TERM p = decode_ok(pid, sizeof(pid));
         assert_true(nk_is_pid(p));
