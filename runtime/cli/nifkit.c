@@ -107,7 +107,7 @@ static int parse_host_options(const struct command *cmd, int argc, char **argv, 
 
         optind = 1;
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "+:h", longopts, NULL)) != -1) {
                 switch (c) {
                 case 't': {
                         char *end;
@@ -189,13 +189,17 @@ static int start_host(const char *lib, const struct host_options *o, nk_host **r
         return 0;
 }
 
-static void print_arities(const nk_host *h, const char *name)
+/* The arities FUNCTION has, or every function when it has none. */
+static void print_candidates(const nk_host *h, const char *name)
 {
         unsigned n = nk_host_function_count(h), found = 0;
+        bool any = false;
 
+        for (unsigned i = 0; i < n; i++)
+                any = any || strcmp(nk_host_function(h, i)->name, name) == 0;
         for (unsigned i = 0; i < n; i++) {
                 const nk_function *f = nk_host_function(h, i);
-                if (strcmp(f->name, name) == 0)
+                if (!any || strcmp(f->name, name) == 0)
                         fprintf(stderr, "%s%s/%u", found++ ? ", " : "nifkit: available: ", f->name, f->arity);
         }
         if (found)
@@ -280,7 +284,7 @@ static int cmd_call(const struct command *cmd, int argc, char **argv)
         index = nk_host_find_function(h, fun, (unsigned) nargs);
         if (index < 0) {
                 fprintf(stderr, "nifkit: %s has no function %s/%d\n", nk_host_module(h), fun, nargs);
-                print_arities(h, fun);
+                print_candidates(h, fun);
                 return EXIT_USAGE;
         }
         r = nk_host_call(h, (unsigned) index, NULL, 0, (const uint8_t *) args.buff, (size_t) args.index, &res,

@@ -1,13 +1,13 @@
 #!/bin/bash
 # SPDX-License-Identifier: Apache-2.0
-# `nifkit call` and `nifkit inspect` against Debian's jiffy.so: exact stdout,
-# stderr and exit status. The expected results are what the same NIF
-# functions return inside the real BEAM (jiffy's Erlang module does not
-# export them, so they were checked by loading jiffy.so under a module of
-# the same name).
+# `nifkit call` and `nifkit inspect` against Debian's jiffy.so and the tool's
+# own test NIF: exact stdout, stderr and exit status. jiffy's expected results
+# are what the same NIF functions return inside the real BEAM (jiffy's Erlang
+# module does not export them, so they were checked by loading jiffy.so under
+# a module of the same name).
 #
-# Environment: NIFKIT (the tool), NIFKIT_HOST (the host), optionally
-# NIFKIT_TEST_NIF (another NIF library to inspect and call).
+# Environment: NIFKIT (the tool), NIFKIT_HOST (the host), NIFKIT_CLI_TEST_NIF
+# (cli_test_nif.c built: crash, hang, raise, load failure, echo).
 set -u
 
 : "${NIFKIT:?NIFKIT must name the nifkit binary}"
@@ -78,7 +78,8 @@ check "a bad option is badarg" 1 "" "** exception error: bad argument" -- \
 
 check "wrong arity lists the arities" 64 "" "nifkit: jiffy has no function nif_decode_init/3
 nifkit: available: nif_decode_init/2" -- call "$JIFFY" nif_decode_init 1 2 3
-check "unknown function" 64 "" "nifkit: jiffy has no function nope/0" -- call "$JIFFY" nope
+check "unknown function lists them all" 64 "" "nifkit: jiffy has no function nope/0
+nifkit: available: nif_decode_init/2, nif_decode_iter/5, nif_encode_init/2, nif_encode_iter/3" -- call "$JIFFY" nope
 check "bad literal names argument and column" 64 "" "nifkit: argument 2, column 3: expected ',', '|' or ']', found '}'" -- \
         call "$JIFFY" nif_decode_init '<<>>' '[a}'
 check "bad --load-info" 64 "" "nifkit: --load-info, column 2: expected a term, found end of input" -- \
@@ -98,7 +99,12 @@ check "unknown command" 64 "" "nifkit: unknown command 'frobnicate'
 Try 'nifkit --help'." -- frobnicate
 check "call without a function" 64 "" "*" -- call "$JIFFY"
 check "inspect with two libraries" 64 "" "*" -- inspect "$JIFFY" "$JIFFY"
-check "bad --timeout" 64 "" "*" -- call --timeout soon "$JIFFY" f
+check "bad --timeout" 64 "" "nifkit: --timeout wants milliseconds, not 'soon'
+usage: nifkit call [OPTION]... LIBRARY FUNCTION [ARG]...
+Try 'nifkit call --help'." -- call --timeout soon "$JIFFY" f
+check "--timeout without its value" 64 "" "nifkit: option '--timeout' needs a value
+usage: nifkit call [OPTION]... LIBRARY FUNCTION [ARG]...
+Try 'nifkit call --help'." -- call --timeout
 check "unknown option" 64 "" "*" -- call --frob "$JIFFY" f
 "$NIFKIT" --help >"$tmp/help" 2>&1
 for c in call inspect help; do
@@ -115,14 +121,63 @@ if ! "$NIFKIT" help call | grep -q -- "--load-info TERM"; then
         echo "FAIL: nifkit help call does not describe --load-info"
 fi
 
-if [ -n "${NIFKIT_TEST_NIF:-}" ] && [ -f "$NIFKIT_TEST_NIF" ]; then
-        count=$((count + 1))
-        if "$NIFKIT" inspect "$NIFKIT_TEST_NIF" >"$tmp/out" 2>"$tmp/err"; then
-                echo "ok: inspect $(head -1 "$tmp/out")"
-        else
-                failures=$((failures + 1))
-                echo "FAIL: inspect of the test NIF: $(cat "$tmp/err")"
-        fi
+# The tool's own test NIF: one function per outcome.
+T=${NIFKIT_CLI_TEST_NIF:-}
+if [ -n "$T" ] && [ -f "$T" ]; then
+        check "inspect shows dirty flags" 0 "module nk_cli_test
+echo/1
+raise/1
+badarg/0
+crash/0
+sleep/1 dirty_io
+load_info/0
+add/2 dirty_cpu
+add/3" "" -- inspect "$T"
+        check "add" 0 "3" "" -- call "$T" add 1 2
+        check "a negative argument is a term, not an option" 0 "-1" "" -- call "$T" add -3 2
+        check "choose the arity by the argument count" 0 "5" "" -- call "$T" add 2 3 4
+        check "badarg" 1 "" "** exception error: bad argument" -- call "$T" badarg
+        check "a raised reason with words" 1 "" "** exception error: no match of right hand side value 1" -- \
+                call "$T" raise '{badmatch,1}'
+        check "a raised reason without words" 1 "" '** exception error: {my_error,"text",<<1,2>>}' -- \
+                call "$T" raise '{my_error,"text",<<1,2>>}'
+        check "a crash exits 2" 2 "" "nifkit: host for $T killed by signal 11 (SIGSEGV)" -- call "$T" crash
+        check "a timeout exits 2" 2 "" "nifkit: host for $T killed: call to sleep/1 timed out after 200 ms" -- \
+                call --timeout 200 "$T" sleep 5000
+        check "within the timeout" 0 "slept" "" -- call --timeout 5000 "$T" sleep 1
+        check "load failure exits 2" 2 "" "nifkit: $T: load() returned 7" -- call --load-info fail "$T" badarg
+        check "load info reaches load()" 0 '{a,"b",#{1 => 2.5}}' "" -- \
+                call --load-info '{a, "b", #{1 => 2.5}}' "$T" load_info
+        check "default load info is []" 0 "[]" "" -- call "$T" load_info
+
+        # Terms through the host and back: literal in, erl's text out (each
+        # expectation is what io_lib:print/4 gives for the same literal).
+        while IFS=$'\t' read -r lit want; do
+                check "echo $lit" 0 "$want" "" -- call "$T" echo "$lit"
+        done <<'TERMS'
+1	1
+-16#ff	-255
+123456789012345678901234567890	123456789012345678901234567890
+-2#1_0000_0000_0000_0000_0000_0000_0000_0000_0000_0000_0000_0000_0000_0000_0000_0000_0000	-295147905179352825856
+1.0e10	1.0e10
+0.1	0.1
+-2.5e-3	-0.0025
+'Hello'	'Hello'
+"abc"	"abc"
+[$a,$b]	"ab"
+<<"utf8 é"/utf8>>	<<"utf8 Ã©">>
+<<1:3>>	<<1:3>>
+[a|b]	[a|b]
+{}	{}
+#{b=>1,a=>[1.5,"x",<<1:3>>]}	#{a => [1.5,"x",<<1:3>>],b => 1}
+'αβ'	'\x{3B1}\x{3B2}'
+"αβ"	[945,946]
+#{1.0=>a,1=>b}	#{1 => b,1.0 => a}
+[1|[2|[3]]]	[1,2,3]
+"tab\there"	"tab\there"
+TERMS
+else
+        echo "SKIP: the tool's test NIF was not given (NIFKIT_CLI_TEST_NIF)"
 fi
 
 echo "$((count - failures))/$count passed"
