@@ -349,7 +349,11 @@ static int discover(struct proxy *p)
                 p->discovered_plain = true;
         }
         if (r < 0) {
-                report("'%s': %s: %s", p->real, nk_error_kind_name(err.kind), err.msg);
+                report("'%s': %s: %s%s", p->real, nk_error_kind_name(err.kind), err.msg,
+                       p->discovered_plain && err.kind == NK_ERR_LOAD
+                       ? " (discovery had to run load() with load_info [], since libnifkit has no "
+                         "two-step start; a library whose load() refuses [] cannot be wrapped yet)"
+                       : "");
                 return r;
         }
         r = take_functions(p, p->host);

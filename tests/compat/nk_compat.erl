@@ -21,10 +21,10 @@
 %% calls whose state (a resource) cannot be written literally in a corpus.
 -module(nk_compat).
 
--export([run/1, check/1, stream/3, hash_stream/2, jiffy_roundtrip/2]).
+-export([run/1, check/1, crash/0, stream/3, hash_stream/2, jiffy_roundtrip/2, expand_call/3]).
 
 -define(CALL_TIMEOUT, 30000).
--define(LATE_WAIT, 50).
+-define(LATE_WAIT, 5).
 
 %% --- running a corpus ------------------------------------------------------
 
@@ -143,6 +143,32 @@ mapped_files() ->
                                       [_, _, _, _, _, P | _] <- [string:lexemes(L, " ")],
                                       binary:first(P) =:= $/]).
 
+%% --- crash containment ----------------------------------------------------
+
+%% jiffy 1.1.1 divides by zero when {bytes_per_red, 0} is given: loaded
+%% normally, the VM dies of SIGFPE. Behind the proxy the host dies instead:
+%% the caller gets error:{nifkit, host_died, Why}, the VM lives on, and
+%% later calls say the host is not running.
+crash() ->
+    Status = try
+                 {ok, [1]} = {ok, jiffy:decode(<<"[1]">>)},
+                 First = catch_step(fun() -> jiffy:decode(<<"[1]">>, [{bytes_per_red, 0}]) end),
+                 io:format("the crashing call gave ~p~n", [First]),
+                 {error, {nifkit, host_died, Why}} = First,
+                 true = is_binary(Why),
+                 Next = catch_step(fun() -> jiffy:decode(<<"[1]">>) end),
+                 io:format("the next call gave ~p~n", [Next]),
+                 {error, {nifkit, not_running, _}} = Next,
+                 ok = check_overlay([{jiffy, decode, []}]),
+                 io:format("the VM survived a NIF crash~n"),
+                 0
+             catch
+                 C:R:St ->
+                     io:format(standard_error, "nk_compat crash failed: ~p:~p~n~p~n", [C, R, St]),
+                     1
+             end,
+    erlang:halt(Status).
+
 %% --- helpers callable from a corpus ----------------------------------------
 
 %% fxml_stream: a parser fed Chunks, then closed; the result is what each
@@ -175,6 +201,21 @@ hash_stream(Type, Chunks) ->
     S0 = crypto:hash_init(Type),
     SN = lists:foldl(fun(C, S) -> crypto:hash_update(S, C) end, S0, Chunks),
     crypto:hash_final(SN).
+
+%% apply(M, F, Args) where each {'$bytes', Len, Seed} in Args is replaced by
+%% Len pseudo-random bytes made from Seed (a linear congruential generator,
+%% so both VMs make the same bytes): large inputs without a large corpus.
+expand_call(M, F, Args) ->
+    apply(M, F, [expand(A) || A <- Args]).
+
+expand({'$bytes', Len, Seed}) -> lcg_bytes(Len, Seed, []);
+expand(L) when is_list(L) -> [expand(E) || E <- L];
+expand(T) -> T.
+
+lcg_bytes(0, _, Acc) -> list_to_binary(Acc);
+lcg_bytes(N, S, Acc) ->
+    S1 = (S * 1103515245 + 12345) band 16#7fffffff,
+    lcg_bytes(N - 1, S1, [(S1 bsr 16) band 255 | Acc]).
 
 %% jiffy: encode with EncOpts, then decode the result with DecOpts.
 jiffy_roundtrip(Term, {EncOpts, DecOpts}) ->

@@ -8,6 +8,10 @@
 #   run_compat.sh SUITE                 expected vs actual
 #   run_compat.sh --selftest SUITE      the harness alone: two expected runs
 #                                       must agree, a tampered one must not
+#   run_compat.sh --crash jiffy         a call that kills the VM when the
+#                                       library is loaded normally must cost
+#                                       the caller an exception behind the
+#                                       proxy (nk_compat:crash/0)
 #
 # Environment: NIFKIT_PROXY (the built proxy NIF), NIFKIT_HOST (the built
 # host, read by the proxy), NIFKIT_WRAP (scripts/nifkit-wrap-dev). Without a
@@ -19,12 +23,12 @@
 # the real library beside it. The Erlang modules are copied byte for byte.
 set -eu
 
-selftest=0
-if [ "${1:-}" = "--selftest" ]; then
-        selftest=1
-        shift
-fi
-suite=${1:?usage: run_compat.sh [--selftest] SUITE}
+mode=compare
+case ${1:-} in
+--selftest) mode=selftest; shift ;;
+--crash) mode=crash; shift ;;
+esac
+suite=${1:?usage: run_compat.sh [--selftest | --crash] SUITE}
 
 # module whose application is wrapped, and the NIF libraries wrapped in it
 case $suite in
@@ -54,9 +58,11 @@ check() { # expected actual
 }
 
 codepath=
-run "$tmp/expected.bin"
+if [ $mode != crash ]; then
+        run "$tmp/expected.bin"
+fi
 
-if [ $selftest = 1 ]; then
+if [ $mode = selftest ]; then
         run "$tmp/again.bin"
         check "$tmp/expected.bin" "$tmp/again.bin"
         # The checker must see a difference in the last result.
@@ -97,5 +103,10 @@ for so in $sos; do
 done
 
 codepath="-pa $overlay/ebin"
+if [ $mode = crash ]; then
+        env NK_COMPAT_OVERLAY="$tmp/overlay" NK_COMPAT_MODULES="$mods" \
+                erl -noshell -pa "$tmp/harness" $codepath -run nk_compat crash
+        exit $?
+fi
 run "$tmp/actual.bin" NK_COMPAT_OVERLAY="$tmp/overlay" NK_COMPAT_MODULES="$mods"
 check "$tmp/expected.bin" "$tmp/actual.bin"
