@@ -853,7 +853,8 @@ static int emit_map(ei_x_buff *x, const ei_x_buff *kv, struct pair *pairs, size_
         size_t kept = 0;
         int r;
 
-        qsort_r(pairs, n, sizeof(*pairs), pair_cmp, kv->buff);
+        if (n > 1)
+                qsort_r(pairs, n, sizeof(*pairs), pair_cmp, kv->buff);
         for (size_t i = 0; i < n; i++)
                 if (i + 1 == n || !same_key(kv->buff, &pairs[i], &pairs[i + 1]))
                         pairs[kept++] = pairs[i];

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <ei.h>
 
@@ -375,9 +376,27 @@ static int cmd_help(const struct command *cmd, int argc, char **argv)
         return 0;
 }
 
+/* The printer recurses once per level of a result, up to
+ * NK_PRINT_MAX_DEPTH levels of a few hundred bytes each. Linux grows the
+ * main thread's stack up to the current soft limit (and keeps at least
+ * 128 MiB free below it at exec), so raising the limit here is enough to
+ * print the deepest accepted term under a small `ulimit -s`. */
+static void ensure_stack(void)
+{
+        const rlim_t want = 64u << 20;
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_STACK, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+                return;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+        (void) setrlimit(RLIMIT_STACK, &rl);
+}
+
 int main(int argc, char **argv)
 {
         const struct command *cmd;
+
+        ensure_stack();
 
         if (argc < 2) {
                 main_help(stderr);
