@@ -104,6 +104,18 @@ enum nk_msg_type {
         NK_MSG_PONG = 9,
         /* runtime → host, no reply: exit now. The host exits with status 0. */
         NK_MSG_STOP = 10,
+        /*
+         * host → runtime, id 0, no reply: the seccomp filter trapped a
+         * system call and the host is about to die by SIGSYS. Sent from
+         * the SIGSYS handler as one datagram (header and payload together,
+         * never split), so it never tears. If another thread was in the
+         * middle of a message of several datagrams, the reader takes it for
+         * part of that message and only the death by SIGSYS is seen.
+         * Payload: u32 syscall number (a signed int), u32 audit
+         * architecture (AUDIT_ARCH_*). Read it with nk_violation_parse()
+         * (violation.h).
+         */
+        NK_MSG_VIOLATION = 11,
 };
 
 /* ERROR categories. */
