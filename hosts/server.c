@@ -228,7 +228,9 @@ static void run_call(struct server *s, ErlNifEnv *env, const struct nk_msg *m, s
         }
 
         struct nk_call call = { .id = id, .index = index, .func = f };
-        env->process_bound = pid_len > 0;
+        /* Every call's env is process-bound, as in BEAM, even when the
+         * runtime names no caller (enif_self then fails). */
+        env->process_bound = true;
         env->self = self;
         env->call = &call;
         env->priv = s->lib.priv;
@@ -248,6 +250,13 @@ static void run_call(struct server *s, ErlNifEnv *env, const struct nk_msg *m, s
         int r = -EINVAL;
         if (result != NK_NONE && result != NK_EXCEPTION && result != NK_RESCHEDULE)
                 r = nk_etf_encode(result, out);
+        /* The call's terms die before the runtime can see the result: a
+         * RELEASE it sends in response must find the env's references to
+         * resources already gone, as they are in BEAM once a NIF returns. */
+        env->call = NULL;
+        env->process_bound = false;
+        env->self = NK_NONE;
+        nk_env_reset(env);
         if (r < 0)
                 reply_error(s, id, NK_PERR_INTERNAL, "%s/%u returned %s", f->name, f->arity,
                             r == -ENOMEM ? "a term too large to encode (out of memory)" : "an invalid term");
@@ -258,11 +267,6 @@ static void run_call(struct server *s, ErlNifEnv *env, const struct nk_msg *m, s
                         reply_error(s, id, NK_PERR_INTERNAL, "%s/%u returned a term of %zu bytes, above the limit",
                                     f->name, f->arity, out->len);
         }
-
-        env->call = NULL;
-        env->process_bound = false;
-        env->self = NK_NONE;
-        nk_env_reset(env);
         /* A huge result's buffer is not worth keeping for the next call. */
         if (out->cap > (1u << 20))
                 nk_buf_free(out);
