@@ -29,11 +29,29 @@
 #define EXIT_HOST 2
 #define EXIT_USAGE 64
 
+/* A command takes its own name as argv[0] and answers --help itself, so a
+ * command written elsewhere (nk_cmd_policy) plugs in with one table line. */
 struct command {
+        const char *name;
+        const char *summary;
+        int (*run)(int argc, char **argv);
+};
+
+/* How a command of this file is used, for its help and its usage errors. */
+struct usage {
         const char *name;
         const char *args;
         const char *summary;
-        int (*run)(const struct command *cmd, int argc, char **argv);
+};
+
+static const struct usage call_usage = {
+        "call", "[OPTION]... LIBRARY FUNCTION [ARG]...",
+        "Load LIBRARY in a host, call FUNCTION with the ARG terms (Erlang literals) and print the result.",
+};
+
+static const struct usage inspect_usage = {
+        "inspect", "[OPTION]... LIBRARY",
+        "Load LIBRARY in a host and print its module name and functions (name/arity and dirty flags).",
 };
 
 /* Options every command that starts a host shares. */
@@ -55,8 +73,8 @@ static void ei_x_done(ei_x_buff *x)
         x->buff = NULL;
 }
 
-static int usage_error(const struct command *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int usage_error(const struct command *cmd, const char *fmt, ...)
+static int usage_error(const struct usage *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int usage_error(const struct usage *cmd, const char *fmt, ...)
 {
         va_list ap;
 
@@ -73,20 +91,23 @@ static int usage_error(const struct command *cmd, const char *fmt, ...)
         return EXIT_USAGE;
 }
 
-static void command_help(const struct command *cmd, FILE *f)
+static void command_help(const struct usage *cmd, FILE *f)
 {
-        fprintf(f,
-                "usage: nifkit %s %s\n"
-                "%s\n"
-                "\n"
-                "Options:\n"
-                "  --timeout MS       kill the host when a call takes longer (default: no limit)\n"
-                "  --load-info TERM   the term load() receives, as an Erlang literal (default: [])\n"
-                "  --host PATH        the nifkit-host executable (default: $NIFKIT_HOST, else the installed one)\n"
-                "  -h, --help         show this help\n"
-                "\n"
-                "Exit status: 0 done, 1 the function raised, 2 the host failed, 64 usage error.\n",
-                cmd->name, cmd->args, cmd->summary);
+        fprintf(f, "usage: nifkit %s %s\n%s\n\nOptions:\n", cmd->name, cmd->args, cmd->summary);
+        /* inspect accepts --timeout too, but makes no call for it to bound. */
+        if (cmd == &call_usage)
+                fputs("  --timeout MS       kill the host when the call takes longer (default: no limit)\n", f);
+        fputs("  --load-info TERM   the term load() receives, as an Erlang literal (default: [])\n"
+              "  --host PATH        the nifkit-host executable (default: $NIFKIT_HOST, else the installed one)\n"
+              "  -h, --help         show this help\n"
+              "\n",
+              f);
+        if (cmd == &call_usage)
+                fputs("Exit status: 0 the function returned, 1 it raised, 2 the host failed\n"
+                      "(load failure, crash, timeout), 64 usage error or no such function.\n",
+                      f);
+        else
+                fputs("Exit status: 0 done, 2 the host failed (load failure, crash), 64 usage error.\n", f);
 }
 
 /*
@@ -95,7 +116,7 @@ static void command_help(const struct command *cmd, FILE *f)
  * function name is a term, not an option. Returns 0, 1 when help was
  * printed, or the usage exit code.
  */
-static int parse_host_options(const struct command *cmd, int argc, char **argv, struct host_options *o)
+static int parse_host_options(const struct usage *cmd, int argc, char **argv, struct host_options *o)
 {
         static const struct option longopts[] = {
                 { "timeout", required_argument, NULL, 't' },
@@ -253,8 +274,9 @@ static int print_result(const nk_result *res)
         return fflush(stdout) == 0 ? 0 : EXIT_HOST;
 }
 
-static int cmd_call(const struct command *cmd, int argc, char **argv)
+static int cmd_call(int argc, char **argv)
 {
+        const struct usage *cmd = &call_usage;
         _cleanup_(host_freep) nk_host *h = NULL;
         _cleanup_(ei_x_done) ei_x_buff args = { 0 };
         struct host_options o = { 0 };
@@ -299,8 +321,9 @@ static int cmd_call(const struct command *cmd, int argc, char **argv)
         return r;
 }
 
-static int cmd_inspect(const struct command *cmd, int argc, char **argv)
+static int cmd_inspect(int argc, char **argv)
 {
+        const struct usage *cmd = &inspect_usage;
         _cleanup_(host_freep) nk_host *h = NULL;
         struct host_options o = { 0 };
         int r;
@@ -323,17 +346,13 @@ static int cmd_inspect(const struct command *cmd, int argc, char **argv)
         return fflush(stdout) == 0 ? 0 : EXIT_HOST;
 }
 
-static int cmd_help(const struct command *cmd, int argc, char **argv);
+static int cmd_help(int argc, char **argv);
 
 /* One line per command; the order is the order of `nifkit --help`. */
 static const struct command commands[] = {
-        { "call", "[OPTION]... LIBRARY FUNCTION [ARG]...",
-          "Load LIBRARY in a host, call FUNCTION with the ARG terms (Erlang literals) and print the result.",
-          cmd_call },
-        { "inspect", "[OPTION]... LIBRARY",
-          "Load LIBRARY in a host and print its module name and functions (name/arity and dirty flags).",
-          cmd_inspect },
-        { "help", "[COMMAND]", "Show the commands, or one command's help.", cmd_help },
+        { "call", "Call a function of a NIF library with Erlang terms and print the result.", cmd_call },
+        { "inspect", "Print a NIF library's module name and functions.", cmd_inspect },
+        { "help", "Show the commands, or one command's help.", cmd_help },
 };
 
 static const struct command *find_command(const char *name)
@@ -353,27 +372,32 @@ static void main_help(FILE *f)
               f);
         for (size_t i = 0; i < NK_ARRAY_SIZE(commands); i++)
                 fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
-        fputs("\nRun 'nifkit COMMAND --help' for a command's options.\n", f);
+        fputs("\nRun 'nifkit help COMMAND' or 'nifkit COMMAND --help' for a command's options.\n", f);
 }
 
-static int cmd_help(const struct command *cmd, int argc, char **argv)
+/* help COMMAND is COMMAND --help. */
+static int cmd_help(int argc, char **argv)
 {
         const struct command *c;
+        char *args[3];
 
-        if (argc <= 1) {
+        if (argc <= 1 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
                 main_help(stdout);
                 return 0;
         }
         if (argc > 2)
-                return usage_error(cmd, "help takes at most one command");
+                return usage_error(NULL, "help takes at most one command");
         c = find_command(argv[1]);
         if (!c)
                 return usage_error(NULL, "unknown command '%s'", argv[1]);
-        if (c->run == cmd_help)
-                printf("usage: nifkit %s %s\n%s\n", c->name, c->args, c->summary);
-        else
-                command_help(c, stdout);
-        return 0;
+        if (c->run == cmd_help) {
+                main_help(stdout);
+                return 0;
+        }
+        args[0] = argv[1];
+        args[1] = (char *) "--help";
+        args[2] = NULL;
+        return c->run(2, args);
 }
 
 /* The printer recurses once per level of a result, up to
@@ -397,7 +421,6 @@ int main(int argc, char **argv)
         const struct command *cmd;
 
         ensure_stack();
-
         if (argc < 2) {
                 main_help(stderr);
                 return EXIT_USAGE;
@@ -410,5 +433,5 @@ int main(int argc, char **argv)
         if (!cmd)
                 return usage_error(NULL, "unknown command '%s'", argv[1]);
         /* The command sees itself as argv[0], as getopt expects. */
-        return cmd->run(cmd, argc - 1, argv + 1);
+        return cmd->run(argc - 1, argv + 1);
 }
