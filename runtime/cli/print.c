@@ -381,6 +381,30 @@ static int decode_fun(struct decoder *dc, size_t slot)
         return 0;
 }
 
+/* fun M:F/A: module and function atoms as children, the arity a small integer. */
+static int decode_export(struct decoder *dc, size_t slot)
+{
+        size_t first;
+        int r;
+
+        r = reserve(dc, 2, &first);
+        if (r < 0)
+                return r;
+        dc->t[slot].first = first;
+        r = decode_atom(dc, first);
+        if (r < 0)
+                return r;
+        r = decode_atom(dc, first + 1);
+        if (r < 0)
+                return r;
+        if (need(dc, 2) < 0 || dc->d[dc->pos] != SMALL_INTEGER_EXT)
+                return -EBADMSG;
+        dc->t[slot].kind = T_EXPORT;
+        dc->t[slot].a = dc->d[dc->pos + 1];
+        dc->pos += 2;
+        return 0;
+}
+
 static int decode_list(struct decoder *dc, size_t slot, size_t n)
 {
         size_t first;
@@ -531,27 +555,7 @@ static int decode_tag(struct decoder *dc, size_t slot, uint8_t tag)
         case NEW_FUN_EXT:
                 return decode_fun(dc, slot);
         case EXPORT_EXT:
-                {
-                        size_t first;
-                        uint64_t arity;
-                        r = reserve(dc, 2, &first);
-                        if (r < 0)
-                                return r;
-                        dc->t[slot].first = first;
-                        r = decode_atom(dc, first);
-                        if (r < 0)
-                                return r;
-                        r = decode_atom(dc, first + 1);
-                        if (r < 0)
-                                return r;
-                        if (need(dc, 2) < 0 || dc->d[dc->pos] != SMALL_INTEGER_EXT)
-                                return -EBADMSG;
-                        arity = dc->d[dc->pos + 1];
-                        dc->pos += 2;
-                        dc->t[slot].kind = T_EXPORT;
-                        dc->t[slot].a = arity;
-                }
-                return 0;
+                return decode_export(dc, slot);
         default:
                 /* Compressed terms, atom cache references and the old
                  * FUN_EXT never come from a host. */
