@@ -22,6 +22,8 @@
 # first on the code path); there each wrapped .so becomes a proxy copy with
 # the real library beside it. The Erlang modules are copied byte for byte.
 set -eu
+# A VM that fails writes no crash dump into the working directory.
+export ERL_CRASH_DUMP_SECONDS=0
 
 mode=compare
 case ${1:-} in
