@@ -7,7 +7,9 @@
 # a module of the same name).
 #
 # Environment: NIFKIT (the tool), NIFKIT_HOST (the host), NIFKIT_CLI_TEST_NIF
-# (cli_test_nif.c built: crash, hang, raise, load failure, echo).
+# (cli_test_nif.c built: crash, hang, raise, load failure, echo), and the
+# [server] test NIFs when built: NK_TEST_NIF_GOOD, _CRASH, _LOADFAIL, _NOINIT,
+# _NOTELF.
 set -u
 
 : "${NIFKIT:?NIFKIT must name the nifkit binary}"
@@ -178,6 +180,60 @@ add/3" "" -- inspect "$T"
 TERMS
 else
         echo "SKIP: the tool's test NIF was not given (NIFKIT_CLI_TEST_NIF)"
+fi
+
+# The [server] test NIFs, built beside this test.
+G=${NK_TEST_NIF_GOOD:-}
+if [ -n "$G" ] && [ -f "$G" ]; then
+        check "inspect nk_test_good" 0 "module nk_test_good
+add/2
+echo/1
+raise/1
+badarg/0
+load_info/0
+make_resource/1
+resource_value/1
+destructed/0
+self/0
+send_self/1
+send_thread/1
+yield/1
+sleep/1 dirty_io
+thread_type/0
+thread_type_cpu/0 dirty_cpu" "" -- inspect "$G"
+        check "nk_test_good add" 0 "42" "" -- call "$G" add 40 2
+        check "nk_test_good add of a bignum is badarg" 1 "" "** exception error: bad argument" -- \
+                call "$G" add 40 99999999999999999999
+        check "nk_test_good echo" 0 '{ok,[1.5,<<"x">>,#{k => "v"}]}' "" -- call "$G" echo '{ok, [1.5, <<"x">>, #{k => "v"}]}'
+        check "nk_test_good raise" 1 "" "** exception error: no case clause matching 7" -- \
+                call "$G" raise '{case_clause, 7}'
+        check "nk_test_good load info" 0 "[{a,1}]" "" -- call --load-info '[{a,1}]' "$G" load_info
+        # No calling process: enif_self() fails and the NIF says so.
+        check "nk_test_good self without a caller" 0 "undefined" "" -- call "$G" self
+        # ERL_NIF_THR_NORMAL_SCHEDULER is 1, ERL_NIF_THR_DIRTY_CPU_SCHEDULER 2.
+        check "nk_test_good on a normal scheduler" 0 "1" "" -- call "$G" thread_type
+        check "nk_test_good dirty CPU function on a dirty CPU thread" 0 "2" "" -- call "$G" thread_type_cpu
+fi
+if [ -n "${NK_TEST_NIF_CRASH:-}" ] && [ -f "$NK_TEST_NIF_CRASH" ]; then
+        check "nk_test_crash ok" 0 "ok" "" -- call "$NK_TEST_NIF_CRASH" ok
+        check "nk_test_crash crash exits 2" 2 "" "nifkit: host for $NK_TEST_NIF_CRASH killed by signal 11 (SIGSEGV)" -- \
+                call "$NK_TEST_NIF_CRASH" crash
+fi
+if [ -n "${NK_TEST_NIF_LOADFAIL:-}" ] && [ -f "$NK_TEST_NIF_LOADFAIL" ]; then
+        check "nk_test_loadfail exits 2" 2 "" "nifkit: $NK_TEST_NIF_LOADFAIL: load() returned 1" -- \
+                inspect "$NK_TEST_NIF_LOADFAIL"
+fi
+if [ -n "${NK_TEST_NIF_NOINIT:-}" ] && [ -f "$NK_TEST_NIF_NOINIT" ]; then
+        check "a library without nif_init exits 2" 2 "" "nifkit: $NK_TEST_NIF_NOINIT: no nif_init symbol" -- \
+                call "$NK_TEST_NIF_NOINIT" f
+fi
+if [ -n "${NK_TEST_NIF_NOTELF:-}" ] && [ -f "$NK_TEST_NIF_NOTELF" ]; then
+        check "a file that is not a library exits 2 naming it" 2 "" "*" -- inspect "$NK_TEST_NIF_NOTELF"
+        count=$((count + 1))
+        if ! grep -qF "$NK_TEST_NIF_NOTELF" "$tmp/err"; then
+                failures=$((failures + 1))
+                echo "FAIL: the message does not name $NK_TEST_NIF_NOTELF: $(cat "$tmp/err")"
+        fi
 fi
 
 echo "$((count - failures))/$count passed"
