@@ -8,6 +8,11 @@
  * needs it, floats in their shortest round-trip form, maps in the order
  * their keys have in a map (integers before floats). It is written as UTF-8.
  *
+ * Known departures: BEAM keeps a map of more than 32 keys in hash order and
+ * prints it so; here every map prints in key order. Pids, ports and
+ * references of other nodes print with node number 0, since the shell's
+ * numbers come from its own node table.
+ *
  * The bytes are not trusted: every length is checked against the buffer,
  * nesting is bounded, and anything that is not exactly one well-formed term
  * is refused.
