@@ -167,7 +167,12 @@ NK_EXPORT int nk_host_find_function(const nk_host *h, const char *name, unsigned
 
 NK_EXPORT int nk_host_pid(const nk_host *h)
 {
-        return h->launched && !h->child.reaped ? (int) h->child.pid : -1;
+        /* The reader marks the child reaped: read it under the lock. */
+        pthread_mutex_t *lock = (pthread_mutex_t *) &h->lock;
+        pthread_mutex_lock(lock);
+        int pid = h->launched && !h->child.reaped ? (int) h->child.pid : -1;
+        pthread_mutex_unlock(lock);
+        return pid;
 }
 
 /* ---- death -------------------------------------------------------------- */
