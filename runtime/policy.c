@@ -309,6 +309,7 @@ struct scanner {
         size_t depth, level;
         bool stop;
         size_t found;
+        size_t tok_start, tok_end;      /* the last string, number or literal */
 };
 
 static bool scan_token(struct scanner *sc)
@@ -344,15 +345,16 @@ static void scan_push(struct scanner *sc, const char *key, size_t keylen, size_t
 
 static void scan_string(struct scanner *sc)
 {
-        sc->i++;
+        sc->tok_start = sc->i++;
         while (sc->i < sc->n) {
                 char c = sc->s[sc->i++];
 
                 if (c == '\\' && sc->i < sc->n)
                         sc->i++;
                 else if (c == '"')
-                        return;
+                        break;
         }
+        sc->tok_end = sc->i;
 }
 
 static void scan_value(struct scanner *sc);
@@ -450,11 +452,14 @@ static void scan_value(struct scanner *sc)
                 scan_string(sc);
                 break;
         default:
-                if (!strchr(",:]}", sc->s[sc->i]))
+                if (!strchr(",:]}", sc->s[sc->i])) {
+                        sc->tok_start = sc->i;
                         while (sc->i < sc->n && !strchr(" \t\r\n,:]}", sc->s[sc->i]))
                                 sc->i++;
-                else
+                        sc->tok_end = sc->i;
+                } else {
                         sc->stop = true;
+                }
                 break;
         }
         sc->level--;
@@ -988,7 +993,8 @@ static int parse_endpoint(struct ctx *c, const char *orig, bool listen, struct n
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return fail(c, v6 ? "invalid IPv6 address \"%.*s\"" : "invalid host \"%.*s\"",
+                return fail(c, "invalid %s \"%.*s\"",
+                            v6 ? "IPv6 address" : strspn(host, "0123456789.") >= hostlen ? "IPv4 address" : "host name",
                             (int) (hostlen > 200 ? 200 : hostlen), host);
         ret->host = h;
         ret->port = (uint16_t) v;
@@ -1130,8 +1136,17 @@ static int syntax_error(const char *text, size_t len, const json_error_t *jerr, 
                 return error_finish(err, -ENOMEM, "out of memory");
         scan_value(&sc);
         format_path(sc.stack, sc.depth < SCAN_STACK ? sc.depth : SCAN_STACK, true, err->path, sizeof err->path);
-        err->line = jerr->line > 0 ? jerr->line : 1;
-        err->column = jerr->column > 0 ? jerr->column : 1;
+        /*
+         * jansson's place is the last character it read; when that is inside
+         * or at the end of a token ("too big integer", a bad string), point
+         * at the token's start instead, as for every other error.
+         */
+        if (sc.tok_end > 0 && (size_t) jerr->position > sc.tok_start && (size_t) jerr->position <= sc.tok_end) {
+                offset_position(text, len, sc.tok_start, &err->line, &err->column);
+        } else {
+                err->line = jerr->line > 0 ? jerr->line : 1;
+                err->column = jerr->column > 0 ? jerr->column : 1;
+        }
         return error_finish(err, -EINVAL, jerr->text);
 }
 
