@@ -20,6 +20,7 @@
 
 #include <ei.h>
 
+#include "cmd_policy.h"
 #include "literal.h"
 #include "macro.h"
 #include "nifkit.h"
@@ -352,6 +353,7 @@ static int cmd_help(int argc, char **argv);
 static const struct command commands[] = {
         { "call", "Call a function of a NIF library with Erlang terms and print the result.", cmd_call },
         { "inspect", "Print a NIF library's module name and functions.", cmd_inspect },
+        { "policy", "Check policy files: nifkit policy check FILE...", nk_cmd_policy },
         { "help", "Show the commands, or one command's help.", cmd_help },
 };
 

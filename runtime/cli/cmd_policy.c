@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * nifkit policy check FILE...: load each file as the runtime would and say
+ * "FILE: ok" or why not, with the place in the file. Checking every file,
+ * not stopping at the first bad one, lets a CI job list all its mistakes.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd_policy.h"
+#include "nifkit_policy.h"
+
+#define EXIT_INVALID 1
+#define EXIT_USAGE 64
+
+static void usage(FILE *f)
+{
+        fputs("usage: nifkit policy check FILE...\n"
+              "Check that each FILE is a valid nifkit policy (see policies/schema.json).\n"
+              "\n"
+              "Prints \"FILE: ok\" on stdout for a valid policy, and FILE:LINE:COLUMN: PATH: REASON\n"
+              "on stderr for one that is not.\n"
+              "\n"
+              "Exit status: 0 all valid, 1 some file invalid or unreadable, 64 usage error.\n",
+              f);
+}
+
+static int usage_error(const char *what)
+{
+        fprintf(stderr, "nifkit policy: %s\n", what);
+        usage(stderr);
+        return EXIT_USAGE;
+}
+
+static int check_file(const char *path)
+{
+        struct nk_policy_error err;
+        struct nk_policy *p = NULL;
+        int r;
+
+        r = nk_policy_load(path, &p, &err);
+        if (r < 0) {
+                fprintf(stderr, "%s\n", err.msg[0] ? err.msg : strerror(-r));
+                return r;
+        }
+        if (p->launcher == NK_POLICY_LAUNCHER_UNSANDBOXED)
+                printf("%s: ok (launcher \"%s\": the library will run WITHOUT a sandbox)\n", path,
+                       nk_policy_launcher_name(p->launcher));
+        else
+                printf("%s: ok\n", path);
+        nk_policy_free(p);
+        return 0;
+}
+
+int nk_cmd_policy(int argc, char **argv)
+{
+        int status = 0, first = 2;
+
+        if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+                usage(stdout);
+                return 0;
+        }
+        if (argc < 2)
+                return usage_error("missing subcommand");
+        if (strcmp(argv[1], "check") != 0)
+                return usage_error("unknown subcommand; the only one is 'check'");
+        if (argc >= 3 && (strcmp(argv[2], "-h") == 0 || strcmp(argv[2], "--help") == 0)) {
+                usage(stdout);
+                return 0;
+        }
+        /* "--" lets a file whose name starts with '-' be checked. */
+        if (argc >= 3 && strcmp(argv[2], "--") == 0)
+                first = 3;
+        else
+                for (int i = 2; i < argc; i++)
+                        if (argv[i][0] == '-' && argv[i][1] != '\0')
+                                return usage_error("unknown option");
+        if (first >= argc)
+                return usage_error("no policy file given");
+        for (int i = first; i < argc; i++)
+                if (check_file(argv[i]) < 0)
+                        status = EXIT_INVALID;
+        fflush(stdout);
+        return status;
+}
