@@ -974,9 +974,9 @@ static int bits_put_u32(struct bits *b, uint32_t v, size_t size, bool little)
 }
 
 struct segment_type {
-        enum { SEG_INTEGER, SEG_FLOAT, SEG_UTF8, SEG_UTF16, SEG_UTF32 } kind;
+        enum { SEG_INTEGER, SEG_FLOAT, SEG_BINARY, SEG_BITS, SEG_UTF8, SEG_UTF16, SEG_UTF32 } kind;
         bool little;
-        size_t unit;
+        size_t unit;            /* 0 until given: the type's default then */
 };
 
 static int parse_segment_type(struct parser *p, struct segment_type *t)
@@ -995,6 +995,10 @@ static int parse_segment_type(struct parser *p, struct segment_type *t)
                         t->kind = SEG_INTEGER;
                 else if (IS("float"))
                         t->kind = SEG_FLOAT;
+                else if (IS("binary") || IS("bytes"))
+                        t->kind = SEG_BINARY;
+                else if (IS("bitstring") || IS("bits"))
+                        t->kind = SEG_BITS;
                 else if (IS("utf8"))
                         t->kind = SEG_UTF8;
                 else if (IS("utf16"))
@@ -1075,24 +1079,54 @@ static int put_float(struct parser *p, size_t at, struct bits *b, double f, size
         }
 }
 
-/* Value[:Size][/Type-Type...], Value a string, an integer or a float. */
+static int parse_bits(struct parser *p, struct bits *b);
+
+/* A <<...>> value inside a binary: all its bits, or the first Size units. */
+static int put_binary(struct parser *p, size_t at, struct bits *b, const struct bits *v, const struct segment_type *t,
+                      bool has_size, size_t size)
+{
+        size_t n = has_size ? size : v->nbits;
+        int r;
+
+        if (t->kind != SEG_BINARY && t->kind != SEG_BITS)
+                return fail(p, at, "a binary value needs /binary or /bitstring");
+        if (n > v->nbits)
+                return fail(p, at, "binary value shorter than its segment size");
+        if (t->kind == SEG_BINARY && n % 8 != 0)
+                return fail(p, at, "a /binary segment must be a whole number of bytes");
+        for (size_t i = 0; i < n; i++) {
+                r = bits_put(b, v->data[i / 8] >> (7 - i % 8) & 1);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Value[:Size][/Type-Type...], Value a string, an integer, a float or a
+ * binary. */
 static int parse_segment(struct parser *p, struct bits *b)
 {
         _cleanup_free_ uint32_t *cps = NULL;
+        _cleanup_free_ uint8_t *nested_data = NULL;
         _cleanup_number_ struct number num = { 0 };
-        struct segment_type t = { .kind = SEG_INTEGER, .unit = 1 };
+        struct segment_type t = { .kind = SEG_INTEGER };
+        struct bits nested = { 0 };
         size_t ncps = 0, at = p->pos, size = 0;
-        bool is_string = false, has_size = false;
+        bool is_string = false, is_binary = false, has_size = false;
         char c = p->s[p->pos];
         int r;
 
         if (c == '"') {
                 r = parse_string(p, &cps, &ncps);
                 is_string = true;
+        } else if (c == '<' && p->s[p->pos + 1] == '<') {
+                r = parse_bits(p, &nested);
+                nested_data = nested.data;
+                is_binary = true;
         } else if ((c >= '0' && c <= '9') || c == '$' || c == '-' || c == '+')
                 r = parse_number(p, &num);
         else
-                return fail_expected(p, "a string or a number in a binary segment");
+                return fail_expected(p, "a string, a number or a binary in a binary segment");
         if (r < 0)
                 return r;
         skip_ws(p);
@@ -1118,6 +1152,12 @@ static int parse_segment(struct parser *p, struct bits *b)
                 if (r < 0)
                         return r;
         }
+        if (t.unit == 0)
+                t.unit = t.kind == SEG_BINARY ? 8 : 1;
+        if (is_binary)
+                return put_binary(p, at, b, &nested, &t, has_size, size * t.unit);
+        if (t.kind == SEG_BINARY || t.kind == SEG_BITS)
+                return fail(p, at, "/binary and /bitstring take a binary value");
         if (t.kind >= SEG_UTF8) {
                 if (has_size)
                         return fail(p, at, "a UTF segment takes no size");
@@ -1160,10 +1200,9 @@ static int parse_segment(struct parser *p, struct bits *b)
         return 0;
 }
 
-static int parse_binary(struct parser *p, ei_x_buff *x)
+/* <<Segment, ...>> into b; on failure b->data may still need freeing. */
+static int parse_bits(struct parser *p, struct bits *b)
 {
-        _cleanup_free_ uint8_t *data = NULL;
-        struct bits b = { 0 };
         int r;
 
         r = enter(p);
@@ -1175,8 +1214,7 @@ static int parse_binary(struct parser *p, ei_x_buff *x)
                 p->pos += 2;
         else
                 for (;;) {
-                        r = parse_segment(p, &b);
-                        data = b.data;
+                        r = parse_segment(p, b);
                         if (r == -E2BIG)
                                 return fail(p, p->pos, "binary larger than %u bytes", MAX_BINARY_BYTES);
                         if (r < 0)
@@ -1194,6 +1232,19 @@ static int parse_binary(struct parser *p, ei_x_buff *x)
                         return fail_expected(p, "',' or '>>'");
                 }
         p->depth--;
+        return 0;
+}
+
+static int parse_binary(struct parser *p, ei_x_buff *x)
+{
+        struct bits b = { 0 };
+        _cleanup_free_ uint8_t *data = NULL;
+        int r;
+
+        r = parse_bits(p, &b);
+        data = b.data;
+        if (r < 0)
+                return r;
         if (b.nbits / 8 > INT_MAX)
                 return -E2BIG;
         if (b.nbits % 8 == 0)
