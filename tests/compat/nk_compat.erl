@@ -32,7 +32,7 @@ run([CorpusFile, OutFile]) ->
     Status = try
                  {Setup, Calls} = read_corpus(CorpusFile),
                  [setup_call(S) || S <- Setup],
-                 Results = [one_call(C) || C <- Calls],
+                 Results = run_calls(Calls, parallelism()),
                  ok = check_overlay(Calls),
                  ok = file:write_file(OutFile, term_to_binary(Results)),
                  io:format("~s: ~b calls~n", [CorpusFile, length(Results)]),
@@ -67,6 +67,32 @@ setup_call({M, F, A}) ->
         {ok, _} -> ok;
         Other -> error({setup_failed, {M, F, A}, Other})
     end.
+
+%% NK_COMPAT_PARALLEL=K runs the corpus K times at once, from K processes,
+%% so that calls reach the library from many schedulers concurrently (the
+%% host serves them with several workers). All K runs must agree; the
+%% result is one of them.
+parallelism() ->
+    case os:getenv("NK_COMPAT_PARALLEL") of
+        false -> 1;
+        S -> max(1, list_to_integer(S))
+    end.
+
+run_calls(Calls, 1) ->
+    [one_call(C) || C <- Calls];
+run_calls(Calls, K) ->
+    Parent = self(),
+    Pids = [spawn_link(fun() -> Parent ! {self(), [one_call(C) || C <- Calls]} end)
+            || _ <- lists:seq(1, K)],
+    [First | Rest] = [receive {P, R} -> R end || P <- Pids],
+    [begin
+         Bad = [{N, C, mask(A), mask(B)}
+                || {N, {C, A, B}} <- lists:enumerate(lists:zip3(Calls, First, R)),
+                   mask(A) =/= mask(B)],
+         Bad =:= [] orelse error({parallel_runs_disagree, Bad})
+     end || R <- Rest],
+    io:format("~b concurrent runs agree~n", [K]),
+    First.
 
 one_call({M, F, A}) ->
     Parent = self(),

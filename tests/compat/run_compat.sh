@@ -14,8 +14,10 @@
 #                                       proxy (nk_compat:crash/0)
 #
 # Environment: NIFKIT_PROXY (the built proxy NIF), NIFKIT_HOST (the built
-# host, read by the proxy), NIFKIT_WRAP (scripts/nifkit-wrap-dev). Without a
-# proxy the expected side still runs and the test is skipped (exit 77).
+# host, read by the proxy), NIFKIT_WRAP (scripts/nifkit-wrap-dev),
+# NK_COMPAT_PARALLEL (run the corpus that many times at once behind the
+# proxy; every run must agree). Without a proxy the expected side still
+# runs and the test is skipped (exit 77).
 #
 # The library's application directory is copied to a temporary directory
 # named like the original (so code:priv_dir/1 and p1_nif_utils find it
@@ -61,11 +63,11 @@ check() { # expected actual
 
 codepath=
 if [ $mode != crash ]; then
-        run "$tmp/expected.bin"
+        run "$tmp/expected.bin" NK_COMPAT_PARALLEL=1
 fi
 
 if [ $mode = selftest ]; then
-        run "$tmp/again.bin"
+        run "$tmp/again.bin" NK_COMPAT_PARALLEL=1
         check "$tmp/expected.bin" "$tmp/again.bin"
         # The checker must see a difference in the last result.
         erl -noshell -eval "
@@ -110,5 +112,6 @@ if [ $mode = crash ]; then
                 erl -noshell -pa "$tmp/harness" $codepath -run nk_compat crash
         exit $?
 fi
-run "$tmp/actual.bin" NK_COMPAT_OVERLAY="$tmp/overlay" NK_COMPAT_MODULES="$mods"
+run "$tmp/actual.bin" NK_COMPAT_OVERLAY="$tmp/overlay" NK_COMPAT_MODULES="$mods" \
+        NK_COMPAT_PARALLEL="${NK_COMPAT_PARALLEL:-1}"
 check "$tmp/expected.bin" "$tmp/actual.bin"
