@@ -8,8 +8,10 @@
  * needs it, floats in their shortest round-trip form, maps in the order
  * their keys have in a map (integers before floats). It is written as UTF-8.
  *
- * Known departures: BEAM keeps a map of more than 32 keys in hash order and
- * prints it so; here every map prints in key order. Pids, ports and
+ * Known departures: BEAM keeps a map of more than 32 keys in the order of
+ * its internal hash and prints it so; that hash takes atoms and pids by
+ * their index in one VM's tables, so no order outside that VM can match,
+ * and here every map prints in key order. Pids, ports and
  * references of other nodes print with node number 0, since the shell's
  * numbers come from its own node table.
  *
