@@ -115,6 +115,10 @@ void nk_cgroup_destroy(struct nk_cgroup *cg);
 /* Text parsers, exposed for unit tests. */
 int nk_cgroup_parse_events(const char *text, const char *key, uint64_t *ret);
 int nk_cgroup_parse_controllers(const char *text, unsigned *ret_mask);
+/* The cgroup v2 directory of the process whose /proc/<pid>/cgroup and
+ * mountinfo texts are given: its "0::" path under the cgroup2 mount that
+ * holds it. -ENOENT without either. */
+int nk_cgroup_parse_root(const char *proc_cgroup, const char *mountinfo, char *buf, size_t size);
 
 /* ---- seccomp (seccomp.c) ---------------------------------------------------- */
 
