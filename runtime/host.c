@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 
 #include "error.h"
@@ -74,6 +75,8 @@ struct nk_host {
         uint64_t next_id;
         bool dead;              /* no more requests: death says why */
         nk_error death;
+        unsigned active;        /* threads using the transport outside teardown */
+        pthread_cond_t idle;    /* signalled when active drops to 0 */
 
         /* discovery, written by the reader before LOAD's waiter wakes */
         char *module;
@@ -101,6 +104,7 @@ NK_EXPORT nk_host *nk_host_new(void)
         h->child.pidfd = -1;
         h->launcher = &nk_launcher_direct;
         pthread_mutex_init(&h->lock, NULL);
+        pthread_cond_init(&h->idle, NULL);
         return h;
 }
 
@@ -503,6 +507,15 @@ static int wait_reply(nk_host *h, struct pending *p, unsigned timeout_ms)
         return r;
 }
 
+/* A thread is done with the transport; teardown may free it once none is. */
+static void leave(nk_host *h)
+{
+        pthread_mutex_lock(&h->lock);
+        if (--h->active == 0)
+                pthread_cond_broadcast(&h->idle);
+        pthread_mutex_unlock(&h->lock);
+}
+
 /* Registers a request, sends it and waits. On 0, p->msg is the reply (or
  * p->failed is set and p->err says why the host died). */
 static int request(nk_host *h, struct pending *p, uint32_t type, uint32_t expect,
@@ -527,9 +540,23 @@ static int request(nk_host *h, struct pending *p, uint32_t type, uint32_t expect
         }
         pending_init_locked(h, p, expect);
         uint64_t id = p->id;
+        h->active++;
         pthread_mutex_unlock(&h->lock);
 
         int r = nk_transport_send(&h->tr, type, id, iov, niov);
+        leave(h);
+        if (r == -EAGAIN) {
+                /* SO_SNDTIMEO ran out: the host stopped reading. */
+                pthread_mutex_lock(&h->lock);
+                unlink_pending_locked(h, p);
+                fail_host_locked(h, NK_ERR_TIMEOUT, -ETIMEDOUT, "host for %s killed: sending %s timed out after %u ms",
+                                 h->library, what, timeout_ms);
+                pthread_mutex_unlock(&h->lock);
+                pending_done(p);
+                return nk_error_set(err, NK_ERR_TIMEOUT, -ETIMEDOUT,
+                                    "host for %s killed: sending %s timed out after %u ms", h->library, what,
+                                    timeout_ms);
+        }
         if (r < 0 && r != -EPIPE && r != -ECONNRESET) {
                 /* Nothing (or only part) went out: the request is ours to
                  * withdraw, but a half-sent message breaks the stream. */
@@ -606,12 +633,14 @@ static void teardown(nk_host *h, const char *why)
         pthread_mutex_unlock(&h->lock);
 
         if (reader) {
-                /* The host exits on STOP; its closing the channel ends the reader. */
-                (void) nk_transport_send(&h->tr, NK_MSG_STOP, 0, NULL, 0);
+                /* The host exits on STOP; its closing the channel ends the
+                 * reader. A host that stopped reading cannot be asked (and
+                 * must not block us): it is killed straight away. */
+                int r = nk_transport_try_send(&h->tr, NK_MSG_STOP, 0);
                 struct timespec t;
                 clock_gettime(CLOCK_REALTIME, &t);
                 t.tv_sec += EXIT_GRACE_MS / 1000 + 1;
-                if (pthread_timedjoin_np(h->reader, NULL, &t) != 0) {
+                if (r < 0 || pthread_timedjoin_np(h->reader, NULL, &t) != 0) {
                         pthread_mutex_lock(&h->lock);
                         fail_host_locked(h, NK_ERR_NOT_RUNNING, -ENOTCONN, "host for %s %s", h->library, why);
                         pthread_mutex_unlock(&h->lock);
@@ -623,6 +652,12 @@ static void teardown(nk_host *h, const char *why)
                 (void) h->launcher->kill(&h->child, SIGKILL);
                 (void) h->launcher->wait(&h->child, -1, &ex);
         }
+        /* Callers still inside a send (which fails now that the host is
+         * gone) must leave before the transport goes away. */
+        pthread_mutex_lock(&h->lock);
+        while (h->active > 0)
+                pthread_cond_wait(&h->idle, &h->lock);
+        pthread_mutex_unlock(&h->lock);
         if (h->launched) {
                 nk_child_release(&h->child);
                 h->launched = false;
@@ -655,6 +690,15 @@ static int launch(nk_host *h, nk_error *err)
                                     h->library, strerror(errno));
         h->fd = sv[0];
         _cleanup_close_ int theirs = sv[1];
+        if (h->call_timeout_ms > 0) {
+                /* A host that stops reading must not hold a caller in send()
+                 * past its timeout either. */
+                struct timeval tv = { .tv_sec = h->call_timeout_ms / 1000,
+                                      .tv_usec = (suseconds_t) (h->call_timeout_ms % 1000) * 1000 };
+                if (setsockopt(h->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) < 0)
+                        return nk_error_set(err, NK_ERR_SYSTEM, -errno, "cannot set the channel's timeout: %s",
+                                            strerror(errno));
+        }
 
         int r = nk_transport_init(&h->tr, h->fd, 0);
         if (r < 0)
@@ -772,12 +816,15 @@ NK_EXPORT int nk_host_release_resource(nk_host *h, uint64_t handle)
 {
         pthread_mutex_lock(&h->lock);
         bool up = h->state == ST_RUNNING && !h->dead;
+        if (up)
+                h->active++;
         pthread_mutex_unlock(&h->lock);
         if (!up)
                 return -ENOTCONN;
         const struct iovec iov[] = { { &handle, sizeof handle } };
         int r = nk_transport_send(&h->tr, NK_MSG_RELEASE, 0, iov, 1);
-        return r == -EPIPE ? -ENOTCONN : r;
+        leave(h);
+        return r == -EPIPE || r == -ECONNRESET ? -ENOTCONN : r;
 }
 
 NK_EXPORT void nk_host_stop(nk_host *h)
@@ -796,6 +843,7 @@ NK_EXPORT void nk_host_free(nk_host *h)
         forget_discovery(h);
         free(h->library);
         free(h->host_binary);
+        pthread_cond_destroy(&h->idle);
         pthread_mutex_destroy(&h->lock);
         free(h);
 }

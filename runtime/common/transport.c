@@ -132,6 +132,20 @@ int nk_transport_send(struct nk_transport *t, uint32_t type, uint64_t id,
         return r;
 }
 
+int nk_transport_try_send(struct nk_transport *t, uint32_t type, uint64_t id)
+{
+        struct nk_msg_header h = { .type = type, .flags = 0, .id = id, .payload_len = 0 };
+        if (pthread_mutex_trylock(&t->send_lock) != 0)
+                return -EAGAIN;
+        ssize_t n;
+        do
+                n = send(t->fd, &h, sizeof h, MSG_NOSIGNAL | MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        int r = n < 0 ? -errno : 0;
+        pthread_mutex_unlock(&t->send_lock);
+        return r == -EWOULDBLOCK ? -EAGAIN : r;
+}
+
 /* One datagram into buf; returns its length (0 = peer closed), -EBADMSG if
  * it was longer than cap, or -errno. */
 static ssize_t recv_datagram(int fd, void *buf, size_t cap)

@@ -51,6 +51,13 @@ int nk_transport_send(struct nk_transport *t, uint32_t type, uint64_t id,
                       const struct iovec *iov, size_t niov);
 
 /*
+ * Sends a message without payload (STOP, PING) without ever blocking:
+ * -EAGAIN if another thread is in the middle of a message or the socket's
+ * buffer is full. For shutting a peer down that may have stopped reading.
+ */
+int nk_transport_try_send(struct nk_transport *t, uint32_t type, uint64_t id);
+
+/*
  * Receives one message into *ret (free with nk_msg_free). Returns:
  *   0            a message
  *   -ECONNRESET  the peer closed between messages (or reset the socket)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * A hostile stand-in for nifkit-host: answers LOAD or the first CALL with
- * the malformed message $NK_FAKE_MODE names, then waits to be killed. The
+ * the malformed message $NK_FAKE_MODE names (or, for "no-read", stops
+ * reading after LOAD), then waits to be killed. The
  * runtime must notice, kill it and report a protocol error.
  */
 #include <stdio.h>
@@ -63,6 +64,8 @@ int main(int argc, char **argv)
         send_buf(NK_MSG_LOADED, m.h.id, &b);
         nk_msg_free(&m);
 
+        if (strcmp(mode, "no-read") == 0)
+                hang();
         if (nk_transport_recv(&tr, &m) < 0 || m.h.type != NK_MSG_CALL)
                 hang();
         static const uint8_t nil[] = { 131, 106 };

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <ei.h>
@@ -681,6 +682,67 @@ static void test_malformed_host_messages(void **state)
         expect_protocol_error("short-datagram", false, "malformed datagram");
 }
 
+static nk_host *start_fake(const char *mode, unsigned timeout_ms)
+{
+        setenv("NK_FAKE_MODE", mode, 1);
+        nk_host *h = nk_host_new();
+        assert_int_equal(nk_host_set_library(h, "fake.so"), 0);
+        assert_int_equal(nk_host_set_host_binary(h, need_env("NK_TEST_FAKE_HOST")), 0);
+        nk_host_set_call_timeout(h, timeout_ms);
+        nk_error err;
+        if (nk_host_start(h, NULL, 0, &err) < 0)
+                fail_msg("fake host: %s", err.msg);
+        unsetenv("NK_FAKE_MODE");
+        return h;
+}
+
+struct big_call {
+        nk_host *h;
+        int r;
+        nk_error err;
+};
+
+/* Sends more than the socket buffers hold to a host that reads nothing. */
+static void *big_call_main(void *arg)
+{
+        struct big_call *c = arg;
+        size_t len = 8u << 20;
+        uint8_t *args = calloc(1, len);
+        args[0] = 131;
+        args[1] = 109; /* BINARY_EXT: never decoded, the host reads nothing */
+        nk_result res;
+        c->r = nk_host_call(c->h, 0, NULL, 0, args, len, &res, &c->err);
+        free(args);
+        return NULL;
+}
+
+static void test_host_that_stops_reading(void **state)
+{
+        /* With a call timeout the send itself times out. */
+        struct big_call c = { .h = start_fake("no-read", 300) };
+        int pid = nk_host_pid(c.h);
+        big_call_main(&c);
+        assert_int_equal(c.r, -ETIMEDOUT);
+        assert_int_equal(c.err.kind, NK_ERR_TIMEOUT);
+        assert_non_null(strstr(c.err.msg, "sending"));
+        nk_host_free(c.h);
+        assert_int_equal(kill(pid, 0), -1);
+
+        /* Without one, stop must still get through: it cannot ask a host
+         * whose channel is full, so it kills it, and the stuck caller
+         * learns the host was stopped. */
+        c = (struct big_call) { .h = start_fake("no-read", 0) };
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, big_call_main, &c), 0);
+        usleep(200 * 1000);
+        nk_host_stop(c.h);
+        pthread_join(t, NULL);
+        assert_int_equal(c.r, -ENOTCONN);
+        assert_int_equal(c.err.kind, NK_ERR_NOT_RUNNING);
+        assert_non_null(strstr(c.err.msg, "stopped"));
+        nk_host_free(c.h);
+}
+
 int main(void)
 {
         ei_init();
@@ -699,6 +761,7 @@ int main(void)
                 cmocka_unit_test(test_sends_arrive),
                 cmocka_unit_test(test_stop),
                 cmocka_unit_test(test_malformed_host_messages),
+                cmocka_unit_test(test_host_that_stops_reading),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
