@@ -160,7 +160,7 @@ static int parse_host_options(const struct usage *cmd, int argc, char **argv, st
         return 0;
 }
 
-static void print_host_error(const char *lib, const nk_error *err)
+static void print_host_error(const nk_error *err)
 {
         /* libnifkit's messages already name the library where it matters. */
         fprintf(stderr, "nifkit: %s\n", err->msg[0] ? err->msg : nk_error_kind_name(err->kind));
@@ -205,7 +205,7 @@ static int start_host(const char *lib, const struct host_options *o, nk_host **r
         nk_host_set_call_timeout(h, o->timeout_ms);
         r = nk_host_start(h, info_etf, info_len, &err);
         if (r < 0) {
-                print_host_error(lib, &err);
+                print_host_error(&err);
                 return EXIT_HOST;
         }
         *ret_h = TAKE_PTR(h);
@@ -314,7 +314,7 @@ static int cmd_call(int argc, char **argv)
         r = nk_host_call(h, (unsigned) index, NULL, 0, (const uint8_t *) args.buff, (size_t) args.index, &res,
                          &err);
         if (r < 0) {
-                print_host_error(lib, &err);
+                print_host_error(&err);
                 return EXIT_HOST;
         }
         r = print_result(&res);
