@@ -495,8 +495,9 @@ static void test_shipped_policies_load(void **state)
                 xsnprintf(path, "%s/%s", dir, names[i]);
                 if (nk_policy_load(path, &p, &err) < 0)
                         fail_msg("shipped policy does not load: %s", err.msg);
-                /* Shipped policies sandbox: none may opt out. */
+                /* Shipped policies sandbox: none may opt out, none opens the network. */
                 assert_int_not_equal(p->launcher, NK_POLICY_LAUNCHER_UNSANDBOXED);
+                assert_int_equal(p->nconnect + p->nlisten + p->nresolve, 0);
                 assert_int_equal(p->mode, NK_POLICY_MODE_ENFORCE);
                 if (strcmp(names[i], "default.json") == 0)
                         assert_default_values(p);
