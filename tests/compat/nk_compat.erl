@@ -21,7 +21,7 @@
 %% calls whose state (a resource) cannot be written literally in a corpus.
 -module(nk_compat).
 
--export([run/1, check/1, crash/0, stream/3, hash_stream/2, jiffy_roundtrip/2, expand_call/3]).
+-export([run/1, check/1, crash/0, lifecycle/0, stream/3, hash_stream/2, jiffy_roundtrip/2, expand_call/3]).
 
 -define(CALL_TIMEOUT, 30000).
 -define(LATE_WAIT, 5).
@@ -194,6 +194,49 @@ crash() ->
                      1
              end,
     erlang:halt(Status).
+
+%% The proxy's load, unload and refusal of upgrade, with jiffy: reloading
+%% the module while its old code holds the library is refused (BEAM's
+%% "Upgrade not supported"), and the old code keeps working; deleting and
+%% purging the module stops the host; loading it again starts a new one.
+lifecycle() ->
+    Status = try
+                 [1] = jiffy:decode(<<"[1]">>),
+                 [H1] = hosts(),
+                 {error, on_load_failure} = code:load_file(jiffy),
+                 [2] = jiffy:decode(<<"[2]">>),
+                 [H1] = hosts(),
+                 io:format("reload refused, old code still served by host ~s~n", [H1]),
+                 true = code:delete(jiffy),
+                 code:purge(jiffy),
+                 ok = wait_until(fun() -> hosts() =:= [] end, 5000),
+                 io:format("delete and purge stopped the host~n"),
+                 {module, jiffy} = code:load_file(jiffy),
+                 [3] = jiffy:decode(<<"[3]">>),
+                 [H2] = hosts(),
+                 H2 =/= H1 orelse error({same_host, H1}),
+                 ok = check_overlay([{jiffy, decode, []}]),
+                 io:format("loaded again with a new host ~s~n", [H2]),
+                 0
+             catch
+                 C:R:St ->
+                     io:format(standard_error, "nk_compat lifecycle failed: ~p:~p~n~p~n", [C, R, St]),
+                     1
+             end,
+    erlang:halt(Status).
+
+%% Process ids of this VM's nifkit-host children.
+hosts() ->
+    Out = os:cmd("ps --ppid " ++ os:getpid() ++ " -o pid=,comm="),
+    [Pid || Line <- string:split(Out, "\n", all),
+            [Pid, "nifkit-host"] <- [string:lexemes(Line, " ")]].
+
+wait_until(F, T) when T =< 0 -> {timeout, F()};
+wait_until(F, T) ->
+    case F() of
+        true -> ok;
+        false -> timer:sleep(20), wait_until(F, T - 20)
+    end.
 
 %% --- helpers callable from a corpus ----------------------------------------
 

@@ -8,10 +8,10 @@
 #   run_compat.sh SUITE                 expected vs actual
 #   run_compat.sh --selftest SUITE      the harness alone: two expected runs
 #                                       must agree, a tampered one must not
-#   run_compat.sh --crash jiffy         a call that kills the VM when the
-#                                       library is loaded normally must cost
-#                                       the caller an exception behind the
-#                                       proxy (nk_compat:crash/0)
+#   run_compat.sh --vm FUN SUITE        runs nk_compat:FUN/0 in a VM with the
+#                                       suite's library wrapped: crash (a NIF
+#                                       crash costs an exception, not the VM),
+#                                       lifecycle (reload, purge, load again)
 #
 # Environment: NIFKIT_PROXY (the built proxy NIF), NIFKIT_HOST (the built
 # host, read by the proxy), NIFKIT_WRAP (scripts/nifkit-wrap-dev),
@@ -30,9 +30,9 @@ export ERL_CRASH_DUMP_SECONDS=0
 mode=compare
 case ${1:-} in
 --selftest) mode=selftest; shift ;;
---crash) mode=crash; shift ;;
+--vm) mode=vm; fun=${2:?--vm needs a function}; shift 2 ;;
 esac
-suite=${1:?usage: run_compat.sh [--selftest | --crash] SUITE}
+suite=${1:?usage: run_compat.sh [--selftest | --vm FUN] SUITE}
 
 # module whose application is wrapped, and the NIF libraries wrapped in it
 case $suite in
@@ -62,7 +62,7 @@ check() { # expected actual
 }
 
 codepath=
-if [ $mode != crash ]; then
+if [ $mode != vm ]; then
         run "$tmp/expected.bin" NK_COMPAT_PARALLEL=1
 fi
 
@@ -107,9 +107,9 @@ for so in $sos; do
 done
 
 codepath="-pa $overlay/ebin"
-if [ $mode = crash ]; then
+if [ $mode = vm ]; then
         env NK_COMPAT_OVERLAY="$tmp/overlay" NK_COMPAT_MODULES="$mods" \
-                erl -noshell -pa "$tmp/harness" $codepath -run nk_compat crash
+                erl -noshell -pa "$tmp/harness" $codepath -run nk_compat "$fun"
         exit $?
 fi
 run "$tmp/actual.bin" NK_COMPAT_OVERLAY="$tmp/overlay" NK_COMPAT_MODULES="$mods" \
