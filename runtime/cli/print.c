@@ -51,6 +51,8 @@ enum {
         EXPORT_EXT = 113,
 };
 
+#define MAX_BIG_BYTES (((size_t) 1 << 19) - 1) * 8
+
 /* In the order erts sorts map keys: every integer before every float. */
 enum kind {
         T_INT, T_BIG, T_FLOAT, T_ATOM, T_REF, T_FUN, T_EXPORT, T_PORT, T_PID,
@@ -231,7 +233,10 @@ static int decode_big(struct decoder *dc, size_t slot, size_t n)
 
         if (r < 0)
                 return r;
-        if (dc->d[dc->pos] > 1)
+        /* BEAM holds at most 2^19-1 words of magnitude (BIG_ARITY_MAX), so
+         * binary_to_term refuses more; so does this, which also bounds the
+         * quadratic decimal conversion. */
+        if (dc->d[dc->pos] > 1 || n > MAX_BIG_BYTES)
                 return -EBADMSG;
         t->kind = T_BIG;
         t->flag = dc->d[dc->pos];

@@ -384,6 +384,27 @@ static void test_long_atom(void **state)
         free(got);
 }
 
+/* BEAM's largest integer has 2^19-1 64-bit words; a magnitude one byte
+ * longer is refused even though every byte of it is there. */
+static void test_big_limit(void **state)
+{
+        size_t n = (((size_t) 1 << 19) - 1) * 8 + 1, len = 1 + 1 + 4 + 1 + n;
+        uint8_t *etf = calloc(1, len);
+        char *got = NULL;
+
+        assert_non_null(etf);
+        etf[0] = 131;
+        etf[1] = 111;
+        etf[2] = (uint8_t) (n >> 24);
+        etf[3] = (uint8_t) (n >> 16);
+        etf[4] = (uint8_t) (n >> 8);
+        etf[5] = (uint8_t) n;
+        etf[len - 1] = 1;
+        assert_int_equal(nk_print_etf(etf, len, &got), -EBADMSG);
+        assert_null(got);
+        free(etf);
+}
+
 static void test_depth(void **state)
 {
         size_t levels = NK_PRINT_MAX_DEPTH, len = 1 + 2 * levels + 1;
@@ -454,6 +475,7 @@ int main(void)
                 cmocka_unit_test(test_malformed),
                 cmocka_unit_test(test_prefixes),
                 cmocka_unit_test(test_long_atom),
+                cmocka_unit_test(test_big_limit),
                 cmocka_unit_test(test_depth),
                 cmocka_unit_test(test_exception),
         };
