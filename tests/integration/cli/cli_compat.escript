@@ -65,9 +65,12 @@ literal_check(Driver, Dir) ->
     Terms = [T || T <- edge_terms() ++ [random_term(4) || _ <- lists:seq(1, 400)],
                   literal(T)],
     Picked = lists:sublist(Terms, 320),
-    Texts = [case I rem 2 of
+    %% ~w, ~p on one line, and ~p as erl wraps it at 80 columns (strings
+    %% and binaries split into adjacent "..." "..." parts, newlines).
+    Texts = [case I rem 3 of
                  0 -> unicode:characters_to_binary(io_lib:format("~w", [T]));
-                 1 -> text(T)
+                 1 -> text(T);
+                 2 -> unicode:characters_to_binary(io_lib:format("~p", [T]))
              end || {I, T} <- lists:zip(lists:seq(1, length(Picked)), Picked)],
     In = filename:join(Dir, "literals.bin"),
     Out = filename:join(Dir, "etf.bin"),
