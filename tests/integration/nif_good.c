@@ -117,33 +117,61 @@ struct sender_arg {
         ErlNifPid to;
         ErlNifEnv *env;
         ERL_NIF_TERM msg;
+        int detached;
         int ok;
 };
 
 static void *sender_main(void *arg)
 {
         struct sender_arg *a = arg;
+        if (a->detached)
+                usleep(50 * 1000);
         /* From a non-scheduler thread the env argument must be NULL. */
         a->ok = enif_send(NULL, &a->to, a->env, a->msg);
+        if (a->detached) {
+                enif_free_env(a->env);
+                enif_free(a);
+        }
         return NULL;
 }
 
+/*
+ * send_thread(Msg): a thread it starts sends {from_thread, Msg} to the
+ * caller. The call waits for the thread, except for Msg = {later, _}: then
+ * the thread outlives the call and sends 50 ms after it returned, as
+ * fxml's threads do.
+ */
 static ERL_NIF_TERM send_thread(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
-        struct sender_arg a;
-        if (!enif_self(env, &a.to))
-                return enif_make_badarg(env);
-        a.env = enif_alloc_env();
-        a.msg = enif_make_tuple2(a.env, enif_make_atom(a.env, "from_thread"), enif_make_copy(a.env, argv[0]));
-        a.ok = 0;
-        ErlNifTid tid;
-        if (enif_thread_create("sender", &tid, sender_main, &a, NULL) != 0) {
-                enif_free_env(a.env);
+        struct sender_arg *a = enif_alloc(sizeof *a);
+        if (!a || !enif_self(env, &a->to)) {
+                enif_free(a);
                 return enif_make_badarg(env);
         }
+        const ERL_NIF_TERM *tuple;
+        int arity;
+        char tag[8];
+        a->detached = enif_get_tuple(env, argv[0], &arity, &tuple) && arity == 2 &&
+                      enif_get_atom(env, tuple[0], tag, sizeof tag, ERL_NIF_LATIN1) > 0 && strcmp(tag, "later") == 0;
+        a->env = enif_alloc_env();
+        a->msg = enif_make_tuple2(a->env, enif_make_atom(a->env, "from_thread"), enif_make_copy(a->env, argv[0]));
+        a->ok = 0;
+        ErlNifTid tid;
+        ErlNifThreadOpts *opts = enif_thread_opts_create("sender");
+        int r = enif_thread_create("sender", &tid, sender_main, a, opts);
+        enif_thread_opts_destroy(opts);
+        if (r != 0) {
+                enif_free_env(a->env);
+                enif_free(a);
+                return enif_make_badarg(env);
+        }
+        if (a->detached)
+                return enif_make_atom(env, "ok");
         enif_thread_join(tid, NULL);
-        enif_free_env(a.env);
-        return enif_make_atom(env, a.ok ? "ok" : "error");
+        int ok = a->ok;
+        enif_free_env(a->env);
+        enif_free(a);
+        return enif_make_atom(env, ok ? "ok" : "error");
 }
 
 /* yield(N): sums N..1, one step per enif_schedule_nif continuation. */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -381,6 +382,26 @@ static void test_crash_is_contained(void **state)
         nk_host_free(good);
 }
 
+static void test_crash_in_load(void **state)
+{
+        nk_host *h = nk_host_new();
+        assert_int_equal(nk_host_set_library(h, need_env("NK_TEST_NIF_CRASH")), 0);
+        ei_x_buff li;
+        args_begin(&li, 0);
+        ei_x_encode_atom(&li, "crash_in_load");
+        nk_error err = {};
+        assert_true(nk_host_start(h, (uint8_t *) li.buff, (size_t) li.index, &err) < 0);
+        assert_int_equal(err.kind, NK_ERR_HOST_DIED);
+        assert_int_equal(err.signo, SIGSEGV);
+        assert_int_equal(nk_host_pid(h), -1);
+        ei_x_free(&li);
+
+        /* A failed start leaves the host ready to start again. */
+        assert_int_equal(nk_host_start(h, NULL, 0, &err), 0);
+        call0_ok(h, "ok", 0, "ok");
+        nk_host_free(h);
+}
+
 static void test_timeout(void **state)
 {
         nk_host *h = nk_host_new();
@@ -555,6 +576,7 @@ static void test_concurrent_callers(void **state)
 
 struct inbox {
         pthread_mutex_t lock;
+        pthread_cond_t cond;
         int count;
         char *to[4];
         char *msg[4];
@@ -569,12 +591,13 @@ static void on_send(void *arg, const uint8_t *to, size_t to_len, const uint8_t *
                 in->msg[in->count] = show(msg, msg_len);
         }
         in->count++;
+        pthread_cond_broadcast(&in->cond);
         pthread_mutex_unlock(&in->lock);
 }
 
 static void test_sends_arrive(void **state)
 {
-        struct inbox in = { .lock = PTHREAD_MUTEX_INITIALIZER };
+        struct inbox in = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
         nk_host *h = nk_host_new();
         assert_int_equal(nk_host_set_library(h, need_env("NK_TEST_NIF_GOOD")), 0);
         nk_host_set_send_callback(h, on_send, &in);
@@ -609,7 +632,32 @@ static void test_sends_arrive(void **state)
         assert_string_equal(in.msg[0], "{from_call, hello}");
         assert_string_equal(in.to[1], pid_text);
         assert_string_equal(in.msg[1], "{from_thread, world}");
-        for (int i = 0; i < 2; i++) {
+        pthread_mutex_unlock(&in.lock);
+
+        /* From a thread that outlives its call: it arrives between calls. */
+        ei_x_buff x;
+        args_begin(&x, 1);
+        ei_x_encode_tuple_header(&x, 2);
+        ei_x_encode_atom(&x, "later");
+        ei_x_encode_atom(&x, "again");
+        args_end(&x);
+        nk_result res;
+        assert_int_equal(nk_host_call(h, (unsigned) fn(h, "send_thread", 1), (uint8_t *) pid.buff,
+                                      (size_t) pid.index, (uint8_t *) x.buff, (size_t) x.index, &res, &err), 0);
+        ei_x_free(&x);
+        assert_term(&res, 0, "ok");
+        nk_result_free(&res);
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += 10;
+        pthread_mutex_lock(&in.lock);
+        while (in.count < 3)
+                if (pthread_cond_timedwait(&in.cond, &in.lock, &deadline) != 0)
+                        break;
+        assert_int_equal(in.count, 3);
+        assert_string_equal(in.to[2], pid_text);
+        assert_string_equal(in.msg[2], "{from_thread, {later, again}}");
+        for (int i = 0; i < 3; i++) {
                 free(in.to[i]);
                 free(in.msg[i]);
         }
@@ -754,6 +802,7 @@ int main(void)
                 cmocka_unit_test(test_caller_pid),
                 cmocka_unit_test(test_resources),
                 cmocka_unit_test(test_crash_is_contained),
+                cmocka_unit_test(test_crash_in_load),
                 cmocka_unit_test(test_timeout),
                 cmocka_unit_test(test_load_failures),
                 cmocka_unit_test(test_malformed_args),
