@@ -174,6 +174,24 @@ static int add_conditional(scmp_filter_ctx ctx, struct nk_sandbox_error *err)
 
         RULE(SCMP_ACT_ALLOW, "openat", 1, SCMP_A2(SCMP_CMP_MASKED_EQ, WRITE_FLAGS, O_RDONLY));
         RULE(SCMP_ACT_ALLOW, "open", 1, SCMP_A1(SCMP_CMP_MASKED_EQ, WRITE_FLAGS, O_RDONLY));
+        /* Opens that would write or create are refused with EACCES rather
+         * than trapped: ordinary code tries them and copes with failure
+         * (glibc's pthread_setname_np on another thread writes
+         * /proc/self/task/N/comm; libraries write logs or temp files), and
+         * the capability broker will answer them with an errno too. */
+        static const struct {
+                unsigned long mask, value;
+        } writes[] = {
+                { O_ACCMODE, O_WRONLY }, { O_ACCMODE, O_RDWR }, { O_CREAT, O_CREAT },
+                { O_TRUNC, O_TRUNC }, { O_APPEND, O_APPEND },
+                { O_TMPFILE & ~O_DIRECTORY, O_TMPFILE & ~O_DIRECTORY },
+        };
+        for (size_t i = 0; i < NK_ARRAY_SIZE(writes); i++) {
+                RULE(SCMP_ACT_ERRNO(EACCES), "openat", 1,
+                     SCMP_A2(SCMP_CMP_MASKED_EQ, writes[i].mask, writes[i].value));
+                RULE(SCMP_ACT_ERRNO(EACCES), "open", 1,
+                     SCMP_A1(SCMP_CMP_MASKED_EQ, writes[i].mask, writes[i].value));
+        }
 
         /* Thread names only; every other prctl (no_new_privs is already
          * set, seccomp, dumpable, ptracer, capabilities…) traps. */
