@@ -240,6 +240,45 @@ static bool is_etf(const uint8_t *p, size_t len)
         return len >= 2 && p[0] == ETF_VERSION;
 }
 
+/* Module and function names become atoms on the runtime's side: valid
+ * UTF-8 (no NUL, no overlong forms or surrogates) of at most 255
+ * characters, as BEAM requires of atom text. */
+static bool is_atom_text(const uint8_t *p, size_t len)
+{
+        size_t chars = 0;
+        for (size_t i = 0; i < len; chars++) {
+                uint8_t c = p[i];
+                size_t n;
+                uint32_t cp;
+                if (c == 0)
+                        return false;
+                if (c < 0x80) {
+                        i++;
+                        continue;
+                }
+                if ((c & 0xe0) == 0xc0)
+                        n = 2, cp = c & 0x1f;
+                else if ((c & 0xf0) == 0xe0)
+                        n = 3, cp = c & 0x0f;
+                else if ((c & 0xf8) == 0xf0)
+                        n = 4, cp = c & 0x07;
+                else
+                        return false;
+                if (len - i < n)
+                        return false;
+                for (size_t k = 1; k < n; k++) {
+                        if ((p[i + k] & 0xc0) != 0x80)
+                                return false;
+                        cp = cp << 6 | (p[i + k] & 0x3f);
+                }
+                static const uint32_t min[] = { 0, 0, 0x80, 0x800, 0x10000 };
+                if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                        return false;
+                i += n;
+        }
+        return len > 0 && chars <= 255;
+}
+
 /* Parses LOADED into h's discovery fields. Returns NULL or what is wrong. */
 static const char *parse_loaded(nk_host *h, const struct nk_msg *m)
 {
@@ -248,8 +287,7 @@ static const char *parse_loaded(nk_host *h, const struct nk_msg *m)
         size_t mod_len, name_len;
         uint32_t n, arity, flags;
 
-        if (!nk_rd_str(&r, NK_PROTO_NAME_MAX, &mod, &mod_len) || mod_len == 0 ||
-            memchr(mod, 0, mod_len))
+        if (!nk_rd_str(&r, NK_PROTO_NAME_MAX, &mod, &mod_len) || !is_atom_text(mod, mod_len))
                 return "bad module name";
         if (!nk_rd_u32(&r, &n) || n > NK_PROTO_FUNCS_MAX)
                 return "bad function count";
@@ -265,8 +303,7 @@ static const char *parse_loaded(nk_host *h, const struct nk_msg *m)
         char *module = w;
         w += mod_len + 1;
         for (uint32_t i = 0; i < n; i++) {
-                if (!nk_rd_str(&r, NK_PROTO_NAME_MAX, &name, &name_len) || name_len == 0 ||
-                    memchr(name, 0, name_len))
+                if (!nk_rd_str(&r, NK_PROTO_NAME_MAX, &name, &name_len) || !is_atom_text(name, name_len))
                         return "bad function name";
                 if (!nk_rd_u32(&r, &arity) || arity > NK_PROTO_ARITY_MAX)
                         return "bad arity";

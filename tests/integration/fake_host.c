@@ -58,6 +58,11 @@ int main(int argc, char **argv)
                 send_buf(NK_MSG_LOADED, m.h.id, &b);
                 hang();
         }
+        if (strcmp(mode, "loaded-bad-utf8") == 0) {
+                loaded(&b, "fa\xc0\xafke");
+                send_buf(NK_MSG_LOADED, m.h.id, &b);
+                hang();
+        }
         loaded(&b, "fake");
         if (strcmp(mode, "loaded-trailing") == 0)
                 nk_put_u32(&b, 12345);
