@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdint.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -22,6 +23,7 @@
 
 #include "launcher.h"
 #include "macro.h"
+#include "sandbox.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -105,7 +107,13 @@ static int direct_launch(const struct nk_launch_config *cfg, int channel_fd, str
         _cleanup_close_ int rd = pipefd[0];
         _cleanup_close_ int wr = pipefd[1];
 
-        pid_t pid = fork();
+        /* exit_signal 0, not fork()'s SIGCHLD: inside BEAM SIGCHLD may be
+         * ignored, and the kernel then reaps SIGCHLD children by itself and
+         * the host's exit status is lost. wait uses __WALL to collect it. */
+        struct {
+                uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+        } args = {};
+        pid_t pid = (pid_t) syscall(SYS_clone3, &args, sizeof args);
         if (pid < 0)
                 return -errno;
         if (pid == 0)
@@ -120,7 +128,7 @@ static int direct_launch(const struct nk_launch_config *cfg, int channel_fd, str
                 n = read(rd, &child_errno, sizeof child_errno);
         while (n < 0 && errno == EINTR);
         if (n == (ssize_t) sizeof child_errno) {
-                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
                         ;
                 return child_errno > 0 ? -child_errno : -EIO;
         }
@@ -174,7 +182,7 @@ static int direct_wait(struct nk_child *child, int timeout_ms, struct nk_child_e
         }
 
         siginfo_t si = {};
-        int options = WEXITED;
+        int options = WEXITED | __WALL;
         if (timeout_ms >= 0 && child->pidfd < 0)
                 options |= WNOHANG;
         for (int waited = 0;; waited += 10) {
@@ -202,6 +210,8 @@ void nk_child_release(struct nk_child *child)
                 return;
         nk_closep(&child->pidfd);
         child->pidfd = -1;
+        nk_cgroup_destroy(child->cgroup);
+        child->cgroup = NULL;
 }
 
 const struct nk_launcher nk_launcher_direct = {

@@ -23,15 +23,30 @@
 /* The fd number the channel has in the host. */
 #define NK_HOST_CHANNEL_FD 3
 
+struct nk_cgroup;
+struct nk_sandbox_config;
+struct nk_sandbox_error;
+
 struct nk_launch_config {
         const char *host_binary;        /* path of nifkit-host */
         const char *library;            /* the NIF library (for messages) */
+        /* Sandboxing launchers: limits and ids (NULL: defaults); its
+         * host_binary and library are ignored for the two above. */
+        const struct nk_sandbox_config *sandbox;
+        /* Told what is not enforced (best-effort cgroup); may be NULL. */
+        void (*log)(void *arg, const char *msg);
+        void *log_arg;
+        /* Filled with the reason when launch fails; may be NULL. */
+        struct nk_sandbox_error *err;
 };
 
 struct nk_child {
         pid_t pid;
         int pidfd;      /* -1 where pidfd_open is missing (kernels before 5.3) */
         bool reaped;
+        /* The host's cgroup leaf (its counters explain a death), or NULL;
+         * nk_child_release destroys it. */
+        struct nk_cgroup *cgroup;
 };
 
 /* How a reaped host ended: signo != 0 if a signal killed it, else status. */
@@ -60,7 +75,20 @@ struct nk_launcher {
  */
 extern const struct nk_launcher nk_launcher_direct;
 
-/* Closes the child's pidfd; does not kill or reap. Accepts NULL. */
+/*
+ * The default: clone3 into new user, mount, network, pid, ipc, uts and
+ * cgroup namespaces, a minimal read-only root, loopback only, a cgroup leaf
+ * or the policy's best-effort fallback, rlimits, no capabilities, a seccomp
+ * allow-list (sequencer.c).
+ */
+extern const struct nk_launcher nk_launcher_native;
+
+/* The same sandbox built by bubblewrap (bwrap on $PATH), for machines that
+ * prefer its setup code; launch_bwrap.c lists what still differs. */
+extern const struct nk_launcher nk_launcher_bwrap;
+
+/* Closes the child's pidfd and destroys its cgroup leaf (killing whatever
+ * is left in it); does not reap. Accepts NULL. */
 void nk_child_release(struct nk_child *child);
 
 #endif

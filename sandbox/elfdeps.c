@@ -1,0 +1,414 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Which files the dynamic loader will open to run nifkit-host and a NIF
+ * library, so that exactly those are bound into the sandbox's root.
+ *
+ * The NIF library comes from whoever wrapped it and is parsed here, in the
+ * trusted runtime: every offset and size read from the file is checked
+ * against the file's size before use, and nothing from it is executed.
+ *
+ * Resolution follows ld.so without its cache, because the sandbox has no
+ * /etc/ld.so.cache: DT_RPATH (only when there is no DT_RUNPATH), then
+ * DT_RUNPATH, then the system directories. $ORIGIN is expanded; $LIB and
+ * $PLATFORM are not (entries using them are skipped), and LD_LIBRARY_PATH
+ * is not used because the host runs with an empty environment.
+ */
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "sequencer.h"
+
+/* A library tree deeper or wider than this is not something a NIF needs. */
+#define MAX_DEPS 512
+#define MAX_ELF_SIZE (1ULL << 31)
+
+/* The directories ld.so searches when nothing else names the library, in
+ * its order (`ld.so --help` lists them). */
+static const char *const system_dirs[] = {
+#if defined(__x86_64__)
+        "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
+#elif defined(__aarch64__)
+        "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
+#elif defined(__i386__)
+        "/lib/i386-linux-gnu", "/usr/lib/i386-linux-gnu",
+#elif defined(__riscv) && __riscv_xlen == 64
+        "/lib/riscv64-linux-gnu", "/usr/lib/riscv64-linux-gnu",
+#endif
+#if __SIZEOF_POINTER__ == 8
+        "/lib64", "/usr/lib64",
+#endif
+        "/lib", "/usr/lib",
+};
+
+int nk_pathset_add(struct nk_pathset *s, const char *path)
+{
+        if (nk_pathset_has(s, path))
+                return 0;
+        if (s->n == s->cap) {
+                size_t cap = s->cap ? s->cap * 2 : 16;
+                char **p = realloc(s->paths, cap * sizeof *p);
+                if (!p)
+                        return -ENOMEM;
+                s->paths = p;
+                s->cap = cap;
+        }
+        char *dup = strdup(path);
+        if (!dup)
+                return -ENOMEM;
+        s->paths[s->n++] = dup;
+        return 1;
+}
+
+bool nk_pathset_has(const struct nk_pathset *s, const char *path)
+{
+        for (size_t i = 0; i < s->n; i++)
+                if (strcmp(s->paths[i], path) == 0)
+                        return true;
+        return false;
+}
+
+void nk_pathset_free(struct nk_pathset *s)
+{
+        for (size_t i = 0; i < s->n; i++)
+                free(s->paths[i]);
+        free(s->paths);
+        *s = (struct nk_pathset) {};
+}
+
+void nk_elf_info_free(struct nk_elf_info *info)
+{
+        free(info->interp);
+        nk_pathset_free(&info->needed);
+        nk_pathset_free(&info->search);
+        *info = (struct nk_elf_info) {};
+}
+
+struct image {
+        const uint8_t *p;
+        size_t size;
+};
+
+static bool in_bounds(const struct image *im, uint64_t off, uint64_t len)
+{
+        return off <= im->size && len <= im->size - off;
+}
+
+/* A NUL-terminated string at off within [off, off + max). */
+static const char *string_at(const struct image *im, uint64_t off, uint64_t max)
+{
+        if (!in_bounds(im, off, 0))
+                return NULL;
+        if (max > im->size - off)
+                max = im->size - off;
+        const char *s = (const char *) im->p + off;
+        return memchr(s, '\0', max) ? s : NULL;
+}
+
+/* File offset of virtual address addr, through the PT_LOAD segments. */
+static int vaddr_to_offset(const struct image *im, const ElfW(Phdr) *ph, size_t phnum, uint64_t addr,
+                           uint64_t *ret)
+{
+        for (size_t i = 0; i < phnum; i++) {
+                if (ph[i].p_type != PT_LOAD)
+                        continue;
+                if (addr >= ph[i].p_vaddr && addr - ph[i].p_vaddr < ph[i].p_filesz) {
+                        uint64_t off = ph[i].p_offset + (addr - ph[i].p_vaddr);
+                        if (!in_bounds(im, off, 0))
+                                return -EBADMSG;
+                        *ret = off;
+                        return 0;
+                }
+        }
+        return -EBADMSG;
+}
+
+/* Appends the directories of a DT_RPATH/DT_RUNPATH string to search. */
+static int add_search_dirs(struct nk_pathset *search, const char *list, const char *origin)
+{
+        _cleanup_free_ char *copy = strdup(list);
+        if (!copy)
+                return -ENOMEM;
+        char *save = NULL;
+        for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+                char buf[PATH_MAX];
+                const char *rest = NULL;
+                if (strncmp(d, "$ORIGIN", 7) == 0)
+                        rest = d + 7;
+                else if (strncmp(d, "${ORIGIN}", 9) == 0)
+                        rest = d + 9;
+                if (rest) {
+                        if (*rest != '\0' && *rest != '/')
+                                continue;
+                        if ((size_t) snprintf(buf, sizeof buf, "%s%s", origin, rest) >= sizeof buf)
+                                continue;
+                } else {
+                        /* Relative entries are relative to the loader's cwd,
+                         * which is / in the sandbox; $LIB and $PLATFORM are
+                         * not expanded. */
+                        if (d[0] != '/' || strchr(d, '$'))
+                                continue;
+                        if ((size_t) snprintf(buf, sizeof buf, "%s", d) >= sizeof buf)
+                                continue;
+                }
+                int r = nk_pathset_add(search, buf);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int parse_image(const struct image *im, const char *origin, struct nk_elf_info *info, uint16_t *ret_machine,
+                       const char **ret_what)
+{
+        const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *) im->p;
+
+        *ret_what = "not an ELF file";
+        if (im->size < sizeof *eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0)
+                return -ENOEXEC;
+        *ret_what = "an ELF file of another class or byte order";
+#if __SIZEOF_POINTER__ == 8
+        if (eh->e_ident[EI_CLASS] != ELFCLASS64)
+                return -ENOEXEC;
+#else
+        if (eh->e_ident[EI_CLASS] != ELFCLASS32)
+                return -ENOEXEC;
+#endif
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (eh->e_ident[EI_DATA] != ELFDATA2LSB)
+                return -ENOEXEC;
+#else
+        if (eh->e_ident[EI_DATA] != ELFDATA2MSB)
+                return -ENOEXEC;
+#endif
+        *ret_machine = eh->e_machine;
+        *ret_what = "a malformed ELF program header table";
+        if (eh->e_phentsize != sizeof(ElfW(Phdr)) ||
+            !in_bounds(im, eh->e_phoff, (uint64_t) eh->e_phnum * sizeof(ElfW(Phdr))) ||
+            eh->e_phoff % _Alignof(ElfW(Phdr)) != 0)
+                return -EBADMSG;
+        const ElfW(Phdr) *ph = (const ElfW(Phdr) *) (im->p + eh->e_phoff);
+        size_t phnum = eh->e_phnum;
+
+        const ElfW(Phdr) *dyn = NULL;
+        for (size_t i = 0; i < phnum; i++) {
+                if (ph[i].p_type == PT_INTERP) {
+                        *ret_what = "a malformed PT_INTERP";
+                        const char *s = string_at(im, ph[i].p_offset, ph[i].p_filesz);
+                        if (!s || s[0] != '/')
+                                return -EBADMSG;
+                        free(info->interp);
+                        info->interp = strdup(s);
+                        if (!info->interp)
+                                return -ENOMEM;
+                } else if (ph[i].p_type == PT_DYNAMIC) {
+                        dyn = &ph[i];
+                }
+        }
+        if (!dyn)
+                return 0;       /* static: needs nothing */
+
+        *ret_what = "a malformed dynamic section";
+        if (!in_bounds(im, dyn->p_offset, dyn->p_filesz) || dyn->p_offset % _Alignof(ElfW(Dyn)) != 0)
+                return -EBADMSG;
+        const ElfW(Dyn) *d = (const ElfW(Dyn) *) (im->p + dyn->p_offset);
+        size_t nd = dyn->p_filesz / sizeof *d;
+        uint64_t strtab = 0, strsz = 0;
+        bool have_strtab = false;
+        for (size_t i = 0; i < nd && d[i].d_tag != DT_NULL; i++) {
+                if (d[i].d_tag == DT_STRTAB) {
+                        strtab = d[i].d_un.d_ptr;
+                        have_strtab = true;
+                } else if (d[i].d_tag == DT_STRSZ) {
+                        strsz = d[i].d_un.d_val;
+                }
+        }
+        if (!have_strtab)
+                return 0;
+        uint64_t stroff;
+        if (vaddr_to_offset(im, ph, phnum, strtab, &stroff) < 0 || !in_bounds(im, stroff, strsz))
+                return -EBADMSG;
+
+        const char *rpath = NULL, *runpath = NULL;
+        for (size_t i = 0; i < nd && d[i].d_tag != DT_NULL; i++) {
+                if (d[i].d_tag != DT_NEEDED && d[i].d_tag != DT_RPATH && d[i].d_tag != DT_RUNPATH)
+                        continue;
+                if (d[i].d_un.d_val >= strsz)
+                        return -EBADMSG;
+                const char *s = string_at(im, stroff + d[i].d_un.d_val, strsz - d[i].d_un.d_val);
+                if (!s)
+                        return -EBADMSG;
+                if (d[i].d_tag == DT_NEEDED) {
+                        if (*s == '\0')
+                                return -EBADMSG;
+                        int r = nk_pathset_add(&info->needed, s);
+                        if (r < 0)
+                                return r;
+                } else if (d[i].d_tag == DT_RPATH) {
+                        rpath = s;
+                } else {
+                        runpath = s;
+                }
+        }
+        info->has_runpath = runpath != NULL;
+        const char *list = runpath ? runpath : rpath;
+        return list ? add_search_dirs(&info->search, list, origin) : 0;
+}
+
+static int read_elf(const char *file, struct nk_elf_info *ret, uint16_t *ret_machine, struct nk_sandbox_error *err)
+{
+        *ret = (struct nk_elf_info) {};
+        _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return nk_sandbox_error_set(err, -errno, "cannot open '%s': %s", file, strerror(errno));
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return nk_sandbox_error_set(err, -errno, "cannot stat '%s': %s", file, strerror(errno));
+        if (!S_ISREG(st.st_mode))
+                return nk_sandbox_error_set(err, -ENOEXEC, "'%s' is not a regular file", file);
+        if (st.st_size <= 0 || (uint64_t) st.st_size > MAX_ELF_SIZE)
+                return nk_sandbox_error_set(err, -ENOEXEC, "'%s' is not an ELF file (size %lld)", file,
+                                            (long long) st.st_size);
+
+        void *p = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED)
+                return nk_sandbox_error_set(err, -errno, "cannot map '%s': %s", file, strerror(errno));
+
+        /* $ORIGIN is the directory of the object as ld.so found it, with
+         * symbolic links resolved. */
+        char origin[PATH_MAX];
+        if (!realpath(file, origin))
+                snprintf(origin, sizeof origin, "%s", file);
+        char *slash = strrchr(origin, '/');
+        if (slash && slash != origin)
+                *slash = '\0';
+        else
+                snprintf(origin, sizeof origin, "/");
+
+        const struct image im = { .p = p, .size = (size_t) st.st_size };
+        const char *what = "";
+        int r = parse_image(&im, origin, ret, ret_machine, &what);
+        munmap(p, (size_t) st.st_size);
+        if (r < 0) {
+                nk_elf_info_free(ret);
+                if (r == -ENOMEM)
+                        return nk_sandbox_error_set(err, r, "out of memory reading '%s'", file);
+                return nk_sandbox_error_set(err, r, "'%s' is %s", file, what);
+        }
+        return 0;
+}
+
+int nk_elf_read(const char *file, struct nk_elf_info *ret, struct nk_sandbox_error *err)
+{
+        uint16_t machine;
+        return read_elf(file, ret, &machine, err);
+}
+
+/* Whether path is a loadable object for machine (ld.so skips the others). */
+static bool is_compatible(const char *path, uint16_t machine)
+{
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        ElfW(Ehdr) eh;
+        if (pread(fd, &eh, sizeof eh, 0) != (ssize_t) sizeof eh)
+                return false;
+        struct stat st;
+        return memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 && eh.e_machine == machine &&
+#if __SIZEOF_POINTER__ == 8
+               eh.e_ident[EI_CLASS] == ELFCLASS64 &&
+#else
+               eh.e_ident[EI_CLASS] == ELFCLASS32 &&
+#endif
+               fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Finds soname the way ld.so would for an object with the given search
+ * list; *ret is the path ld.so opens. */
+static int find_library(const char *soname, const struct nk_pathset *search, uint16_t machine, char *ret,
+                        size_t size)
+{
+        if (strchr(soname, '/')) {
+                if (soname[0] != '/' || !is_compatible(soname, machine))
+                        return -ENOENT;
+                return (size_t) snprintf(ret, size, "%s", soname) < size ? 0 : -ENAMETOOLONG;
+        }
+        for (size_t i = 0; i < search->n + NK_ARRAY_SIZE(system_dirs); i++) {
+                const char *dir = i < search->n ? search->paths[i] : system_dirs[i - search->n];
+                if ((size_t) snprintf(ret, size, "%s/%s", strcmp(dir, "/") == 0 ? "" : dir, soname) >= size)
+                        continue;
+                if (is_compatible(ret, machine))
+                        return 0;
+        }
+        return -ENOENT;
+}
+
+int nk_elf_resolve(const char *file, struct nk_pathset *deps, struct nk_sandbox_error *err)
+{
+        /* Work list: the files whose dependencies are still to be read;
+         * deps itself remembers what was already seen. */
+        struct nk_pathset todo = {};
+        size_t next = 0;
+        uint16_t machine = 0;
+        int r = nk_pathset_add(&todo, file);
+        if (r < 0)
+                goto oom;
+
+        for (; next < todo.n; next++) {
+                const char *cur = todo.paths[next];
+                struct nk_elf_info info;
+                uint16_t m;
+                r = read_elf(cur, &info, &m, err);
+                if (r < 0)
+                        goto out;
+                if (next == 0)
+                        machine = m;
+                if (info.interp) {
+                        r = nk_pathset_add(deps, info.interp);
+                        if (r < 0) {
+                                nk_elf_info_free(&info);
+                                goto oom;
+                        }
+                }
+                for (size_t i = 0; i < info.needed.n; i++) {
+                        char path[PATH_MAX];
+                        if (find_library(info.needed.paths[i], &info.search, machine, path, sizeof path) < 0) {
+                                r = nk_sandbox_error_set(err, -ENOENT,
+                                                         "cannot find '%s', needed by '%s', in its run path or the "
+                                                         "system library directories",
+                                                         info.needed.paths[i], cur);
+                                nk_elf_info_free(&info);
+                                goto out;
+                        }
+                        if (nk_pathset_has(deps, path))
+                                continue;
+                        if (deps->n >= MAX_DEPS) {
+                                r = nk_sandbox_error_set(err, -E2BIG, "'%s' needs more than %d libraries",
+                                                         file, MAX_DEPS);
+                                nk_elf_info_free(&info);
+                                goto out;
+                        }
+                        if (nk_pathset_add(deps, path) < 0 || nk_pathset_add(&todo, path) < 0) {
+                                nk_elf_info_free(&info);
+                                goto oom;
+                        }
+                }
+                nk_elf_info_free(&info);
+        }
+        r = 0;
+        goto out;
+oom:
+        r = nk_sandbox_error_set(err, -ENOMEM, "out of memory resolving the libraries of '%s'", file);
+out:
+        nk_pathset_free(&todo);
+        return r;
+}

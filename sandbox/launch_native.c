@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The native launcher: every host in its own namespaces, root, cgroup leaf
+ * and seccomp filter, built by the sequencer (sequencer.c) with clone3.
+ * This is what libnifkit uses unless a policy explicitly asks for the
+ * unsandboxed development launcher.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "launcher.h"
+#include "macro.h"
+#include "sequencer.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+static void fill_defaults(struct nk_sandbox_config *sc)
+{
+        uid_t ou, iu;
+        gid_t og, ig;
+        nk_userns_default_ids(&ou, &og, &iu, &ig);
+        if (sc->outside_uid == 0)
+                sc->outside_uid = ou;
+        if (sc->outside_gid == 0)
+                sc->outside_gid = og;
+        if (sc->inside_uid == 0)
+                sc->inside_uid = iu;
+        if (sc->inside_gid == 0)
+                sc->inside_gid = ig;
+        if (sc->tmp_mb == 0)
+                sc->tmp_mb = 16;
+}
+
+static int native_launch(const struct nk_launch_config *cfg, int channel_fd, struct nk_child *ret_child)
+{
+        struct nk_sandbox_config sc = {};
+        if (cfg->sandbox)
+                sc = *cfg->sandbox;
+        sc.host_binary = cfg->host_binary;
+        sc.library = cfg->library;
+        fill_defaults(&sc);
+
+        struct nk_sandbox_error local;
+        struct nk_sandbox_error *err = cfg->err ? cfg->err : &local;
+        struct nk_sandbox_plan *plan = NULL;
+        int r = nk_sandbox_prepare(&sc, cfg->log, cfg->log_arg, &plan, err);
+        if (r < 0)
+                return r;
+        pid_t pid;
+        int pidfd;
+        struct nk_cgroup *cg = NULL;
+        r = nk_sandbox_spawn(plan, channel_fd, &pid, &pidfd, &cg, err);
+        nk_sandbox_plan_free(plan);
+        if (r < 0)
+                return r;
+        *ret_child = (struct nk_child) { .pid = pid, .pidfd = pidfd, .cgroup = cg };
+        return 0;
+}
+
+static int native_kill(struct nk_child *child, int signo)
+{
+        if (child->reaped)
+                return -ESRCH;
+        /* The pidfd names this host even if its pid was reused. */
+        if (syscall(SYS_pidfd_send_signal, child->pidfd, signo, NULL, 0) < 0)
+                return -errno;
+        return 0;
+}
+
+static int native_wait(struct nk_child *child, int timeout_ms, struct nk_child_exit *ret)
+{
+        if (child->reaped)
+                return -ECHILD;
+        if (timeout_ms >= 0) {
+                struct pollfd p = { .fd = child->pidfd, .events = POLLIN };
+                int r;
+                do
+                        r = poll(&p, 1, timeout_ms);
+                while (r < 0 && errno == EINTR);
+                if (r < 0)
+                        return -errno;
+                if (r == 0)
+                        return -ETIMEDOUT;
+        }
+        /* __WALL: the host has no exit signal (see sequencer.c). */
+        siginfo_t si = {};
+        int r;
+        do
+                r = waitid((idtype_t) P_PIDFD, (id_t) child->pidfd, &si, WEXITED | __WALL);
+        while (r < 0 && errno == EINTR);
+        if (r < 0)
+                return -errno;
+        child->reaped = true;
+        *ret = (struct nk_child_exit) {};
+        if (si.si_code == CLD_EXITED) {
+                ret->status = si.si_status;
+        } else {
+                ret->signo = si.si_status;
+                ret->core_dumped = si.si_code == CLD_DUMPED;
+        }
+        return 0;
+}
+
+const struct nk_launcher nk_launcher_native = {
+        .name = "native (sandboxed)",
+        .launch = native_launch,
+        .kill = native_kill,
+        .wait = native_wait,
+};

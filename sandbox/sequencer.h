@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The native launcher's primitives (userns.c, mount.c, elfdeps.c, netns.c,
+ * caps.c, rlimits.c, fds.c) and the sequencer that alone orders them.
+ *
+ * Every primitive that needs memory prepares it in the parent, before
+ * clone3, into a struct nk_sandbox_plan; its child step then only makes
+ * system calls on what the plan holds. The child of clone3 is a copy of one
+ * thread of a multithreaded BEAM: malloc, stdio, locale, glibc's setxid
+ * broadcast and anything else that may take a lock are off limits there.
+ *
+ * Child steps return 0 or a negative errno and fill a struct nk_child_err
+ * with what they were doing; the sequencer sends it to the parent, which
+ * appends strerror() (not async-signal-safe, so never called in the child).
+ */
+#ifndef NIFKIT_SEQUENCER_H
+#define NIFKIT_SEQUENCER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "sandbox.h"
+
+/* What a failed child step was doing; built without formatting functions. */
+struct nk_child_err {
+        int code;               /* negative errno */
+        char what[256];
+};
+
+/* Fills e from up to three strings (NULL ends early); returns code. */
+int nk_child_fail(struct nk_child_err *e, int code, const char *a, const char *b, const char *c);
+
+/* ---- ELF dependencies (elfdeps.c) ----------------------------------------- */
+
+/* A growing, de-duplicated list of absolute paths. */
+struct nk_pathset {
+        char **paths;
+        size_t n, cap;
+};
+
+int nk_pathset_add(struct nk_pathset *s, const char *path);
+bool nk_pathset_has(const struct nk_pathset *s, const char *path);
+void nk_pathset_free(struct nk_pathset *s);
+
+/* Adds to deps the ELF interpreter (PT_INTERP) of file and, transitively,
+ * every DT_NEEDED library, searched in DT_RPATH, DT_RUNPATH (with $ORIGIN)
+ * and the standard multiarch directories, as ld.so does without its cache.
+ * Each path is added as ld.so will open it inside the sandbox. Libraries
+ * provided by the executable itself (the erl_nif API) are never needed. */
+int nk_elf_resolve(const char *file, struct nk_pathset *deps, struct nk_sandbox_error *err);
+
+/* Exposed for tests: the interpreter, DT_NEEDED and search paths of one file. */
+struct nk_elf_info {
+        char *interp;                   /* NULL if none */
+        struct nk_pathset needed;       /* sonames, in order */
+        struct nk_pathset search;       /* RPATH/RUNPATH directories, $ORIGIN expanded */
+        bool has_runpath;               /* DT_RUNPATH present: DT_RPATH is ignored */
+};
+int nk_elf_read(const char *file, struct nk_elf_info *ret, struct nk_sandbox_error *err);
+void nk_elf_info_free(struct nk_elf_info *info);
+
+/* ---- mounts (mount.c) ------------------------------------------------------- */
+
+enum nk_mount_kind {
+        NK_MOUNT_FILE,          /* read-only bind of a file */
+        NK_MOUNT_DIR,           /* read-only bind of a directory */
+        NK_MOUNT_DEV,           /* a device node: bound read-write, nosuid, noexec */
+};
+
+struct nk_mount_entry {
+        char *src;              /* where it is now, absolute */
+        char *dst;              /* the mount point under the new root's staging dir */
+        enum nk_mount_kind kind;
+};
+
+struct nk_mount_plan {
+        struct nk_mount_entry *entries;
+        size_t n;
+        char **dirs;            /* directories to create, parents first */
+        size_t ndirs;
+        char staging[64];       /* where the new root is built before pivot_root */
+        char root_opts[64];     /* tmpfs options of the new root */
+        char proc_dir[96];
+        char tmp_dir[96];
+        char tmp_opts[64];      /* size-limited, mode 1777 */
+};
+
+/* Parent: the mounts for the host binary, the library, their resolved
+ * dependencies, cfg->extra_ro, /dev's four nodes, /proc and /tmp. */
+int nk_mount_prepare(const struct nk_sandbox_config *cfg, const struct nk_pathset *deps,
+                     struct nk_mount_plan *ret, struct nk_sandbox_error *err);
+void nk_mount_plan_free(struct nk_mount_plan *plan);
+
+/* Child, first step in the new mount namespace, while the child still has
+ * its creator's filesystem identity: makes the propagation private and opens
+ * every source (O_PATH) into fds[plan->n], so that lookups in directories
+ * only the caller may search still work once the ids are dropped. */
+int nk_mount_child_open(const struct nk_mount_plan *plan, int *fds, struct nk_child_err *e);
+/* Child, after the ids are the inside ones (new inodes need a mapped owner):
+ * builds the root, mounts proc and /tmp, pivot_root, detaches the old root,
+ * remounts / read-only. Closes fds. */
+int nk_mount_child_build(const struct nk_mount_plan *plan, int *fds, struct nk_child_err *e);
+
+/* ---- user namespace (userns.c) ---------------------------------------------- */
+
+/* The ids the host gets by default: inside 1000; outside the caller's own
+ * ids, or when the caller is root, NIFKIT_SANDBOX_UID (and _GID) or 65534. */
+void nk_userns_default_ids(uid_t *ret_outside_uid, gid_t *ret_outside_gid, uid_t *ret_inside_uid,
+                           gid_t *ret_inside_gid);
+/* "INSIDE OUTSIDE 1\n"; exposed for tests. */
+int nk_userns_map_line(unsigned inside, unsigned outside, char *buf, size_t size);
+/* Parent: setgroups deny, uid_map and gid_map of pid. */
+int nk_userns_parent(pid_t pid, const struct nk_sandbox_config *cfg, struct nk_sandbox_error *err);
+/* Child: becomes the inside ids, keeping its capabilities in the namespace
+ * for the steps that follow (SECBIT_NO_SETUID_FIXUP). */
+int nk_userns_child(uid_t uid, gid_t gid, struct nk_child_err *e);
+
+/* ---- network namespace (netns.c) -------------------------------------------- */
+
+struct nk_netns_plan {
+        uint8_t *msg;           /* RTM_NEWLINK setting lo up, built by libnl-route-3 */
+        size_t len;
+};
+int nk_netns_prepare(struct nk_netns_plan *ret, struct nk_sandbox_error *err);
+void nk_netns_plan_free(struct nk_netns_plan *plan);
+/* Child: sends the message on a NETLINK_ROUTE socket and checks the ack. */
+int nk_netns_child(const struct nk_netns_plan *plan, struct nk_child_err *e);
+
+/* ---- rlimits (rlimits.c) ---------------------------------------------------- */
+
+struct nk_rlimits_plan {
+        uint64_t nofile;        /* 0: leave as is */
+        uint64_t as_bytes;      /* 0: leave as is */
+        uint64_t fsize_bytes;   /* 0: leave as is */
+};
+/* as_fallback: the cgroup cannot limit memory, so RLIMIT_AS stands in. */
+void nk_rlimits_prepare(const struct nk_sandbox_config *cfg, bool as_fallback, struct nk_rlimits_plan *ret);
+int nk_rlimits_child(const struct nk_rlimits_plan *plan, struct nk_child_err *e);
+
+/* ---- file descriptors (fds.c) ----------------------------------------------- */
+
+/* Child: makes channel_fd fd 3 and sync_fd fd 4 (returned in *sync_fd),
+ * neither close-on-exec except the sync fd, whose closing tells the parent
+ * that exec succeeded. */
+int nk_fds_child_arrange(int channel_fd, int *sync_fd, struct nk_child_err *e);
+/* Child: closes every fd above 4 (the channel and the sync fd stay, and
+ * stdin, stdout, stderr, as the launcher contract says). */
+int nk_fds_child_close_rest(struct nk_child_err *e);
+
+/* ---- capabilities (caps.c) ---------------------------------------------------- */
+
+struct nk_caps_plan {
+        int last_cap;           /* highest capability the kernel knows */
+};
+int nk_caps_prepare(struct nk_caps_plan *ret, struct nk_sandbox_error *err);
+/* Child: drops the bounding set, the ambient set and every capability,
+ * locks the securebits, sets no_new_privs. */
+int nk_caps_child(const struct nk_caps_plan *plan, struct nk_child_err *e);
+/* Parent, after exec: reads the host's sets with libcap-ng; -EPERM if any
+ * capability or bounding-set entry is left. */
+int nk_caps_verify(pid_t pid, struct nk_sandbox_error *err);
+
+/* ---- the sequencer (sequencer.c) ---------------------------------------------- */
+
+struct nk_sandbox_plan;
+
+/* Messages about what is not enforced (best-effort cgroup). */
+typedef void (*nk_sandbox_log_fn)(void *arg, const char *msg);
+
+/* Parent, before clone: everything the child will need. */
+int nk_sandbox_prepare(const struct nk_sandbox_config *cfg, nk_sandbox_log_fn log, void *log_arg,
+                       struct nk_sandbox_plan **ret, struct nk_sandbox_error *err);
+/* Clones the host into its namespaces, runs the parent and child steps and
+ * execs nifkit-host with channel_fd as fd 3. On success the host runs, and
+ * *ret_cgroup (NULL when none) passes to the caller. */
+int nk_sandbox_spawn(struct nk_sandbox_plan *plan, int channel_fd, pid_t *ret_pid, int *ret_pidfd,
+                     struct nk_cgroup **ret_cgroup, struct nk_sandbox_error *err);
+void nk_sandbox_plan_free(struct nk_sandbox_plan *plan);
+
+#endif
