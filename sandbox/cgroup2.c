@@ -363,6 +363,39 @@ static unsigned enable_controllers(const char *dir, unsigned mask, int *ret_err)
         return enabled;
 }
 
+static int enable_failed(const struct nk_cgroup_info *info, int e, struct nk_sandbox_error *err)
+{
+        char names[64];
+        nk_cgroup_mask_name(NEEDED & ~info->available, names, sizeof names);
+        return nk_sandbox_error_set(err, e, "cgroup v2: enabling %s for nifkit leaves under %s failed: %s",
+                                    names, info->root, strerror(-e));
+}
+
+/* <root>/nifkit, made once, with the controllers enabled for its children. */
+static int use_parent(const char *root, struct nk_cgroup_info *ret, struct nk_sandbox_error *err)
+{
+        char parent[4200], text[512];
+        size_t plen = (size_t) snprintf(parent, sizeof parent, "%s/nifkit", root);
+        if (plen >= sizeof ret->root)
+                return nk_sandbox_error_set(err, -ENAMETOOLONG, "cgroup: %s/nifkit is too long", root);
+        if (mkdir(parent, 0755) < 0 && errno != EEXIST)
+                return nk_sandbox_error_set(err, -errno, "cgroup: creating %s: %m", parent);
+        memcpy(ret->root, parent, plen + 1);
+        ret->writable = faccessat(AT_FDCWD, parent, W_OK | X_OK, AT_EACCESS) == 0;
+
+        _cleanup_close_ int fd = open(parent, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return nk_sandbox_error_set(err, -errno, "cgroup: opening %s: %m", parent);
+        ssize_t n = read_at(fd, "cgroup.subtree_control", text, sizeof text);
+        unsigned sub = 0;
+        if (n < 0 || nk_cgroup_parse_controllers(text, &sub) < 0)
+                return nk_sandbox_error_set(err, n < 0 ? (int) n : -EBADMSG,
+                                            "cgroup: reading %s/cgroup.subtree_control failed", parent);
+        int e = 0;
+        ret->available = (sub | enable_controllers(parent, NEEDED & ~sub, &e)) & NEEDED;
+        return e < 0 ? enable_failed(ret, e, err) : 0;
+}
+
 static int find_root(const char *root_hint, char *buf, size_t size, struct nk_sandbox_error *err)
 {
         if (root_hint && *root_hint) {
@@ -443,17 +476,13 @@ int nk_cgroup_detect(const char *root_hint, struct nk_cgroup_info *ret, struct n
         unsigned missing = NEEDED & ~ctrl;
         if (missing)
                 return missing_message(root, missing, ctrl_text, err);
-        if ((sub & NEEDED) == NEEDED)
-                return 0;
-        if (!ret->writable || faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) < 0)
-                return nk_sandbox_error_set(err, -EACCES,
-                        "cgroup v2 subtree %s is not writable by this process, so nifkit cannot enable "
-                        "memory pids cpu for its leaves. Delegate it: under systemd run the runtime with "
-                        "Delegate=yes, or set NIFKIT_CGROUP_ROOT to a delegated subtree.", root);
 
         snprintf(path, sizeof path, "%s/cgroup.type", root);
+        /* Only the hierarchy's root lacks cgroup.type. */
         bool hierarchy_root = access(path, F_OK) < 0 && errno == ENOENT;
         bool procs = has_processes(root);
+        if ((sub & NEEDED) == NEEDED && !(procs && hierarchy_root))
+                return 0;
         if (procs && !hierarchy_root)
                 return nk_sandbox_error_set(err, -EACCES,
                         "cgroup v2 subtree %s holds processes of its own, so it cannot give controllers to "
@@ -461,28 +490,21 @@ int nk_cgroup_detect(const char *root_hint, struct nk_cgroup_info *ret, struct n
                         "of the delegated cgroup (systemd: DelegateSubgroup=), or set NIFKIT_CGROUP_ROOT to a "
                         "delegated subtree without processes.", root);
 
-        int e;
-        ret->available = sub | enable_controllers(root, NEEDED & ~sub, &e);
-        ret->available &= NEEDED;
-        if (e == 0 && procs) {
-                /* The hierarchy root with processes: keep nifkit's leaves
-                 * together under a parent of their own. */
-                char parent[sizeof root + 16];
-                size_t plen = (size_t) snprintf(parent, sizeof parent, "%s/nifkit", root);
-                if (plen >= sizeof ret->root)
-                        return nk_sandbox_error_set(err, -ENAMETOOLONG, "cgroup: %s/nifkit is too long", root);
-                if (mkdir(parent, 0755) < 0 && errno != EEXIST)
-                        return nk_sandbox_error_set(err, -errno, "cgroup: creating %s: %m", parent);
-                memcpy(ret->root, parent, plen + 1);
-                ret->available = enable_controllers(parent, NEEDED, &e) & NEEDED;
+        if ((sub & NEEDED) != NEEDED) {
+                snprintf(path, sizeof path, "%s/cgroup.subtree_control", root);
+                if (!ret->writable || faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) < 0)
+                        return nk_sandbox_error_set(err, -EACCES,
+                                "cgroup v2 subtree %s is not writable by this process, so nifkit cannot enable "
+                                "memory pids cpu for its leaves. Delegate it: under systemd run the runtime with "
+                                "Delegate=yes, or set NIFKIT_CGROUP_ROOT to a delegated subtree.", root);
+                int e;
+                ret->available = (sub | enable_controllers(root, NEEDED & ~sub, &e)) & NEEDED;
+                if (e < 0)
+                        return enable_failed(ret, e, err);
         }
-        if (e < 0) {
-                char names[64];
-                nk_cgroup_mask_name(NEEDED & ~ret->available, names, sizeof names);
-                return nk_sandbox_error_set(err, e, "cgroup v2: enabling %s for nifkit leaves under %s failed: %s",
-                                            names, ret->root, strerror(-e));
-        }
-        return 0;
+        /* The hierarchy root with processes of its own: keep nifkit's
+         * leaves together under a parent without any, every time. */
+        return procs ? use_parent(root, ret, err) : 0;
 }
 
 /* ---- leaves ------------------------------------------------------------------ */
