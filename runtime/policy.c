@@ -149,6 +149,8 @@ static void append(char *buf, size_t size, size_t *len, const char *s, size_t n)
         buf[*len] = '\0';
 }
 
+static size_t next_char(const char *raw, size_t rawlen, size_t *i, char buf[static 4]);
+
 /*
  * "$.limits.pids", "$.files[0].path"; keys that are not plain words are
  * written as ["..."] so the path stays unambiguous. Raw keys come straight
@@ -157,7 +159,7 @@ static void append(char *buf, size_t size, size_t *len, const char *s, size_t n)
 static void format_path(const struct comp *comps, size_t n, bool raw, char *buf, size_t size)
 {
         size_t len = 0;
-        char tmp[32];
+        char tmp[32], tmp_path[1100];
 
         buf[0] = '\0';
         append(buf, size, &len, "$", 1);
@@ -171,9 +173,16 @@ static void format_path(const struct comp *comps, size_t n, bool raw, char *buf,
                         append(buf, size, &len, ".", 1);
                         append(buf, size, &len, c->key, c->keylen);
                 } else if (raw) {
-                        append(buf, size, &len, "[\"", 2);
-                        append(buf, size, &len, c->key, c->keylen);
-                        append(buf, size, &len, "\"]", 2);
+                        /* As written in the text: show it decoded, like the keys of other errors. */
+                        char key[256];
+                        size_t k = 0, klen = 0, step;
+                        struct comp decoded;
+
+                        while (klen + 4 <= sizeof key && (step = next_char(c->key, c->keylen, &k, key + klen)) > 0)
+                                klen += step;
+                        decoded = (struct comp) { .key = key, .keylen = klen };
+                        format_path(&decoded, 1, false, tmp_path, sizeof tmp_path);
+                        append(buf, size, &len, tmp_path + 1, strlen(tmp_path + 1));
                 } else {
                         append(buf, size, &len, "[\"", 2);
                         for (size_t j = 0; j < c->keylen; j++) {
@@ -238,55 +247,61 @@ static size_t utf8_put(uint32_t cp, char *out)
         return 4;
 }
 
-/* Does the key as written in the text (escapes undecoded) equal the decoded key? */
+/*
+ * Decodes the character of a key as written in the text (escapes and all)
+ * that starts at *i into buf. Returns its length in bytes, 0 when the text
+ * ends or the escape is malformed.
+ */
+static size_t next_char(const char *raw, size_t rawlen, size_t *i, char buf[static 4])
+{
+        int hi, lo;
+        uint32_t cp;
+        char e;
+
+        if (*i >= rawlen)
+                return 0;
+        if (raw[*i] != '\\') {
+                buf[0] = raw[(*i)++];
+                return 1;
+        }
+        if (*i + 1 >= rawlen)
+                return 0;
+        e = raw[*i + 1];
+        *i += 2;
+        switch (e) {
+        case 'b': buf[0] = '\b'; return 1;
+        case 'f': buf[0] = '\f'; return 1;
+        case 'n': buf[0] = '\n'; return 1;
+        case 'r': buf[0] = '\r'; return 1;
+        case 't': buf[0] = '\t'; return 1;
+        case 'u': break;
+        default: buf[0] = e; return 1;
+        }
+        hi = hex4(raw + *i, rawlen - *i);
+        if (hi < 0)
+                return 0;
+        *i += 4;
+        cp = (uint32_t) hi;
+        if (hi >= 0xD800 && hi < 0xDC00 && *i + 6 <= rawlen && raw[*i] == '\\' && raw[*i + 1] == 'u') {
+                lo = hex4(raw + *i + 2, rawlen - *i - 2);
+                if (lo >= 0xDC00 && lo < 0xE000) {
+                        cp = 0x10000 + (((uint32_t) hi - 0xD800) << 10) + ((uint32_t) lo - 0xDC00);
+                        *i += 6;
+                }
+        }
+        return utf8_put(cp, buf);
+}
+
+/* Does the key as written in the text equal the decoded key? */
 static bool raw_key_equals(const char *raw, size_t rawlen, const char *key, size_t keylen)
 {
         size_t i = 0, j = 0;
 
         while (i < rawlen) {
                 char buf[4];
-                size_t blen = 1;
+                size_t blen = next_char(raw, rawlen, &i, buf);
 
-                if (raw[i] != '\\') {
-                        buf[0] = raw[i++];
-                } else {
-                        char e;
-
-                        if (i + 1 >= rawlen)
-                                return false;
-                        e = raw[i + 1];
-                        i += 2;
-                        switch (e) {
-                        case 'b': buf[0] = '\b'; break;
-                        case 'f': buf[0] = '\f'; break;
-                        case 'n': buf[0] = '\n'; break;
-                        case 'r': buf[0] = '\r'; break;
-                        case 't': buf[0] = '\t'; break;
-                        case 'u': {
-                                int hi = hex4(raw + i, rawlen - i);
-                                uint32_t cp;
-
-                                if (hi < 0)
-                                        return false;
-                                i += 4;
-                                cp = (uint32_t) hi;
-                                if (hi >= 0xD800 && hi < 0xDC00 && i + 6 <= rawlen && raw[i] == '\\' &&
-                                    raw[i + 1] == 'u') {
-                                        int lo = hex4(raw + i + 2, rawlen - i - 2);
-
-                                        if (lo >= 0xDC00 && lo < 0xE000) {
-                                                cp = 0x10000 + (((uint32_t) hi - 0xD800) << 10) +
-                                                     ((uint32_t) lo - 0xDC00);
-                                                i += 6;
-                                        }
-                                }
-                                blen = utf8_put(cp, buf);
-                                break;
-                        }
-                        default: buf[0] = e; break;
-                        }
-                }
-                if (j + blen > keylen || memcmp(key + j, buf, blen) != 0)
+                if (blen == 0 || j + blen > keylen || memcmp(key + j, buf, blen) != 0)
                         return false;
                 j += blen;
         }

@@ -373,6 +373,9 @@ static void test_error_positions(void **state)
                 { "top_array.json", "[" },
                 { "huge_number.json", "123456789012345678901234567890}" },
                 { "duplicate_key.json", "\"workers\": 3" },
+                { "escaped_key.json", "\"x\"" },
+                { "escaped_unknown_key.json", "\"w\\u00f6rkers\"" },
+                { "escaped_duplicate_key.json", "\"p\\u0069ds\": 9" },
                 { "nul_byte.json", "\"nat" },
                 { "bad_utf8.json", "\"\xff\"" },
         };
