@@ -50,7 +50,6 @@ struct comp {
 struct ctx {
         const char *text;
         size_t len;
-        const char *name;
         struct nk_policy_error *err;
         struct nk_policy *p;
         struct comp path[PATH_DEPTH];
@@ -1194,7 +1193,7 @@ static int load_text(const char *text, size_t len, const char *name, struct nk_p
         p->source = strdup(name);
         if (!p->source)
                 return -ENOMEM;
-        c = (struct ctx) { .text = text, .len = len, .name = name, .err = err, .p = p };
+        c = (struct ctx) { .text = text, .len = len, .err = err, .p = p };
 
         if (!json_is_object(root)) {
                 describe(root, got, sizeof got);
