@@ -72,6 +72,7 @@ static const char *const allowed[] = {
         "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait",
         "epoll_pwait", "epoll_pwait2", "eventfd", "eventfd2",
         "timerfd_create", "timerfd_settime", "timerfd_gettime",
+        "fsync", "fdatasync", "ftruncate", "flock", "fstatfs",
         /* time */
         "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep",
         "gettimeofday", "time",
