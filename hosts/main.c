@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "pid1.h"
 #include "server.h"
 #include "term.h"
 
@@ -69,6 +70,11 @@ int main(int argc, char **argv)
         }
         /* A vanished runtime must show up as EPIPE, not kill the host mid-reply. */
         signal(SIGPIPE, SIG_IGN);
+        /* Under the native launcher the host is its pid namespace's init. */
+        if (nk_pid1_setup() < 0) {
+                fprintf(stderr, "nifkit-host: cannot install the init's signal handlers: %s\n", strerror(errno));
+                return 1;
+        }
 
         if (nk_atoms_init() < 0) {
                 fprintf(stderr, "nifkit-host: out of memory\n");
