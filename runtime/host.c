@@ -27,8 +27,11 @@
 #include "launcher.h"
 #include "macro.h"
 #include "nifkit.h"
+#include "nifkit_policy.h"
 #include "protocol.h"
+#include "sandbox.h"
 #include "transport.h"
+#include "violation.h"
 
 #ifndef NK_HOST_INSTALL_PATH
 #error "NK_HOST_INSTALL_PATH must be defined by the build"
@@ -61,6 +64,10 @@ struct nk_host {
         nk_send_fn send_fn;
         void *send_arg;
         const struct nk_launcher *launcher;
+        const struct nk_policy *policy;         /* the caller's, or own_policy */
+        nk_log_fn log_fn;                       /* what the sandbox does not enforce */
+        void *log_arg;
+        struct nk_policy *own_policy;           /* $NIFKIT_POLICY or the default */
 
         pthread_mutex_t lock;   /* everything below */
         enum host_state state;
@@ -75,6 +82,9 @@ struct nk_host {
         uint64_t next_id;
         bool dead;              /* no more requests: death says why */
         nk_error death;
+        struct nk_cgroup_events cg_start;       /* the leaf's counters at start */
+        bool violation;         /* the host reported a trapped system call */
+        int violation_nr;
         unsigned active;        /* threads using the transport outside teardown */
         pthread_cond_t idle;    /* signalled when active drops to 0 */
 
@@ -102,7 +112,7 @@ NK_EXPORT nk_host *nk_host_new(void)
         h->workers = 4;
         h->fd = -1;
         h->child.pidfd = -1;
-        h->launcher = &nk_launcher_direct;
+        h->launcher = &nk_launcher_native;
         pthread_mutex_init(&h->lock, NULL);
         pthread_cond_init(&h->idle, NULL);
         return h;
@@ -138,6 +148,21 @@ NK_EXPORT void nk_host_set_call_timeout(nk_host *h, unsigned ms)
 NK_EXPORT void nk_host_set_workers(nk_host *h, unsigned n)
 {
         h->workers = n ? n : 4;
+}
+
+NK_EXPORT void nk_host_set_policy(nk_host *h, const struct nk_policy *policy)
+{
+        h->policy = policy;
+        if (!policy)
+                return;
+        h->call_timeout_ms = policy->limits.call_timeout_ms;
+        h->workers = policy->workers ? policy->workers : 4;
+}
+
+NK_EXPORT void nk_host_set_log_callback(nk_host *h, nk_log_fn fn, void *arg)
+{
+        h->log_fn = fn;
+        h->log_arg = arg;
 }
 
 NK_EXPORT void nk_host_set_send_callback(nk_host *h, nk_send_fn fn, void *arg)
@@ -194,6 +219,9 @@ static void fail_host_locked(nk_host *h, int kind, int code, const char *fmt, ..
                 vsnprintf(msg, sizeof msg, fmt, ap);
                 va_end(ap);
                 nk_error_set(&h->death, kind, code, "%s", msg);
+                snprintf(h->death.reason, sizeof h->death.reason, "%s",
+                         kind == NK_ERR_TIMEOUT ? "timeout" : kind == NK_ERR_PROTOCOL ? "protocol" :
+                         kind == NK_ERR_NOT_RUNNING ? "stopped" : "system");
                 h->dead = true;
         }
         if (h->launched && !h->child.reaped)
@@ -418,6 +446,24 @@ static int dispatch(nk_host *h, struct nk_msg *m)
                 pthread_mutex_unlock(&h->lock);
                 return r;
         }
+        case NK_MSG_VIOLATION: {
+                /* The host is about to die by SIGSYS; this only names the
+                 * call in the reason. */
+                int nr;
+                uint32_t arch;
+                r = m->h.id == 0 ? nk_violation_parse(m->payload, m->h.payload_len, &nr, &arch) : -EBADMSG;
+                pthread_mutex_lock(&h->lock);
+                if (r < 0) {
+                        fail_host_locked(h, NK_ERR_PROTOCOL, -EPROTO, "host for %s sent a malformed VIOLATION",
+                                         h->library);
+                } else if (!h->violation) {
+                        h->violation = true;
+                        h->violation_nr = nr;
+                }
+                pthread_mutex_unlock(&h->lock);
+                nk_msg_free(m);
+                return r < 0 ? -EPROTO : 0;
+        }
         default:
                 pthread_mutex_lock(&h->lock);
                 fail_host_locked(h, NK_ERR_PROTOCOL, -EPROTO, "host for %s sent an unexpected message (type %u, %s)",
@@ -428,11 +474,48 @@ static int dispatch(nk_host *h, struct nk_msg *m)
         }
 }
 
+/* A reason the counters or the host's own report give for its death, or
+ * false: the seccomp filter, the cgroup's OOM killer, pids.max. */
+static bool explain_death_locked(nk_host *h, const struct nk_child_exit *ex)
+{
+        if (h->violation || ex->signo == SIGSYS) {
+                char name[64] = "a system call";
+                if (h->violation) {
+                        char nr[48];
+                        snprintf(name, sizeof name, "%s(2)", nk_seccomp_syscall_name(h->violation_nr, nr, sizeof nr));
+                }
+                nk_error_set(&h->death, NK_ERR_HOST_DIED, -ECONNRESET, "host for %s killed: seccomp denied %s",
+                             h->library, name);
+                snprintf(h->death.reason, sizeof h->death.reason, "seccomp");
+                return true;
+        }
+        struct nk_cgroup_events ev;
+        if (!h->child.cgroup || nk_cgroup_events(h->child.cgroup, &ev) < 0)
+                return false;
+        if (ev.oom_kill > h->cg_start.oom_kill) {
+                nk_error_set(&h->death, NK_ERR_HOST_DIED, -ECONNRESET,
+                             "host for %s killed: out of memory (its cgroup's memory limit)", h->library);
+                snprintf(h->death.reason, sizeof h->death.reason, "oom");
+                return true;
+        }
+        if (ev.pids_max > h->cg_start.pids_max) {
+                nk_error_set(&h->death, NK_ERR_HOST_DIED, -ECONNRESET,
+                             "host for %s died after its cgroup's pids limit refused %llu fork(s)%s%s", h->library,
+                             (unsigned long long) (ev.pids_max - h->cg_start.pids_max),
+                             ex->signo ? ": " : "", ex->signo ? nk_signal_name(ex->signo) : "");
+                snprintf(h->death.reason, sizeof h->death.reason, "pids_limit");
+                return true;
+        }
+        return false;
+}
+
 static void record_exit_locked(nk_host *h, int wait_r, const struct nk_child_exit *ex)
 {
         if (h->dead)
                 return;
-        if (wait_r < 0)
+        if (wait_r >= 0 && explain_death_locked(h, ex))
+                ;
+        else if (wait_r < 0)
                 nk_error_set(&h->death, NK_ERR_HOST_DIED, -ECONNRESET,
                              "host for %s closed its channel (cannot reap it: %s)", h->library, strerror(-wait_r));
         else if (ex->signo)
@@ -442,6 +525,9 @@ static void record_exit_locked(nk_host *h, int wait_r, const struct nk_child_exi
         else
                 nk_error_set(&h->death, NK_ERR_HOST_DIED, -ECONNRESET, "host for %s exited with status %d",
                              h->library, ex->status);
+        if (!h->death.reason[0])
+                snprintf(h->death.reason, sizeof h->death.reason, "%s",
+                         wait_r < 0 ? "exited" : ex->signo ? "crashed" : "exited");
         if (wait_r >= 0) {
                 h->death.signo = ex->signo;
                 h->death.status = ex->status;
@@ -567,6 +653,7 @@ static int request(nk_host *h, struct pending *p, uint32_t type, uint32_t expect
                         if (err) {
                                 err->signo = h->death.signo;
                                 err->status = h->death.status;
+                                memcpy(err->reason, h->death.reason, sizeof err->reason);
                         }
                 } else {
                         r = nk_error_set(err, NK_ERR_NOT_RUNNING, -ENOTCONN, "host for %s is not running",
@@ -719,8 +806,85 @@ static void forget_discovery(nk_host *h)
         h->nfuncs = 0;
 }
 
+/* The policy in force: the caller's, $NIFKIT_POLICY, or the default. */
+static int resolve_policy(nk_host *h, nk_error *err)
+{
+        if (h->policy)
+                return 0;
+        if (!h->own_policy) {
+                const char *path = secure_getenv("NIFKIT_POLICY");
+                struct nk_policy_error perr;
+                int r;
+                if (path && *path) {
+                        r = nk_policy_load(path, &h->own_policy, &perr);
+                        if (r < 0)
+                                return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot use $NIFKIT_POLICY: %s", perr.msg);
+                } else {
+                        r = nk_policy_default(&h->own_policy);
+                        if (r < 0)
+                                return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot build the default policy: %s",
+                                                    strerror(-r));
+                }
+                /* Explicit set_call_timeout/set_workers calls win. */
+                if (!h->call_timeout_ms)
+                        h->call_timeout_ms = h->own_policy->limits.call_timeout_ms;
+        }
+        h->policy = h->own_policy;
+        return 0;
+}
+
+static bool env_flag(const char *name)
+{
+        const char *v = secure_getenv(name);
+        return v && strcmp(v, "1") == 0;
+}
+
+/* Picks the launcher the policy names and the sandbox it describes. */
+static int choose_launcher(nk_host *h, struct nk_sandbox_config *sc, nk_error *err)
+{
+        int r = resolve_policy(h, err);
+        if (r < 0)
+                return r;
+        const struct nk_policy *p = h->policy;
+        *sc = (struct nk_sandbox_config) {
+                .memory_bytes = p->limits.memory_mb << 20,
+                .pids = p->limits.pids,
+                .cpu_percent = p->limits.cpu_percent,
+                .tmp_mb = p->limits.tmp_mb,
+                .open_files = p->limits.open_files,
+                .cgroup_required = p->cgroup == NK_POLICY_CGROUP_REQUIRED,
+        };
+        /* Ids left 0: the launcher's defaults (never root, see userns.c). */
+
+        if (p->launcher == NK_POLICY_LAUNCHER_UNSANDBOXED || env_flag("NIFKIT_UNSANDBOXED_DEVELOPMENT")) {
+                h->launcher = &nk_launcher_direct;
+                fprintf(stderr, "nifkit: WARNING: the host for %s runs UNSANDBOXED (%s): the NIF has every right "
+                                "of this process. For development only.\n",
+                        h->library, p->launcher == NK_POLICY_LAUNCHER_UNSANDBOXED
+                                             ? "policy launcher \"unsandboxed-development\""
+                                             : "NIFKIT_UNSANDBOXED_DEVELOPMENT=1");
+                return 0;
+        }
+        h->launcher = p->launcher == NK_POLICY_LAUNCHER_BWRAP ? &nk_launcher_bwrap : &nk_launcher_native;
+        if (h->library[0] != '/') {
+                /* The host's working directory is its own root. */
+                _cleanup_free_ char *abs = realpath(h->library, NULL);
+                if (!abs)
+                        return nk_error_set(err, NK_ERR_SYSTEM, -errno, "cannot find %s: %s", h->library,
+                                            strerror(errno));
+                free(h->library);
+                h->library = TAKE_PTR(abs);
+        }
+        return 0;
+}
+
 static int launch(nk_host *h, nk_error *err)
 {
+        struct nk_sandbox_config sc;
+        int r = choose_launcher(h, &sc, err);
+        if (r < 0)
+                return r;
+
         int sv[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
                 return nk_error_set(err, NK_ERR_SYSTEM, -errno, "cannot create the channel for %s: %s",
@@ -737,17 +901,34 @@ static int launch(nk_host *h, nk_error *err)
                                             strerror(errno));
         }
 
-        int r = nk_transport_init(&h->tr, h->fd, 0);
+        r = nk_transport_init(&h->tr, h->fd, 0);
         if (r < 0)
                 return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot start host for %s: %s", h->library, strerror(-r));
         h->tr_ready = true;
 
-        const struct nk_launch_config cfg = { .host_binary = host_binary(h), .library = h->library };
+        _cleanup_free_ char *abs_host = NULL;
+        const char *hb = host_binary(h);
+        if (h->launcher != &nk_launcher_direct) {
+                /* The sandbox binds the binary at its absolute path. */
+                abs_host = realpath(hb, NULL);
+                if (!abs_host)
+                        return nk_error_set(err, NK_ERR_SYSTEM, -errno, "cannot start host '%s' for %s: %s", hb,
+                                            h->library, strerror(errno));
+                hb = abs_host;
+        }
+        struct nk_sandbox_error serr = { 0 };
+        const struct nk_launch_config cfg = { .host_binary = hb, .library = h->library, .sandbox = &sc,
+                                              .log = h->log_fn, .log_arg = h->log_arg, .err = &serr };
         r = h->launcher->launch(&cfg, theirs, &h->child);
+        if (r < 0 && serr.msg[0])
+                return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot start host '%s' for %s (%s launcher): %s",
+                                    cfg.host_binary, h->library, h->launcher->name, serr.msg);
         if (r < 0)
                 return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot start host '%s' for %s (%s launcher): %s",
                                     cfg.host_binary, h->library, h->launcher->name, strerror(-r));
         h->launched = true;
+        if (h->child.cgroup && nk_cgroup_events(h->child.cgroup, &h->cg_start) < 0)
+                h->cg_start = (struct nk_cgroup_events) {};
 
         r = -pthread_create(&h->reader, NULL, reader_main, h);
         if (r < 0)
@@ -765,6 +946,7 @@ NK_EXPORT int nk_host_start(nk_host *h, const uint8_t *load_info, size_t load_in
 
         h->dead = false;
         h->death = (nk_error) {};
+        h->violation = false;
         h->state = ST_RUNNING;
         int r = launch(h, err);
         if (r < 0) {
@@ -880,6 +1062,7 @@ NK_EXPORT void nk_host_free(nk_host *h)
         forget_discovery(h);
         free(h->library);
         free(h->host_binary);
+        nk_policy_free(h->own_policy);
         pthread_cond_destroy(&h->idle);
         pthread_mutex_destroy(&h->lock);
         free(h);

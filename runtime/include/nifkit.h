@@ -57,6 +57,13 @@ typedef struct nk_error {
         int signo;              /* NK_ERR_HOST_DIED: signal that killed it, or 0 */
         int status;             /* NK_ERR_HOST_DIED: exit status when signo == 0 */
         char msg[512];
+        /* Why the host is gone, on every error that reports its death: "oom"
+         * (its cgroup's memory.events oom_kill rose), "pids_limit" (it died
+         * after pids.max refused a fork), "timeout", "seccomp" (the filter
+         * trapped a system call; msg names it), "crashed" (a signal killed
+         * it; signo), "exited" (status), "protocol" (it sent a malformed
+         * message and was killed), "stopped"; "" otherwise. */
+        char reason[32];
 } nk_error;
 
 /* Name of an error kind: "system", "load", "host_died", "protocol", … */
@@ -93,6 +100,24 @@ void nk_host_set_call_timeout(nk_host *h, unsigned ms);
 /* Worker threads in the host: how many calls run at once (default 4). */
 void nk_host_set_workers(nk_host *h, unsigned n);
 void nk_host_set_send_callback(nk_host *h, nk_send_fn fn, void *arg);
+
+/* Told, at each start, what the sandbox does not enforce on this machine
+ * (a best-effort policy without cgroup controllers). Without a callback
+ * these notes are dropped: a library does not write to stderr on its own. */
+typedef void (*nk_log_fn)(void *arg, const char *msg);
+void nk_host_set_log_callback(nk_host *h, nk_log_fn fn, void *arg);
+
+struct nk_policy;
+/*
+ * The policy the host runs under (nifkit_policy.h): its launcher, limits,
+ * workers and call timeout (taken now; set_workers and set_call_timeout
+ * after this override them). The policy is not copied and must outlive h.
+ * Without one, start loads $NIFKIT_POLICY if set, else nk_policy_default():
+ * every host is sandboxed unless a policy names the "unsandboxed-development"
+ * launcher or NIFKIT_UNSANDBOXED_DEVELOPMENT=1 is set; either prints a
+ * warning on stderr each time such a host starts.
+ */
+void nk_host_set_policy(nk_host *h, const struct nk_policy *policy);
 
 /*
  * Launches the host, loads the library in it and runs its load() with
