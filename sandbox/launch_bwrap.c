@@ -1,0 +1,910 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The bubblewrap launcher: the same sandbox as the native launcher, built by
+ * bwrap(1) from its options instead of by our sequencer. It exists for
+ * machines where people trust bubblewrap's well-reviewed setup code more
+ * than ours, and as a second implementation the tests compare ours with.
+ *
+ *   runtime ──clone3──> bwrap (the "monitor", outside, in our cgroup)
+ *                         └─ clone ─> sandboxed child (pid 1 of its pid ns,
+ *                                     in the host's cgroup leaf) ─exec─> nifkit-host --fd 3
+ *
+ * Order: the runtime forks, applies the rlimits (inherited through both
+ * execs), becomes the outside ids, and execs bwrap with the channel at fd 3,
+ * --info-fd 4, --block-fd 5, --seccomp 6. bwrap writes the child's pid to
+ * fd 4 once its namespaces exist; the runtime moves that pid into the cgroup
+ * leaf and only then writes to fd 5, so nothing of the host runs outside it.
+ * bwrap closes 4, 5 and 6 before exec; 0, 1, 2 and the channel are all the
+ * host inherits (every other descriptor is closed before bwrap runs).
+ *
+ * Differences from the native launcher that remain:
+ *  - The outside ids: bwrap is run as the outside uid/gid (setresuid before
+ *    exec), so when the runtime is root the user namespace is created
+ *    unprivileged: this needs unprivileged user namespaces
+ *    (kernel.unprivileged_userns_clone=1, Debian's default), and the host
+ *    binary, the NIF and its libraries must be readable by that uid. The
+ *    native launcher maps the ids from the privileged parent instead.
+ *  - /dev: bwrap's --dev holds null, zero, full, random, urandom and tty,
+ *    plus shm (tmpfs), pts, ptmx and the stdio symlinks; the native root has
+ *    only the four nodes null, zero, random, urandom.
+ *  - Mount flags: bwrap's read-only binds are nosuid (and nodev except for
+ *    --dev-bind) but not noexec, its root tmpfs is nodev,nosuid and
+ *    remounted read-only without recursion; /proc and /tmp are bwrap's.
+ *  - /tmp's size: passed with --size (bubblewrap 0.7.0 and later). With an
+ *    older bwrap the tmpfs has the kernel's default size (half of RAM) and
+ *    only RLIMIT_FSIZE bounds each file.
+ *  - The cgroup namespace is created at clone time, before the child is
+ *    moved into its leaf, so its root is the runtime's cgroup, not the
+ *    leaf (no cgroupfs is mounted inside either way). bwrap's monitor
+ *    process stays in the runtime's cgroup.
+ *  - Loopback is brought up by bwrap itself (its loopback_setup), not by
+ *    libnl-route-3.
+ *  - The host is pid 1 of its pid namespace (--as-pid-1): bwrap's own init
+ *    would otherwise run under the host's seccomp filter, which does not
+ *    allow the wait4 it reaps with.
+ *  - The runtime's child is bwrap's monitor, not the host: a signal other
+ *    than SIGKILL kills the monitor, whose death kills the host
+ *    (--die-with-parent); the monitor reports a host killed by signal N as
+ *    exit status 128 + N, which wait turns back into signal N (nifkit-host
+ *    never exits with a status above 128 by itself, except 128 + SIGSYS
+ *    after a seccomp trap, which is reported as SIGSYS either way).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "launcher.h"
+#include "macro.h"
+#include "sequencer.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+/* The descriptors bwrap is started with. The channel is 3 for bwrap and
+ * stays 3 for the host. */
+enum {
+        FD_INFO = NK_HOST_CHANNEL_FD + 1,
+        FD_BLOCK,
+        FD_SECCOMP,
+        FD_ERR,         /* close-on-exec: EOF tells the runtime bwrap was executed */
+        FD_FIRST_FREE,
+};
+
+/* How long bwrap may take to create its namespaces and report the child. */
+#define INFO_TIMEOUT_MS 10000
+#define INFO_MAX 4096
+
+static const char *const passed_env[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS" };
+
+/* Exposed for the tests (tests/integration/bwrap); not part of the API. */
+int nk_bwrap_find(const char *path_env, char *buf, size_t size);
+int nk_bwrap_parse_version(const char *text, unsigned *ret_version);
+int nk_bwrap_parse_child_pid(const char *text, pid_t *ret_pid);
+void nk_bwrap_translate_exit(int status, struct nk_child_exit *ret);
+
+/* ---- finding bwrap ----------------------------------------------------------- */
+
+/* Looks bwrap up in path_env (a $PATH; NULL: the default search path) the
+ * way execvp would: the first executable regular file. */
+int nk_bwrap_find(const char *path_env, char *buf, size_t size)
+{
+        if (!path_env || !*path_env)
+                path_env = "/usr/local/bin:/usr/bin:/bin";
+        for (const char *p = path_env;;) {
+                const char *end = strchrnul(p, ':');
+                size_t len = (size_t) (end - p);
+                /* An empty entry means the current directory: never trust it. */
+                if (len > 0 && p[0] == '/' && len + sizeof "/bwrap" <= size) {
+                        struct stat st;
+                        memcpy(buf, p, len);
+                        memcpy(buf + len, "/bwrap", sizeof "/bwrap");
+                        if (stat(buf, &st) == 0 && S_ISREG(st.st_mode) && access(buf, X_OK) == 0)
+                                return 0;
+                }
+                if (!*end)
+                        return -ENOENT;
+                p = end + 1;
+        }
+}
+
+/* "bubblewrap 0.8.0" → 800 (major × 10000 + minor × 100 + micro); a
+ * missing micro counts as 0. */
+int nk_bwrap_parse_version(const char *text, unsigned *ret_version)
+{
+        unsigned v[3] = {};
+        const char *p = strstr(text, "bubblewrap ");
+        if (!p)
+                return -EINVAL;
+        p += strlen("bubblewrap ");
+        for (int i = 0; i < 3; i++) {
+                if (!isdigit((unsigned char) *p))
+                        return -EINVAL;
+                char *end;
+                unsigned long n = strtoul(p, &end, 10);
+                if (n > 99)
+                        return -EINVAL;
+                v[i] = (unsigned) n;
+                p = end;
+                if (*p != '.')
+                        break;
+                p++;
+        }
+        if (*p && !isspace((unsigned char) *p) && *p != '-')
+                return -EINVAL;
+        *ret_version = v[0] * 10000 + v[1] * 100 + v[2];
+        return 0;
+}
+
+/* Runs `bwrap --version`: --size needs 0.7.0. */
+static int run_version(const char *bwrap, unsigned *ret_version)
+{
+        int pipefd[2];
+        if (pipe2(pipefd, O_CLOEXEC) < 0)
+                return -errno;
+        _cleanup_close_ int rd = pipefd[0];
+        _cleanup_close_ int wr = pipefd[1];
+        struct {
+                uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+        } args = {};
+        pid_t pid = (pid_t) syscall(SYS_clone3, &args, sizeof args);
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                if (dup2(wr, STDOUT_FILENO) < 0)
+                        _exit(127);
+                char *const argv[] = { (char *) "bwrap", (char *) "--version", NULL };
+                char *const envp[] = { NULL };
+                execve(bwrap, argv, envp);
+                _exit(127);
+        }
+        nk_closep(&wr);
+        wr = -1;
+        char buf[256];
+        size_t len = 0;
+        for (;;) {
+                ssize_t n = read(rd, buf + len, sizeof buf - 1 - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                len += (size_t) n;
+                if (len == sizeof buf - 1)
+                        break;
+        }
+        buf[len] = '\0';
+        siginfo_t si;
+        while (waitid(P_PID, (id_t) pid, &si, WEXITED | __WALL) < 0 && errno == EINTR)
+                ;
+        return nk_bwrap_parse_version(buf, ret_version);
+}
+
+/* The version of the bwrap last asked, so that only the first launch pays
+ * for the extra exec (and a new bwrap at the same path is noticed). */
+static int bwrap_version(const char *bwrap, unsigned *ret_version)
+{
+        static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+        static char cached_path[PATH_MAX];
+        static struct timespec cached_mtime;
+        static unsigned cached;
+        struct stat st;
+
+        if (stat(bwrap, &st) < 0)
+                return -errno;
+        pthread_mutex_lock(&lock);
+        bool hit = cached && strcmp(cached_path, bwrap) == 0 && cached_mtime.tv_sec == st.st_mtim.tv_sec &&
+                   cached_mtime.tv_nsec == st.st_mtim.tv_nsec;
+        unsigned v = cached;
+        pthread_mutex_unlock(&lock);
+        if (hit) {
+                *ret_version = v;
+                return 0;
+        }
+        int r = run_version(bwrap, &v);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&lock);
+        snprintf(cached_path, sizeof cached_path, "%s", bwrap);
+        cached_mtime = st.st_mtim;
+        cached = v;
+        pthread_mutex_unlock(&lock);
+        *ret_version = v;
+        return 0;
+}
+
+/* ---- bwrap's information and exit status --------------------------------------- */
+
+/* The "child-pid" member of what bwrap writes to --info-fd. */
+int nk_bwrap_parse_child_pid(const char *text, pid_t *ret_pid)
+{
+        const char *p = strstr(text, "\"child-pid\"");
+        if (!p)
+                return -ENOENT;
+        p += strlen("\"child-pid\"");
+        while (isspace((unsigned char) *p))
+                p++;
+        if (*p++ != ':')
+                return -EINVAL;
+        while (isspace((unsigned char) *p))
+                p++;
+        if (!isdigit((unsigned char) *p))
+                return -EINVAL;
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno || v <= 0 || v > INT_MAX || !(*end == ',' || *end == '}' || isspace((unsigned char) *end)))
+                return -EINVAL;
+        *ret_pid = (pid_t) v;
+        return 0;
+}
+
+/* bwrap exits 128 + N when its child died of signal N (as shells do). */
+void nk_bwrap_translate_exit(int status, struct nk_child_exit *ret)
+{
+        *ret = (struct nk_child_exit) {};
+        if (status > 128 && status < 128 + NSIG)
+                ret->signo = status - 128;
+        else
+                ret->status = status;
+}
+
+/* ---- the command line ------------------------------------------------------------ */
+
+struct argv_builder {
+        char **v;
+        size_t n, cap;
+        bool failed;
+};
+
+static void arg(struct argv_builder *a, const char *s)
+{
+        if (a->failed)
+                return;
+        if (a->n + 2 > a->cap) {
+                size_t cap = a->cap ? a->cap * 2 : 64;
+                char **v = realloc(a->v, cap * sizeof *v);
+                if (!v) {
+                        a->failed = true;
+                        return;
+                }
+                a->v = v;
+                a->cap = cap;
+        }
+        a->v[a->n] = strdup(s);
+        if (!a->v[a->n]) {
+                a->failed = true;
+                return;
+        }
+        a->v[++a->n] = NULL;
+}
+
+__attribute__((format(printf, 2, 3)))
+static void argf(struct argv_builder *a, const char *fmt, ...)
+{
+        char buf[64];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof buf, fmt, ap);
+        va_end(ap);
+        arg(a, buf);
+}
+
+static void argv_free(struct argv_builder *a)
+{
+        for (size_t i = 0; i < a->n; i++)
+                free(a->v[i]);
+        free(a->v);
+        *a = (struct argv_builder) {};
+}
+
+static void ro_bind(struct argv_builder *a, const char *path)
+{
+        arg(a, "--ro-bind");
+        arg(a, path);
+        arg(a, path);
+}
+
+/* The host binary, the library and everything the loader will open for
+ * them: the elfdeps resolution the native launcher uses, plus libgcc_s,
+ * which glibc dlopens when a thread exits through pthread_exit. */
+static int resolve_deps(const struct nk_sandbox_config *sc, struct nk_pathset *deps, struct nk_sandbox_error *err)
+{
+        int r = nk_elf_resolve(sc->host_binary, deps, err);
+        if (r >= 0)
+                r = nk_elf_resolve(sc->library, deps, err);
+        if (r < 0)
+                return r;
+        static const char *const dirs[] = { "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
+                                            "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
+                                            "/lib64", "/usr/lib64", "/lib", "/usr/lib" };
+        for (size_t i = 0; i < NK_ARRAY_SIZE(dirs); i++) {
+                char path[PATH_MAX];
+                snprintf(path, sizeof path, "%s/libgcc_s.so.1", dirs[i]);
+                if (access(path, R_OK) != 0)
+                        continue;
+                struct nk_pathset extra = {};
+                struct nk_sandbox_error ignored;
+                if (nk_elf_resolve(path, &extra, &ignored) >= 0) {
+                        r = nk_pathset_add(deps, path);
+                        for (size_t j = 0; r >= 0 && j < extra.n; j++)
+                                r = nk_pathset_add(deps, extra.paths[j]);
+                }
+                nk_pathset_free(&extra);
+                if (r < 0)
+                        return nk_sandbox_error_set(err, -ENOMEM, "out of memory");
+                break;
+        }
+        return 0;
+}
+
+static int build_argv(const struct nk_sandbox_config *sc, const struct nk_pathset *deps, bool have_size,
+                      struct argv_builder *a)
+{
+        arg(a, "bwrap");
+        /* --unshare-all only tries the user and cgroup namespaces: insist. */
+        arg(a, "--unshare-all");
+        arg(a, "--unshare-user");
+        arg(a, "--unshare-cgroup");
+        arg(a, "--uid");
+        argf(a, "%u", (unsigned) sc->inside_uid);
+        arg(a, "--gid");
+        argf(a, "%u", (unsigned) sc->inside_gid);
+        arg(a, "--die-with-parent");
+        arg(a, "--new-session");
+        arg(a, "--as-pid-1");
+        arg(a, "--cap-drop");
+        arg(a, "ALL");
+        arg(a, "--clearenv");
+        for (size_t i = 0; i < NK_ARRAY_SIZE(passed_env); i++) {
+                const char *v = getenv(passed_env[i]);
+                if (v) {
+                        arg(a, "--setenv");
+                        arg(a, passed_env[i]);
+                        arg(a, v);
+                }
+        }
+        ro_bind(a, sc->host_binary);
+        ro_bind(a, sc->library);
+        for (size_t i = 0; i < deps->n; i++)
+                if (strcmp(deps->paths[i], sc->host_binary) != 0 && strcmp(deps->paths[i], sc->library) != 0)
+                        ro_bind(a, deps->paths[i]);
+        for (const char *const *p = sc->extra_ro; p && *p; p++)
+                ro_bind(a, *p);
+        arg(a, "--proc");
+        arg(a, "/proc");
+        arg(a, "--dev");
+        arg(a, "/dev");
+        if (have_size && sc->tmp_mb) {
+                arg(a, "--size");
+                argf(a, "%llu", (unsigned long long) sc->tmp_mb << 20);
+        }
+        arg(a, "--tmpfs");
+        arg(a, "/tmp");
+        /* After every mount that needs to create its mount point. */
+        arg(a, "--remount-ro");
+        arg(a, "/");
+        arg(a, "--seccomp");
+        argf(a, "%d", FD_SECCOMP);
+        arg(a, "--info-fd");
+        argf(a, "%d", FD_INFO);
+        arg(a, "--block-fd");
+        argf(a, "%d", FD_BLOCK);
+        arg(a, "--chdir");
+        arg(a, "/");
+        arg(a, "--");
+        arg(a, sc->host_binary);
+        arg(a, "--fd");
+        argf(a, "%d", NK_HOST_CHANNEL_FD);
+        return a->failed ? -ENOMEM : 0;
+}
+
+/* ---- the cgroup leaf ---------------------------------------------------------- */
+
+__attribute__((format(printf, 2, 3)))
+static void say(const struct nk_launch_config *cfg, const char *fmt, ...)
+{
+        if (!cfg->log)
+                return;
+        char msg[768];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        cfg->log(cfg->log_arg, msg);
+}
+
+/* The leaf, or the policy's best-effort decision to go without (some of)
+ * it, with the same rules and words as the native launcher. Sets
+ * *ret_memory when the leaf limits memory. */
+static int prepare_cgroup(const struct nk_launch_config *cfg, const struct nk_sandbox_config *sc,
+                          struct nk_cgroup **ret, bool *ret_memory, struct nk_sandbox_error *err)
+{
+        static atomic_uint counter;
+        unsigned needed = (sc->memory_bytes ? NK_CG_MEMORY : 0) | (sc->pids ? NK_CG_PIDS : 0) |
+                          (sc->cpu_percent ? NK_CG_CPU : 0);
+        struct nk_cgroup_info info;
+        char names[64];
+
+        *ret = NULL;
+        *ret_memory = false;
+        int r = nk_cgroup_detect(sc->cgroup_root, &info, err);
+        if (r < 0) {
+                if (sc->cgroup_required)
+                        return r;
+                say(cfg, "cgroup v2 limits are NOT enforced for %s: %s; falling back to rlimits "
+                         "(RLIMIT_AS from the memory limit, RLIMIT_NOFILE, RLIMIT_FSIZE); pids and cpu are not limited",
+                    sc->library, err->msg);
+                return 0;
+        }
+        unsigned missing = needed & ~info.available;
+        if (missing && sc->cgroup_required)
+                return nk_sandbox_error_set(err, -EOPNOTSUPP,
+                                            "the policy requires cgroup controllers that %s does not delegate: %s "
+                                            "(enable them in its cgroup.subtree_control, e.g. systemd Delegate=yes)",
+                                            info.root, nk_cgroup_mask_name(missing, names, sizeof names));
+        if (missing)
+                say(cfg, "cgroup controllers %s are missing under %s: those limits are NOT enforced for %s%s",
+                    nk_cgroup_mask_name(missing, names, sizeof names), info.root, sc->library,
+                    missing & NK_CG_MEMORY ? " (RLIMIT_AS stands in for memory)" : "");
+        if (!info.writable) {
+                if (sc->cgroup_required)
+                        return nk_sandbox_error_set(err, -EACCES, "cannot create cgroups under %s", info.root);
+                say(cfg, "cannot create cgroups under %s: the host for %s runs without a cgroup leaf", info.root,
+                    sc->library);
+                return 0;
+        }
+        char name[64];
+        snprintf(name, sizeof name, "nifkit-host-bwrap-%d-%u", (int) getpid(), atomic_fetch_add(&counter, 1));
+        r = nk_cgroup_create(&info, name, sc, ret, err);
+        if (r < 0) {
+                if (sc->cgroup_required)
+                        return r;
+                say(cfg, "cgroup leaf not created, limits NOT enforced for %s: %s", sc->library, err->msg);
+                *ret = NULL;
+                return 0;
+        }
+        *ret_memory = (info.available & NK_CG_MEMORY) != 0;
+        return 0;
+}
+
+/* Moves pid into the leaf (bwrap's child, blocked before it execs). */
+static int cgroup_place(struct nk_cgroup *cg, pid_t pid)
+{
+        _cleanup_close_ int fd = openat(nk_cgroup_fd(cg), "cgroup.procs", O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        char buf[32];
+        int len = snprintf(buf, sizeof buf, "%d\n", (int) pid);
+        ssize_t n = write(fd, buf, (size_t) len);
+        if (n < 0)
+                return -errno;
+        return n == len ? 0 : -EIO;
+}
+
+/* ---- the child of the runtime ---------------------------------------------------- */
+
+struct child_args {
+        const char *bwrap;
+        char *const *argv;
+        int fds[4];             /* channel, info (write end), block (read end), seccomp */
+        int err_fd;
+        const struct nk_rlimits_plan *rlimits;
+        bool set_ids;
+        uid_t uid;
+        gid_t gid;
+};
+
+/* Closes every fd from `from` up (close_range is Linux 5.9; before it, the
+ * loop). Async-signal-safe. */
+static void close_from(int from)
+{
+#ifdef SYS_close_range
+        if (syscall(SYS_close_range, from, ~0U, 0) == 0)
+                return;
+#endif
+        long max = sysconf(_SC_OPEN_MAX);
+        if (max < 0 || max > 65536)
+                max = 65536;
+        for (int fd = from; fd < max; fd++)
+                close(fd);
+}
+
+struct child_report {
+        int code;
+        char what[64];
+};
+
+static _Noreturn void child_fail(int err_fd, int code, const char *what)
+{
+        struct child_report rep = { .code = code };
+        for (size_t i = 0; what[i] && i < sizeof rep.what - 1; i++)
+                rep.what[i] = what[i];
+        (void) !write(err_fd, &rep, sizeof rep);
+        _exit(127);
+}
+
+/* The child of clone3 is a copy of one thread of a possibly multithreaded
+ * process: system calls only until exec. */
+static _Noreturn void child_exec(const struct child_args *a)
+{
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        /* Ignored signals stay ignored across exec; bwrap's monitor relies
+         * on SIGCHLD, which BEAM may ignore. */
+        for (int s = 1; s < NSIG; s++)
+                if (s != SIGKILL && s != SIGSTOP)
+                        signal(s, SIG_DFL);
+
+        /* First out of the way of 3..7, then into place: a source may sit
+         * on another one's target. dup2 clears close-on-exec. */
+        int err_fd = fcntl(a->err_fd, F_DUPFD_CLOEXEC, FD_FIRST_FREE + 8);
+        if (err_fd < 0)
+                child_fail(a->err_fd, -errno, "moving descriptors");
+        int tmp[4];
+        for (int i = 0; i < 4; i++) {
+                tmp[i] = fcntl(a->fds[i], F_DUPFD_CLOEXEC, FD_FIRST_FREE + 8);
+                if (tmp[i] < 0)
+                        child_fail(err_fd, -errno, "moving descriptors");
+        }
+        for (int i = 0; i < 4; i++)
+                if (dup2(tmp[i], NK_HOST_CHANNEL_FD + i) < 0)
+                        child_fail(err_fd, -errno, "moving descriptors");
+        if (dup3(err_fd, FD_ERR, O_CLOEXEC) < 0)
+                child_fail(err_fd, -errno, "moving descriptors");
+        err_fd = FD_ERR;
+        close_from(FD_FIRST_FREE);
+
+        struct nk_child_err ce;
+        int r = nk_rlimits_child(a->rlimits, &ce);
+        if (r < 0)
+                child_fail(err_fd, r, "setting rlimits");
+        if (a->set_ids) {
+                /* Raw system calls: glibc's wrappers signal every thread of
+                 * the process, a list this child only inherited a copy of. */
+                if (syscall(SYS_setgroups, 0, NULL) < 0)
+                        child_fail(err_fd, -errno, "setgroups");
+                if (syscall(SYS_setresgid, a->gid, a->gid, a->gid) < 0)
+                        child_fail(err_fd, -errno, "setresgid");
+                if (syscall(SYS_setresuid, a->uid, a->uid, a->uid) < 0)
+                        child_fail(err_fd, -errno, "setresuid");
+        }
+        /* Until bwrap's own --die-with-parent takes over; set after the id
+         * change, which clears it. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+                child_fail(err_fd, -errno, "PR_SET_PDEATHSIG");
+
+        char *const envp[] = { NULL };
+        execve(a->bwrap, a->argv, envp);
+        child_fail(err_fd, -errno, "executing bwrap");
+}
+
+/* ---- launch ---------------------------------------------------------------------- */
+
+static void fill_defaults(struct nk_sandbox_config *sc)
+{
+        uid_t ou, iu;
+        gid_t og, ig;
+        nk_userns_default_ids(&ou, &og, &iu, &ig);
+        if (sc->outside_uid == 0)
+                sc->outside_uid = ou;
+        if (sc->outside_gid == 0)
+                sc->outside_gid = og;
+        if (sc->inside_uid == 0)
+                sc->inside_uid = iu;
+        if (sc->inside_gid == 0)
+                sc->inside_gid = ig;
+        if (sc->tmp_mb == 0)
+                sc->tmp_mb = 16;
+}
+
+static int read_all(int fd, char *buf, size_t size, int timeout_ms, size_t *ret_len)
+{
+        size_t len = 0;
+        for (;;) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                int r = poll(&p, 1, timeout_ms);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return -errno;
+                if (r == 0)
+                        return -ETIMEDOUT;
+                ssize_t n = read(fd, buf + len, size - 1 - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        break;
+                len += (size_t) n;
+                if (len == size - 1)
+                        break;
+        }
+        buf[len] = '\0';
+        *ret_len = len;
+        return 0;
+}
+
+static int pidfd_open_compat(pid_t pid)
+{
+        int fd = (int) syscall(SYS_pidfd_open, pid, 0);
+        return fd < 0 ? -errno : fd;
+}
+
+/* Kills and reaps a bwrap that did not get as far as the host. Returns its
+ * exit status, or -1 if it was killed. */
+static int abandon(pid_t pid)
+{
+        siginfo_t si = {};
+        kill(pid, SIGKILL);
+        while (waitid(P_PID, (id_t) pid, &si, WEXITED | __WALL) < 0 && errno == EINTR)
+                ;
+        return si.si_code == CLD_EXITED ? si.si_status : -1;
+}
+
+/* What launch holds until the host runs; freed on every path. */
+struct launch_state {
+        struct nk_pathset deps;
+        struct argv_builder argv;
+        struct nk_seccomp_program seccomp;
+        bool have_seccomp;
+        struct nk_cgroup *cgroup;
+        int seccomp_fd;
+        int pipes[3][2];        /* info, block, err */
+};
+
+static void state_free(struct launch_state *s)
+{
+        nk_pathset_free(&s->deps);
+        argv_free(&s->argv);
+        if (s->have_seccomp)
+                nk_seccomp_free(&s->seccomp);
+        nk_cgroup_destroy(s->cgroup);
+        nk_closep(&s->seccomp_fd);
+        for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 2; j++)
+                        nk_closep(&s->pipes[i][j]);
+}
+
+static int prepare(const struct nk_launch_config *cfg, const struct nk_sandbox_config *sc, const char *bwrap,
+                   struct launch_state *s, struct nk_rlimits_plan *ret_rlimits, struct nk_sandbox_error *err)
+{
+        unsigned version = 0;
+        int r = bwrap_version(bwrap, &version);
+        if (r < 0)
+                return nk_sandbox_error_set(err, r, "cannot tell the version of %s: %s", bwrap, strerror(-r));
+        bool have_size = version >= 700;
+        if (!have_size && sc->tmp_mb)
+                say(cfg, "%s is older than 0.7.0 and has no --size: /tmp of the host for %s is not size-limited "
+                         "(RLIMIT_FSIZE still bounds each file)", bwrap, sc->library);
+
+        r = resolve_deps(sc, &s->deps, err);
+        if (r < 0)
+                return r;
+        if (build_argv(sc, &s->deps, have_size, &s->argv) < 0)
+                return nk_sandbox_error_set(err, -ENOMEM, "out of memory");
+
+        r = nk_seccomp_build(&s->seccomp, err);
+        if (r < 0)
+                return r;
+        s->have_seccomp = true;
+        /* A memfd, not a pipe: bwrap reads it to EOF, and a program larger
+         * than a pipe's buffer would block us. */
+        s->seccomp_fd = memfd_create("nifkit-seccomp", MFD_CLOEXEC);
+        if (s->seccomp_fd < 0)
+                return nk_sandbox_error_set(err, -errno, "memfd_create: %m");
+        r = nk_seccomp_write(&s->seccomp, s->seccomp_fd);
+        if (r >= 0 && lseek(s->seccomp_fd, 0, SEEK_SET) < 0)
+                r = -errno;
+        if (r < 0)
+                return nk_sandbox_error_set(err, r, "writing the seccomp program: %s", strerror(-r));
+
+        bool cg_memory;
+        r = prepare_cgroup(cfg, sc, &s->cgroup, &cg_memory, err);
+        if (r < 0)
+                return r;
+        nk_rlimits_prepare(sc, !cg_memory, ret_rlimits);
+
+        for (int i = 0; i < 3; i++)
+                if (pipe2(s->pipes[i], O_CLOEXEC) < 0)
+                        return nk_sandbox_error_set(err, -errno, "pipe2: %m");
+        return 0;
+}
+
+/* After the clone: waits for bwrap to run and report its child, places the
+ * child in the leaf and lets it go on. */
+static int start(const struct nk_sandbox_config *sc, const char *bwrap, pid_t pid, struct launch_state *s,
+                 struct nk_sandbox_error *err)
+{
+        struct child_report rep;
+        ssize_t n;
+        do
+                n = read(s->pipes[2][0], &rep, sizeof rep);
+        while (n < 0 && errno == EINTR);
+        if (n == (ssize_t) sizeof rep) {
+                abandon(pid);
+                rep.what[sizeof rep.what - 1] = '\0';
+                return nk_sandbox_error_set(err, rep.code, "cannot start %s for %s: %s: %s", bwrap, sc->library,
+                                            rep.what, strerror(-rep.code));
+        }
+
+        char info[INFO_MAX];
+        size_t len;
+        int r = read_all(s->pipes[0][0], info, sizeof info, INFO_TIMEOUT_MS, &len);
+        pid_t child;
+        if (r >= 0)
+                r = nk_bwrap_parse_child_pid(info, &child);
+        if (r < 0) {
+                int status = abandon(pid);
+                if (status >= 0)
+                        return nk_sandbox_error_set(err, -ECHILD,
+                                                    "bwrap could not build the sandbox for %s (exit status %d; "
+                                                    "its message is on stderr)", sc->library, status);
+                return nk_sandbox_error_set(err, r, "bwrap did not report its sandbox for %s: %s", sc->library,
+                                            strerror(-r));
+        }
+        if (s->cgroup) {
+                r = cgroup_place(s->cgroup, child);
+                if (r < 0) {
+                        abandon(pid);
+                        return nk_sandbox_error_set(err, r, "cannot move the host for %s into %s: %s", sc->library,
+                                                    nk_cgroup_path(s->cgroup), strerror(-r));
+                }
+        }
+        do
+                n = write(s->pipes[1][1], "1", 1);
+        while (n < 0 && errno == EINTR);
+        if (n != 1) {
+                r = n < 0 ? -errno : -EIO;
+                abandon(pid);
+                return nk_sandbox_error_set(err, r, "cannot release the host for %s: %s", sc->library, strerror(-r));
+        }
+        return 0;
+}
+
+static int bwrap_launch(const struct nk_launch_config *cfg, int channel_fd, struct nk_child *ret_child)
+{
+        struct nk_sandbox_error local;
+        struct nk_sandbox_error *err = cfg->err ? cfg->err : &local;
+        struct nk_sandbox_config sc = {};
+        if (cfg->sandbox)
+                sc = *cfg->sandbox;
+        sc.host_binary = cfg->host_binary;
+        sc.library = cfg->library;
+        fill_defaults(&sc);
+        if (!sc.host_binary || sc.host_binary[0] != '/' || !sc.library || sc.library[0] != '/')
+                return nk_sandbox_error_set(err, -EINVAL, "the host binary and the library need absolute paths");
+
+        char bwrap[PATH_MAX];
+        if (nk_bwrap_find(getenv("PATH"), bwrap, sizeof bwrap) < 0)
+                return nk_sandbox_error_set(err, -ENOENT, "bubblewrap (bwrap) not found: install the bubblewrap "
+                                                          "package or use the native launcher");
+
+        struct launch_state s = { .seccomp_fd = -1, .pipes = { { -1, -1 }, { -1, -1 }, { -1, -1 } } };
+        struct nk_rlimits_plan rlimits;
+        int r = prepare(cfg, &sc, bwrap, &s, &rlimits, err);
+        if (r < 0)
+                goto out;
+
+        const struct child_args args = {
+                .bwrap = bwrap,
+                .argv = s.argv.v,
+                .fds = { channel_fd, s.pipes[0][1], s.pipes[1][0], s.seccomp_fd },
+                .err_fd = s.pipes[2][1],
+                .rlimits = &rlimits,
+                .set_ids = sc.outside_uid != geteuid() || sc.outside_gid != getegid(),
+                .uid = sc.outside_uid,
+                .gid = sc.outside_gid,
+        };
+        /* exit_signal 0 as in the other launchers: BEAM may ignore SIGCHLD,
+         * and the kernel would then reap the monitor by itself. */
+        struct {
+                uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+        } ca = {};
+        pid_t pid = (pid_t) syscall(SYS_clone3, &ca, sizeof ca);
+        if (pid < 0) {
+                r = nk_sandbox_error_set(err, -errno, "clone3: %m");
+                goto out;
+        }
+        if (pid == 0)
+                child_exec(&args);
+
+        /* Our copies of the child's ends go, so that EOF means what it says. */
+        nk_closep(&s.pipes[0][1]);
+        s.pipes[0][1] = -1;
+        nk_closep(&s.pipes[1][0]);
+        s.pipes[1][0] = -1;
+        nk_closep(&s.pipes[2][1]);
+        s.pipes[2][1] = -1;
+        r = start(&sc, bwrap, pid, &s, err);
+        if (r < 0)
+                goto out;
+
+        int pidfd = pidfd_open_compat(pid);
+        *ret_child = (struct nk_child) { .pid = pid, .pidfd = pidfd >= 0 ? pidfd : -1,
+                                         .cgroup = TAKE_PTR(s.cgroup) };
+        r = 0;
+out:
+        state_free(&s);
+        return r;
+}
+
+static int bwrap_kill(struct nk_child *child, int signo)
+{
+        if (child->reaped)
+                return -ESRCH;
+        if (child->pidfd >= 0) {
+                if (syscall(SYS_pidfd_send_signal, child->pidfd, signo, NULL, 0) == 0)
+                        return 0;
+                if (errno != ENOSYS)
+                        return -errno;
+        }
+        /* Not reaped yet, so the pid cannot have been reused. */
+        return kill(child->pid, signo) < 0 ? -errno : 0;
+}
+
+static int bwrap_wait(struct nk_child *child, int timeout_ms, struct nk_child_exit *ret)
+{
+        if (child->reaped)
+                return -ECHILD;
+        if (timeout_ms >= 0 && child->pidfd >= 0) {
+                struct pollfd p = { .fd = child->pidfd, .events = POLLIN };
+                int r;
+                do
+                        r = poll(&p, 1, timeout_ms);
+                while (r < 0 && errno == EINTR);
+                if (r < 0)
+                        return -errno;
+                if (r == 0)
+                        return -ETIMEDOUT;
+        }
+        siginfo_t si = {};
+        int options = WEXITED | __WALL;
+        if (timeout_ms >= 0 && child->pidfd < 0)
+                options |= WNOHANG;
+        for (int waited = 0;; waited += 10) {
+                int r = child->pidfd >= 0 ? waitid((idtype_t) P_PIDFD, (id_t) child->pidfd, &si, options)
+                                          : waitid(P_PID, (id_t) child->pid, &si, options);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return -errno;
+                if (si.si_pid != 0)
+                        break;
+                /* WNOHANG without a pidfd: poll in 10 ms steps. */
+                if (waited >= timeout_ms)
+                        return -ETIMEDOUT;
+                usleep(10000);
+        }
+        child->reaped = true;
+        if (si.si_code == CLD_EXITED) {
+                nk_bwrap_translate_exit(si.si_status, ret);
+        } else {
+                /* The monitor itself was killed (by us, or by the OOM killer). */
+                *ret = (struct nk_child_exit) { .signo = si.si_status, .core_dumped = si.si_code == CLD_DUMPED };
+        }
+        return 0;
+}
+
+const struct nk_launcher nk_launcher_bwrap = {
+        .name = "bubblewrap (sandboxed)",
+        .launch = bwrap_launch,
+        .kill = bwrap_kill,
+        .wait = bwrap_wait,
+};
