@@ -70,12 +70,22 @@ if [ -n "$missing" ]; then
         echo "ok: controllers missing ($missing) reported exactly"
         # Leaves without controllers: mkdir, CLONE_INTO_CGROUP, kill, rmdir.
         "$probe" lifecycle "$want_root"
-        exit $?
+        rc=$?
+        leaf_root=$want_root
+else
+        if [ "$result" != 0 ]; then
+                echo "FAIL: $want_root has memory pids cpu, yet detect failed: $message"
+                exit 1
+        fi
+        # shellcheck disable=SC2086 # one word per controller
+        "$probe" lifecycle "$root" $available
+        rc=$?
+        leaf_root=$root
 fi
-
-if [ "$result" != 0 ]; then
-        echo "FAIL: $want_root has memory pids cpu, yet detect failed: $message"
-        exit 1
-fi
-# shellcheck disable=SC2086 # one word per controller
-"$probe" lifecycle "$root" $available
+[ $rc = 1 ] && exit 1
+"$probe" fallback "$leaf_root"
+frc=$?
+[ $frc = 1 ] && exit 1
+# Skipped only if both parts were.
+[ $rc = 77 ] && [ $frc = 77 ] && exit 77
+exit 0

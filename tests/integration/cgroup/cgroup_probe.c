@@ -11,11 +11,15 @@
  *       limit files and, where the controllers are there, that an OOM and a
  *       pids.max hit show in the events; then destroys the leaf and checks
  *       that its processes are dead and the directory gone.
+ *   cgroup_probe fallback ROOT
+ *       the same destroy through its pre-5.14 path (SIGKILL to each pid
+ *       in cgroup.procs), forced by making cgroup.kill unwritable.
  *
  * Exit status: 0 passed, 1 failed (a line "FAIL: …" says why), 77 skipped.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -236,12 +240,99 @@ static int lifecycle(const char *root, int argc, char **argv)
         return failures ? 1 : 0;
 }
 
+/* Removes CAP_DAC_OVERRIDE from the effective set: file modes then bind
+ * even for uid 0. */
+static int drop_dac_override(void)
+{
+        struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
+        struct __user_cap_data_struct data[2];
+        if (syscall(SYS_capget, &hdr, data) < 0)
+                return -errno;
+        data[CAP_DAC_OVERRIDE / 32].effective &= ~(1u << (CAP_DAC_OVERRIDE % 32));
+        if (syscall(SYS_capset, &hdr, data) < 0)
+                return -errno;
+        return 0;
+}
+
+/* The pre-5.14 path of nk_cgroup_destroy: where cgroup.kill cannot be
+ * written, every pid in cgroup.procs gets SIGKILL. Made to happen on any
+ * kernel by taking write permission on the leaf's cgroup.kill away (as
+ * uid 0 without CAP_DAC_OVERRIDE, so that the mode binds). Runs in a child
+ * so the capability is dropped only there. */
+static int fallback_child(const char *parent)
+{
+        struct nk_cgroup_info info = { .writable = true };
+        struct nk_sandbox_config cfg = { 0 };
+        struct nk_sandbox_error err = { 0 };
+        struct nk_cgroup *cg = NULL;
+        memcpy(info.root, parent, strlen(parent) + 1);
+        if (nk_cgroup_create(&info, "nifkit-fallback", &cfg, &cg, &err) < 0) {
+                printf("FAIL: nk_cgroup_create: %s\n", err.msg);
+                return 1;
+        }
+        char path[4200], kill_file[4300];
+        snprintf(path, sizeof path, "%s", nk_cgroup_path(cg));
+        snprintf(kill_file, sizeof kill_file, "%s/cgroup.kill", path);
+        pid_t a = spawn_in(nk_cgroup_fd(cg), child_pause);
+        pid_t b = spawn_in(nk_cgroup_fd(cg), child_pause);
+        CHECK(a > 0 && b > 0, "clone3(CLONE_INTO_CGROUP): %s", strerror(errno));
+        if (access(kill_file, F_OK) == 0) {
+                CHECK(chmod(kill_file, 0444) == 0, "chmod %s: %s", kill_file, strerror(errno));
+                CHECK(drop_dac_override() == 0, "capset: %s", strerror(errno));
+                int fd = open(kill_file, O_WRONLY | O_CLOEXEC);
+                CHECK(fd < 0 && errno == EACCES, "cgroup.kill is still writable");
+                if (fd >= 0)
+                        close(fd);
+        }
+        nk_cgroup_destroy(cg);
+        struct stat st;
+        CHECK(stat(path, &st) < 0 && errno == ENOENT, "%s still exists after destroy", path);
+        pid_t kids[] = { a, b };
+        for (int i = 0; i < 2; i++) {
+                int status;
+                if (kids[i] <= 0)
+                        continue;
+                CHECK(waitpid(kids[i], &status, 0) == kids[i] && WIFSIGNALED(status) &&
+                      WTERMSIG(status) == SIGKILL, "pid %d in the leaf was not killed", (int) kids[i]);
+        }
+        return failures ? 1 : 0;
+}
+
+static int fallback(const char *root)
+{
+        if (geteuid() != 0) {
+                printf("SKIP: the cgroup.procs fallback test needs uid 0 (it drops CAP_DAC_OVERRIDE)\n");
+                return 77;
+        }
+        char parent[sizeof ((struct nk_cgroup_info *) 0)->root];
+        if ((size_t) snprintf(parent, sizeof parent, "%s/nifkit-test-%d", root, (int) getpid()) >= sizeof parent) {
+                printf("FAIL: %s is too long\n", root);
+                return 1;
+        }
+        if (mkdir(parent, 0755) < 0) {
+                printf("SKIP: cannot create %s: %s\n", parent, strerror(errno));
+                return 77;
+        }
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0)
+                _exit(fallback_child(parent));
+        int status = 0;
+        waitpid(pid, &status, 0);
+        CHECK(rmdir(parent) == 0, "rmdir %s: %s", parent, strerror(errno));
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the fallback destroy failed");
+        printf("%s\n", failures ? "fallback FAILED" : "fallback (cgroup.procs) ok");
+        return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+        if (argc == 3 && strcmp(argv[1], "fallback") == 0)
+                return fallback(argv[2]);
         if (argc >= 2 && strcmp(argv[1], "detect") == 0)
                 return detect();
         if (argc >= 3 && strcmp(argv[1], "lifecycle") == 0)
                 return lifecycle(argv[2], argc - 3, argv + 3);
-        fprintf(stderr, "usage: %s detect | lifecycle ROOT [memory|pids|cpu]...\n", argv[0]);
+        fprintf(stderr, "usage: %s detect | lifecycle ROOT [memory|pids|cpu]... | fallback ROOT\n", argv[0]);
         return 2;
 }
