@@ -9,14 +9,14 @@
  *
  * Layout. The root is the delegated subtree: NIFKIT_CGROUP_ROOT (the
  * caller's root_hint) or the cgroup this process is in. Leaves are named
- * nifkit-<pid>-<n> and live directly in the root when the root's
- * cgroup.subtree_control already gives them memory, pids and cpu, or when
- * the root has no processes of its own (detection then enables the
- * controllers there). cgroup v2 forbids a non-root cgroup that holds
- * processes to hand domain controllers to its children ("no internal
- * processes"); the hierarchy's own root is exempt, so when the root is the
- * hierarchy root and holds processes, leaves go into <root>/nifkit, whose
- * subtree_control is enabled instead:
+ * nifkit-<pid>-<n> (unless the caller names them) and live directly in the
+ * root when it has no processes of its own (detection enables memory, pids
+ * and cpu in its cgroup.subtree_control if they are not yet). cgroup v2
+ * forbids a non-root cgroup that holds processes to hand domain controllers
+ * to its children ("no internal processes"); the hierarchy's own root is
+ * exempt, so when the root is the hierarchy root and holds processes,
+ * leaves always go into <root>/nifkit, whose subtree_control is enabled
+ * too, keeping them apart from the processes:
  *
  *     <root>/                 subtree_control: memory pids cpu
  *       nifkit/               subtree_control: memory pids cpu (only if <root> has processes)
