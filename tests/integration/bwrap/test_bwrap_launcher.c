@@ -1,0 +1,637 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The bubblewrap launcher through the launcher interface: the parsers it
+ * relies on, the error when bwrap is missing, and the sandbox a probe
+ * (bwrap_probe.c, started in place of nifkit-host) reports from inside:
+ * ids and uid map, capabilities, no_new_privs, seccomp, descriptors,
+ * mounts, loopback, namespaces, rlimits, environment, /dev; then exit
+ * statuses, a real crash, kill and wait.
+ *
+ * Environment (set by meson): NK_BWRAP_PROBE, NK_TEST_NIF_GOOD (a library
+ * to bind). The launching tests skip, saying why, where bwrap is missing or
+ * cannot create namespaces here.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "launcher.h"
+#include "sandbox.h"
+#include "sequencer.h"
+
+/* launch_bwrap.c's helpers, exposed for these tests only. */
+int nk_bwrap_find(const char *path_env, char *buf, size_t size);
+int nk_bwrap_parse_version(const char *text, unsigned *ret_version);
+int nk_bwrap_parse_child_pid(const char *text, pid_t *ret_pid);
+void nk_bwrap_translate_exit(int status, struct nk_child_exit *ret);
+
+static const char *skip_reason;
+
+static const char *need_env(const char *name)
+{
+        const char *v = getenv(name);
+        if (!v || !*v)
+                fail_msg("%s is not set: run this test through meson test", name);
+        return v;
+}
+
+/* ---- parsers ----------------------------------------------------------------- */
+
+static void test_parse_version(void **state)
+{
+        unsigned v;
+        assert_int_equal(nk_bwrap_parse_version("bubblewrap 0.8.0\n", &v), 0);
+        assert_int_equal(v, 800);
+        assert_int_equal(nk_bwrap_parse_version("bubblewrap 0.11.1", &v), 0);
+        assert_int_equal(v, 1101);
+        assert_int_equal(nk_bwrap_parse_version("bubblewrap 0.6\n", &v), 0);
+        assert_int_equal(v, 600);
+        assert_int_equal(nk_bwrap_parse_version("bubblewrap 1.0.0-rc1\n", &v), 0);
+        assert_int_equal(v, 10000);
+        assert_int_equal(nk_bwrap_parse_version("bwrap 0.8.0", &v), -EINVAL);
+        assert_int_equal(nk_bwrap_parse_version("bubblewrap x.8", &v), -EINVAL);
+        assert_int_equal(nk_bwrap_parse_version("bubblewrap 0.8x", &v), -EINVAL);
+        assert_int_equal(nk_bwrap_parse_version("bubblewrap 0.800.1", &v), -EINVAL);
+        assert_int_equal(nk_bwrap_parse_version("", &v), -EINVAL);
+}
+
+static void test_parse_child_pid(void **state)
+{
+        pid_t pid = 0;
+        /* What bubblewrap 0.8.0 writes to --info-fd. */
+        assert_int_equal(nk_bwrap_parse_child_pid("{\n    \"child-pid\": 19471,\n    \"cgroup-namespace\": 4026532182,\n"
+                                                  "    \"ipc-namespace\": 4026532180\n}\n",
+                                                  &pid),
+                         0);
+        assert_int_equal(pid, 19471);
+        assert_int_equal(nk_bwrap_parse_child_pid("{\n    \"child-pid\": 42\n}\n", &pid), 0);
+        assert_int_equal(pid, 42);
+        assert_int_equal(nk_bwrap_parse_child_pid("{\"child-pid\":7}", &pid), 0);
+        assert_int_equal(pid, 7);
+        assert_int_equal(nk_bwrap_parse_child_pid("", &pid), -ENOENT);
+        assert_int_equal(nk_bwrap_parse_child_pid("{\"ipc-namespace\": 4}", &pid), -ENOENT);
+        assert_int_equal(nk_bwrap_parse_child_pid("{\"child-pid\" 42}", &pid), -EINVAL);
+        assert_int_equal(nk_bwrap_parse_child_pid("{\"child-pid\": -1}", &pid), -EINVAL);
+        assert_int_equal(nk_bwrap_parse_child_pid("{\"child-pid\": 0}", &pid), -EINVAL);
+        assert_int_equal(nk_bwrap_parse_child_pid("{\"child-pid\": 12a}", &pid), -EINVAL);
+        assert_int_equal(nk_bwrap_parse_child_pid("{\"child-pid\": 99999999999}", &pid), -EINVAL);
+        /* A truncated report is not a pid. */
+        assert_int_equal(nk_bwrap_parse_child_pid("{\"child-pid\": 12", &pid), -EINVAL);
+}
+
+static void test_translate_exit(void **state)
+{
+        struct nk_child_exit ex;
+        nk_bwrap_translate_exit(0, &ex);
+        assert_int_equal(ex.signo, 0);
+        assert_int_equal(ex.status, 0);
+        nk_bwrap_translate_exit(1, &ex);
+        assert_int_equal(ex.signo, 0);
+        assert_int_equal(ex.status, 1);
+        nk_bwrap_translate_exit(128, &ex);
+        assert_int_equal(ex.signo, 0);
+        assert_int_equal(ex.status, 128);
+        nk_bwrap_translate_exit(128 + SIGSEGV, &ex);
+        assert_int_equal(ex.signo, SIGSEGV);
+        assert_int_equal(ex.status, 0);
+        nk_bwrap_translate_exit(128 + SIGSYS, &ex);
+        assert_int_equal(ex.signo, SIGSYS);
+        nk_bwrap_translate_exit(255, &ex);
+        assert_int_equal(ex.signo, 0);
+        assert_int_equal(ex.status, 255);
+}
+
+static void make_file(const char *path, mode_t mode)
+{
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+        assert_true(fd >= 0);
+        close(fd);
+        assert_int_equal(chmod(path, mode), 0);
+}
+
+static void test_find(void **state)
+{
+        char dir[] = "/tmp/nk-bwrap-find-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        char a[128], b[128], path[512], found[256];
+        snprintf(a, sizeof a, "%s/a", dir);
+        snprintf(b, sizeof b, "%s/b", dir);
+        assert_int_equal(mkdir(a, 0755), 0);
+        assert_int_equal(mkdir(b, 0755), 0);
+
+        /* Not executable in a, executable in b: b's. Relative and empty
+         * entries are never searched. */
+        char fa[160], fb[160];
+        snprintf(fa, sizeof fa, "%s/bwrap", a);
+        snprintf(fb, sizeof fb, "%s/bwrap", b);
+        make_file(fa, 0644);
+        make_file(fb, 0755);
+        snprintf(path, sizeof path, "::relative:/nonexistent:%s:%s", a, b);
+        assert_int_equal(nk_bwrap_find(path, found, sizeof found), 0);
+        assert_string_equal(found, fb);
+
+        /* A directory named bwrap is not a program. */
+        unlink(fb);
+        assert_int_equal(mkdir(fb, 0755), 0);
+        assert_int_equal(nk_bwrap_find(path, found, sizeof found), -ENOENT);
+        /* Too small a buffer never truncates a path into another file's. */
+        snprintf(path, sizeof path, "%s", a);
+        chmod(fa, 0755);
+        assert_int_equal(nk_bwrap_find(path, found, sizeof found), 0);
+        assert_string_equal(found, fa);
+        assert_int_equal(nk_bwrap_find(path, found, 8), -ENOENT);
+
+        unlink(fa);
+        rmdir(fb);
+        rmdir(a);
+        rmdir(b);
+        rmdir(dir);
+}
+
+/* ---- launching the probe ---------------------------------------------------------- */
+
+struct probe {
+        int fd;                 /* our end of the channel */
+        struct nk_child child;
+        struct nk_sandbox_config sc;
+};
+
+static int launch_probe(struct probe *p, const struct nk_sandbox_config *sc, struct nk_sandbox_error *err)
+{
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        p->sc = *sc;
+        const struct nk_launch_config cfg = {
+                .host_binary = need_env("NK_BWRAP_PROBE"),
+                .library = need_env("NK_TEST_NIF_GOOD"),
+                .sandbox = &p->sc,
+                .err = err,
+        };
+        int r = nk_launcher_bwrap.launch(&cfg, sv[1], &p->child);
+        close(sv[1]);
+        if (r < 0) {
+                close(sv[0]);
+                p->fd = -1;
+                return r;
+        }
+        p->fd = sv[0];
+        return 0;
+}
+
+static struct nk_sandbox_config default_config(void)
+{
+        return (struct nk_sandbox_config) {
+                .memory_bytes = 256ULL << 20,
+                .pids = 16,
+                .cpu_percent = 100,
+                .tmp_mb = 16,
+                .open_files = 256,
+                .cgroup_required = false,
+        };
+}
+
+static void start_probe(struct probe *p)
+{
+        struct nk_sandbox_error err = {};
+        struct nk_sandbox_config sc = default_config();
+        int r = launch_probe(p, &sc, &err);
+        if (r < 0)
+                fail_msg("launch: %d %s", r, err.msg);
+}
+
+static void say(struct probe *p, const char *cmd)
+{
+        assert_int_equal(send(p->fd, cmd, strlen(cmd), 0), (ssize_t) strlen(cmd));
+}
+
+static void finish(struct probe *p, struct nk_child_exit *ex)
+{
+        assert_int_equal(nk_launcher_bwrap.wait(&p->child, 10000, ex), 0);
+        nk_child_release(&p->child);
+        close(p->fd);
+}
+
+static void skip_unless_bwrap(void)
+{
+        if (skip_reason) {
+                printf("SKIP: %s\n", skip_reason);
+                skip();
+        }
+}
+
+/* The value of key in the report ("" when absent); at most one per key
+ * except mount=, which report_mount reads. */
+static const char *value(const char *report, const char *key, char *buf, size_t size)
+{
+        size_t len = strlen(key);
+        for (const char *p = report; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+                if (strncmp(p, key, len) == 0 && p[len] == '=') {
+                        snprintf(buf, size, "%.*s", (int) strcspn(p + len + 1, "\n"), p + len + 1);
+                        return buf;
+                }
+        snprintf(buf, size, "%s", "");
+        return buf;
+}
+
+static void expect(const char *report, const char *key, const char *want)
+{
+        char buf[1024];
+        if (strcmp(value(report, key, buf, sizeof buf), want) != 0)
+                fail_msg("%s: expected \"%s\", got \"%s\"", key, want, buf);
+}
+
+/* The "mount=" line for a mount point: "POINT FSTYPE OPTS SUPEROPTS". */
+static bool report_mount(const char *report, const char *point, char *buf, size_t size)
+{
+        char prefix[256];
+        snprintf(prefix, sizeof prefix, "mount=%s ", point);
+        const char *p = strstr(report, prefix);
+        if (!p)
+                return false;
+        snprintf(buf, size, "%.*s", (int) strcspn(p, "\n"), p);
+        return true;
+}
+
+/* Every comma-separated name of list is in allowed. */
+static void expect_subset(const char *what, const char *list, const char *const *allowed)
+{
+        char copy[1024];
+        snprintf(copy, sizeof copy, "%s", list);
+        for (char *save, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                bool ok = false;
+                for (const char *const *a = allowed; *a; a++)
+                        ok = ok || strcmp(tok, *a) == 0;
+                if (!ok)
+                        fail_msg("%s: unexpected \"%s\" in %s", what, tok, list);
+        }
+}
+
+static bool has_item(const char *list, const char *item)
+{
+        size_t len = strlen(item);
+        for (const char *p = list; p; p = strchr(p, ','), p = p ? p + 1 : NULL)
+                if (strncmp(p, item, len) == 0 && (p[len] == ',' || p[len] == '\0'))
+                        return true;
+        return false;
+}
+
+static void check_ids(const char *r)
+{
+        uid_t ou, iu;
+        gid_t og, ig;
+        char buf[256];
+        nk_userns_default_ids(&ou, &og, &iu, &ig);
+        expect(r, "args", "3 --fd 3");
+        expect(r, "uid", "1000");
+        expect(r, "gid", "1000");
+        expect(r, "euid", "1000");
+        /* --as-pid-1: alone in its pid namespace. */
+        expect(r, "pid", "1");
+        /* One id mapped. bwrap nests a second user namespace when it
+         * mounts a devpts (--dev): the host's map then points at 0 of the
+         * intermediate one, which is the outside id (checked from outside
+         * by check_outside_ids). */
+        unsigned in, out, count;
+        assert_int_equal(sscanf(value(r, "uid_map", buf, sizeof buf), "%u %u %u", &in, &out, &count), 3);
+        assert_int_equal(in, 1000);
+        assert_true(out == ou || out == 0);
+        assert_int_equal(count, 1);
+        assert_int_equal(sscanf(value(r, "gid_map", buf, sizeof buf), "%u %u %u", &in, &out, &count), 3);
+        assert_int_equal(in, 1000);
+        assert_true(out == og || out == 0);
+        assert_int_equal(count, 1);
+}
+
+/* The sandboxed process: the only child of bwrap's monitor. */
+static pid_t host_pid(const struct probe *p)
+{
+        char path[64], line[256];
+        snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int) p->child.pid, (int) p->child.pid);
+        FILE *f = fopen(path, "re");
+        assert_non_null(f);
+        assert_non_null(fgets(line, sizeof line, f));
+        fclose(f);
+        int pid = 0, end = 0;
+        assert_int_equal(sscanf(line, "%d %n", &pid, &end), 1);
+        assert_int_equal(line[end], '\0');
+        return pid;
+}
+
+/* Seen from here, the host runs as the outside ids: never root. */
+static void check_outside_ids(const struct probe *p)
+{
+        uid_t ou, iu;
+        gid_t og, ig;
+        nk_userns_default_ids(&ou, &og, &iu, &ig);
+        char path[64], line[256];
+        snprintf(path, sizeof path, "/proc/%d/status", (int) host_pid(p));
+        FILE *f = fopen(path, "re");
+        assert_non_null(f);
+        int seen = 0;
+        while (fgets(line, sizeof line, f)) {
+                unsigned a, b, c, d;
+                bool uid = strncmp(line, "Uid:", 4) == 0, gid = strncmp(line, "Gid:", 4) == 0;
+                if (!uid && !gid)
+                        continue;
+                assert_int_equal(sscanf(line + 4, "%u %u %u %u", &a, &b, &c, &d), 4);
+                unsigned want = uid ? (unsigned) ou : (unsigned) og;
+                if (a != want || b != want || c != want || d != want)
+                        fail_msg("host runs as %s outside, expected %u everywhere", line, want);
+                seen++;
+        }
+        fclose(f);
+        assert_int_equal(seen, 2);
+        assert_true(ou != 0 && og != 0);
+}
+
+static void check_privileges(const char *r)
+{
+        expect(r, "cap_eff", "0000000000000000");
+        expect(r, "cap_prm", "0000000000000000");
+        expect(r, "cap_bnd", "0000000000000000");
+        expect(r, "cap_amb", "0000000000000000");
+        expect(r, "no_new_privs", "1");
+        expect(r, "seccomp", "2");
+}
+
+static void check_mounts(const char *r)
+{
+        char m[1024];
+        if (!report_mount(r, "/", m, sizeof m))
+                fail_msg("no root mount in the report");
+        /* "mount=/ tmpfs ro,nosuid,nodev,... rw,..." */
+        char point[64], type[64], opts[256];
+        assert_int_equal(sscanf(m, "mount=%63s %63s %255s", point, type, opts), 3);
+        if (strncmp(opts, "ro,", 3) != 0 && strcmp(opts, "ro") != 0)
+                fail_msg("root not read-only: %s", m);
+        if (!report_mount(r, "/tmp", m, sizeof m) || !strstr(m, " tmpfs rw") || !strstr(m, "size=16384k"))
+                fail_msg("/tmp is not a 16 MiB tmpfs: %s", m);
+        if (!report_mount(r, "/proc", m, sizeof m) || !strstr(m, " proc "))
+                fail_msg("no /proc of its own: %s", m);
+        if (!report_mount(r, "/dev", m, sizeof m) || !strstr(m, " tmpfs "))
+                fail_msg("no minimal /dev: %s", m);
+        /* Each bind is read-only. */
+        const char *probe = need_env("NK_BWRAP_PROBE");
+        if (!report_mount(r, probe, m, sizeof m) || !strstr(m, " ro,"))
+                fail_msg("%s is not bound read-only: %s", probe, m);
+}
+
+static void check_namespaces(const char *r)
+{
+        static const char *const ns[] = { "user", "mnt", "net", "pid", "ipc", "uts", "cgroup" };
+        for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+                char key[32], path[64], ours[128], theirs[256];
+                snprintf(key, sizeof key, "ns_%s", ns[i]);
+                snprintf(path, sizeof path, "/proc/self/ns/%s", ns[i]);
+                ssize_t n = readlink(path, ours, sizeof ours - 1);
+                assert_true(n > 0);
+                ours[n] = '\0';
+                value(r, key, theirs, sizeof theirs);
+                if (strncmp(theirs, ns[i], strlen(ns[i])) != 0 || strcmp(theirs, ours) == 0)
+                        fail_msg("%s namespace not new: ours %s, the host's %s", ns[i], ours, theirs);
+        }
+}
+
+static void check_rest(const char *r)
+{
+        char buf[1024];
+        expect(r, "loopback_up", "1");
+        expect(r, "links", "lo");
+        expect(r, "nofile", "256");
+        expect(r, "core", "0");
+        expect(r, "cwd", "/");
+        /* Nothing of ours; bwrap always sets PWD to the --chdir directory. */
+        expect(r, "env", "PWD=/");
+        static const char *const dev[] = { "null", "zero", "full", "random", "urandom", "tty", "shm", "pts",
+                                           "ptmx", "fd", "stdin", "stdout", "stderr", "core", NULL };
+        value(r, "dev", buf, sizeof buf);
+        expect_subset("/dev", buf, dev);
+        for (const char *const *d = (const char *const[]) { "null", "zero", "random", "urandom", NULL }; *d; d++)
+                if (!has_item(buf, *d))
+                        fail_msg("/dev/%s missing: %s", *d, buf);
+        /* Nothing of the machine's root but what the binds needed. */
+        value(r, "root", buf, sizeof buf);
+        for (const char *const *d = (const char *const[]) { "etc", "home", "root", "var", "run", "sys", "boot", NULL };
+             *d; d++)
+                if (has_item(buf, *d))
+                        fail_msg("/%s is visible in the sandbox: %s", *d, buf);
+}
+
+static void test_sandbox_report(void **state)
+{
+        skip_unless_bwrap();
+        /* A descriptor without close-on-exec must not reach the host. */
+        int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        assert_true(null >= 0);
+        int leak = fcntl(null, F_DUPFD, 20);
+        assert_true(leak >= 20);
+        close(null);
+        struct probe p;
+        start_probe(&p);
+        close(leak);
+
+        say(&p, "report");
+        char r[16384];
+        struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
+        assert_int_equal(poll(&pfd, 1, 10000), 1);
+        ssize_t n = recv(p.fd, r, sizeof r - 1, 0);
+        assert_true(n > 0);
+        r[n] = '\0';
+
+        check_ids(r);
+        check_outside_ids(&p);
+        check_privileges(r);
+        char fds[256];
+        value(r, "fds", fds, sizeof fds);
+        expect_subset("fds", fds, (const char *const[]) { "0", "1", "2", "3", NULL });
+        assert_true(has_item(fds, "3"));
+        check_mounts(r);
+        check_namespaces(r);
+        check_rest(r);
+
+        if (p.child.cgroup) {
+                /* The leaf holds the host and nothing else: the pid it
+                 * lists is pid 1 in its own namespace. */
+                char path[4200], line[256];
+                snprintf(path, sizeof path, "%s/cgroup.procs", nk_cgroup_path(p.child.cgroup));
+                FILE *f = fopen(path, "re");
+                assert_non_null(f);
+                assert_non_null(fgets(line, sizeof line, f));
+                assert_null(fgets(line + 128, 128, f));
+                fclose(f);
+                snprintf(path, sizeof path, "/proc/%d/status", atoi(line));
+                f = fopen(path, "re");
+                assert_non_null(f);
+                bool pid1 = false;
+                while (fgets(line, sizeof line, f))
+                        if (strncmp(line, "NSpid:", 6) == 0)
+                                pid1 = strcmp(strrchr(line, '\t') + 1, "1\n") == 0;
+                fclose(f);
+                assert_true(pid1);
+        } else {
+                printf("# no cgroup v2 leaf on this machine: its placement is not checked here\n");
+        }
+
+        say(&p, "exit 0");
+        struct nk_child_exit ex;
+        finish(&p, &ex);
+        assert_int_equal(ex.signo, 0);
+        assert_int_equal(ex.status, 0);
+}
+
+static void test_exit_status(void **state)
+{
+        skip_unless_bwrap();
+        struct probe p;
+        start_probe(&p);
+        say(&p, "exit 3");
+        struct nk_child_exit ex;
+        finish(&p, &ex);
+        assert_int_equal(ex.signo, 0);
+        assert_int_equal(ex.status, 3);
+}
+
+static void test_crash_is_a_signal(void **state)
+{
+        skip_unless_bwrap();
+        struct probe p;
+        start_probe(&p);
+        say(&p, "crash");
+        struct nk_child_exit ex;
+        finish(&p, &ex);
+        assert_int_equal(ex.signo, SIGSEGV);
+        assert_int_equal(ex.status, 0);
+}
+
+static void test_kill_and_wait(void **state)
+{
+        skip_unless_bwrap();
+        struct probe p;
+        start_probe(&p);
+        say(&p, "hang");
+        struct nk_child_exit ex;
+        assert_int_equal(nk_launcher_bwrap.wait(&p.child, 100, &ex), -ETIMEDOUT);
+        assert_int_equal(nk_launcher_bwrap.kill(&p.child, SIGKILL), 0);
+        assert_int_equal(nk_launcher_bwrap.wait(&p.child, 10000, &ex), 0);
+        assert_int_equal(ex.signo, SIGKILL);
+        /* The host died with its monitor: the channel's other end is gone. */
+        struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
+        assert_int_equal(poll(&pfd, 1, 10000), 1);
+        char c;
+        assert_int_equal(recv(p.fd, &c, 1, 0), 0);
+        assert_int_equal(nk_launcher_bwrap.kill(&p.child, SIGKILL), -ESRCH);
+        assert_int_equal(nk_launcher_bwrap.wait(&p.child, 0, &ex), -ECHILD);
+        nk_child_release(&p.child);
+        close(p.fd);
+}
+
+static void test_required_cgroup(void **state)
+{
+        skip_unless_bwrap();
+        struct nk_sandbox_config sc = default_config();
+        sc.cgroup_required = true;
+        struct nk_cgroup_info info;
+        struct nk_sandbox_error derr = {};
+        bool usable = nk_cgroup_detect(NULL, &info, &derr) >= 0 && info.writable &&
+                      (info.available & (NK_CG_MEMORY | NK_CG_PIDS | NK_CG_CPU)) ==
+                              (NK_CG_MEMORY | NK_CG_PIDS | NK_CG_CPU);
+        struct probe p;
+        struct nk_sandbox_error err = {};
+        int r = launch_probe(&p, &sc, &err);
+        if (!usable) {
+                /* Refused before anything ran, with the reason. */
+                assert_true(r < 0);
+                assert_true(err.msg[0] != '\0');
+                printf("# refused as expected: %s\n", err.msg);
+                return;
+        }
+        if (r < 0)
+                fail_msg("launch with delegated controllers: %s", err.msg);
+        assert_non_null(p.child.cgroup);
+        char path[4200], line[64];
+        snprintf(path, sizeof path, "%s/memory.max", nk_cgroup_path(p.child.cgroup));
+        FILE *f = fopen(path, "re");
+        assert_non_null(f);
+        assert_non_null(fgets(line, sizeof line, f));
+        fclose(f);
+        assert_string_equal(line, "268435456\n");
+        say(&p, "exit 0");
+        struct nk_child_exit ex;
+        finish(&p, &ex);
+        assert_int_equal(ex.status, 0);
+}
+
+static void test_bwrap_missing(void **state)
+{
+        char dir[] = "/tmp/nk-bwrap-none-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        char *saved = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+        setenv("PATH", dir, 1);
+        struct probe p;
+        struct nk_sandbox_error err = {};
+        struct nk_sandbox_config sc = default_config();
+        int r = launch_probe(&p, &sc, &err);
+        if (saved)
+                setenv("PATH", saved, 1);
+        else
+                unsetenv("PATH");
+        free(saved);
+        rmdir(dir);
+        assert_int_equal(r, -ENOENT);
+        assert_string_equal(err.msg,
+                            "bubblewrap (bwrap) not found: install the bubblewrap package or use the native launcher");
+}
+
+/* Whether bwrap can build a sandbox here, as the id the launcher runs it as. */
+static int detect(void **state)
+{
+        char path[4096];
+        if (nk_bwrap_find(getenv("PATH"), path, sizeof path) < 0) {
+                skip_reason = "bubblewrap (bwrap) is not installed";
+                return 0;
+        }
+        uid_t ou, iu;
+        gid_t og, ig;
+        nk_userns_default_ids(&ou, &og, &iu, &ig);
+        char cmd[8192];
+        if (geteuid() != ou)
+                snprintf(cmd, sizeof cmd,
+                         "setpriv --reuid %u --regid %u --clear-groups %s --unshare-all --unshare-user "
+                         "--ro-bind / / true 2>/dev/null",
+                         (unsigned) ou, (unsigned) og, path);
+        else
+                snprintf(cmd, sizeof cmd, "%s --unshare-all --unshare-user --ro-bind / / true 2>/dev/null", path);
+        if (system(cmd) != 0)
+                skip_reason = "bwrap cannot create its namespaces on this machine (unprivileged user namespaces?)";
+        return 0;
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_parse_version),
+                cmocka_unit_test(test_parse_child_pid),
+                cmocka_unit_test(test_translate_exit),
+                cmocka_unit_test(test_find),
+                cmocka_unit_test(test_bwrap_missing),
+                cmocka_unit_test(test_sandbox_report),
+                cmocka_unit_test(test_exit_status),
+                cmocka_unit_test(test_crash_is_a_signal),
+                cmocka_unit_test(test_kill_and_wait),
+                cmocka_unit_test(test_required_cgroup),
+        };
+        return cmocka_run_group_tests(tests, detect, NULL);
+}
