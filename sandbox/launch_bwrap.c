@@ -24,6 +24,12 @@
  *    (kernel.unprivileged_userns_clone=1, Debian's default), and the host
  *    binary, the NIF and its libraries must be readable by that uid. The
  *    native launcher maps the ids from the privileged parent instead.
+ *  - Two user namespaces instead of one: to mount the devpts of --dev,
+ *    bwrap maps the outside id to 0 of an intermediate namespace, then
+ *    maps the inside id to that 0 in a nested one. The host's uid_map thus
+ *    reads "1000 0 1"; seen from outside it is the outside id either way.
+ *  - The environment: empty as in the native launcher (the sanitizers'
+ *    options aside), but bwrap always sets PWD=/.
  *  - /dev: bwrap's --dev holds null, zero, full, random, urandom and tty,
  *    plus shm (tmpfs), pts, ptmx and the stdio symlinks; the native root has
  *    only the four nodes null, zero, random, urandom.
