@@ -81,7 +81,9 @@ struct nk_cgroup_info {
 /* Finds the cgroup v2 subtree to use (root_hint or the one this process is
  * in, under the cgroup2 mount) and which controllers it can give leaves.
  * 0, or -ENOENT (no cgroup v2) / -EACCES (not delegated) with err saying
- * what is missing and how to delegate (systemd Delegate=yes). */
+ * what is missing and how to delegate (systemd Delegate=yes). On -EACCES
+ * *ret still names the root, what is available and whether it is writable,
+ * so a best-effort caller can make leaves with what there is. */
 int nk_cgroup_detect(const char *root_hint, struct nk_cgroup_info *ret, struct nk_sandbox_error *err);
 
 /* Names the controllers in mask, "memory pids cpu", for messages. */

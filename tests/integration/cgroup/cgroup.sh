@@ -59,7 +59,11 @@ if [ -n "$missing" ]; then
         want="cgroup v2 controllers missing for nifkit leaves under $want_root: $missing $verb not enabled ($why). Delegate them: under systemd run the runtime with Delegate=yes (e.g. systemd-run --user -p Delegate=yes …), or set NIFKIT_CGROUP_ROOT to a delegated subtree."
         fail=0
         [ "$result" = "-13" ] || { echo "FAIL: detect returned $result, want -13 (EACCES)"; fail=1; }
+        # Filled even on failure, for best-effort callers.
         [ "$root" = "$want_root" ] || { echo "FAIL: root '$root', want '$want_root'"; fail=1; }
+        for c in $missing; do
+                case " $available " in *" $c "*) echo "FAIL: $c is missing yet reported available"; fail=1 ;; esac
+        done
         if [ "$message" != "$want" ]; then
                 echo "FAIL: message differs"
                 echo "  got:  $message"
