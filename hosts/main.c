@@ -15,6 +15,7 @@
 
 #include "pid1.h"
 #include "server.h"
+#include "sigsys.h"
 #include "term.h"
 
 static void usage(FILE *f)
@@ -66,6 +67,13 @@ int main(int argc, char **argv)
         /* The channel must not leak into anything a NIF executes. */
         if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
                 fprintf(stderr, "nifkit-host: fcntl(%d): %s\n", fd, strerror(errno));
+                return 1;
+        }
+        /* A call the seccomp filter denies traps; the handler tells the
+         * runtime which one before the host dies, so the caller gets a reason
+         * that names the syscall instead of a bare SIGSYS. */
+        if (nk_sigsys_install(fd) < 0) {
+                fprintf(stderr, "nifkit-host: cannot install the SIGSYS handler: %s\n", strerror(errno));
                 return 1;
         }
         /* A vanished runtime must show up as EPIPE, not kill the host mid-reply. */

@@ -19,6 +19,7 @@ const char *nk_msg_type_name(uint32_t type)
                 [NK_MSG_RESULT] = "RESULT",   [NK_MSG_SEND] = "SEND",
                 [NK_MSG_RELEASE] = "RELEASE", [NK_MSG_PING] = "PING",
                 [NK_MSG_PONG] = "PONG",       [NK_MSG_STOP] = "STOP",
+                [NK_MSG_VIOLATION] = "VIOLATION",
         };
         if (type < NK_ARRAY_SIZE(names) && names[type])
                 return names[type];
