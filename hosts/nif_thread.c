@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -269,6 +270,7 @@ static struct thread_rec *threads;
 struct thread_start {
         void *(*func)(void *);
         void *arg;
+        char comm[16];          /* the kernel keeps 15 bytes; enif_thread_name keeps all */
 };
 
 static void *thread_main(void *p)
@@ -277,6 +279,11 @@ static void *thread_main(void *p)
 
         free(p);
         thread_type = ERL_NIF_THR_UNDEFINED;
+        /* Named from inside: pthread_setname_np on another thread writes
+         * /proc/self/task/N/comm, an open for writing that the host's
+         * seccomp filter refuses; PR_SET_NAME on oneself is allowed. */
+        if (st.comm[0])
+                (void) prctl(PR_SET_NAME, st.comm, 0, 0, 0);
         return st.func(st.arg);
 }
 
@@ -328,6 +335,11 @@ int enif_thread_create(char *name, ErlNifTid *tid, void *(*func)(void *), void *
         }
         st->func = func;
         st->arg = args;
+        st->comm[0] = '\0';
+        if (name) {
+                strncpy(st->comm, name, sizeof(st->comm) - 1);
+                st->comm[sizeof(st->comm) - 1] = '\0';
+        }
 
         r = pthread_attr_init(&attr);
         if (r != 0)
@@ -347,13 +359,6 @@ int enif_thread_create(char *name, ErlNifTid *tid, void *(*func)(void *), void *
         pthread_attr_destroy(&attr);
         if (r != 0)
                 goto fail;
-        if (name) {
-                char short_name[16];
-                /* The kernel keeps 15 bytes; enif_thread_name keeps all. */
-                strncpy(short_name, name, sizeof(short_name) - 1);
-                short_name[sizeof(short_name) - 1] = '\0';
-                pthread_setname_np(t, short_name);
-        }
         *tid = tid_of(t);
         return 0;
 fail:

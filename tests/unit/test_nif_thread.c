@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <pthread.h>
+#include <sys/prctl.h>
 #include <cmocka.h>
 
 #include "host_internal.h"
@@ -35,6 +36,7 @@ static void threads_run_and_join(void **state)
 struct self_info {
         ErlNifTid self;
         char name[64];
+        char comm[16];          /* what the kernel calls the thread */
         int type;
         size_t stack;
 };
@@ -48,6 +50,7 @@ static void *report_self(void *arg)
         si->self = enif_thread_self();
         name = enif_thread_name(si->self);
         snprintf(si->name, sizeof(si->name), "%s", name ? name : "(none)");
+        (void) prctl(PR_GET_NAME, si->comm, 0, 0, 0);
         si->type = enif_thread_type();
         if (pthread_getattr_np(pthread_self(), &attr) == 0) {
                 pthread_attr_getstacksize(&attr, &si->stack);
@@ -76,6 +79,7 @@ static void thread_identity_name_and_type(void **state)
         assert_false(enif_equal_tids(si.self, enif_thread_self()));
         assert_true(enif_equal_tids(enif_thread_self(), enif_thread_self()));
         assert_string_equal(si.name, "a-long-thread-name-for-test");
+        assert_string_equal(si.comm, "a-long-thread-n");
         /* threads NIFs make are not schedulers, whatever their creator is */
         assert_int_equal(si.type, ERL_NIF_THR_UNDEFINED);
         assert_true(si.stack >= (size_t) 512 * 1024 * sizeof(void *));
