@@ -1,0 +1,784 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The hostile-NIF suite's driver: runs one attack of nk_hostile.so in a
+ * sandboxed host, beside a well-behaved host (nk_hostile_echo.so), and
+ * checks that the attack failed the way the sandbox should make it fail,
+ * and that the bystander still answers.
+ *
+ *   nk_hostile_driver ATTACK     run one attack; exit 0 stopped, 1 not
+ *                                stopped (or the runtime broke), 77 skipped
+ *   nk_hostile_driver --list     the attacks, what they try, what stops them
+ *
+ * From the environment (meson sets them): NIFKIT_HOST, NK_HOSTILE_NIF,
+ * NK_HOSTILE_ECHO, NK_HOSTILE_POLICY, NK_HOSTILE_BUILD_ROOT, and
+ * NK_HOSTILE_LAUNCHER = native (default) or bwrap, which replaces the
+ * policy's launcher.
+ *
+ * Limits that only cgroup v2 controllers enforce (pids.max, memory.max) are
+ * checked when the controllers are delegated to us, and skipped with the
+ * reason otherwise: the same binary runs in the qemu guest, where they are.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ei.h>
+
+#include "nifkit.h"
+#include "nifkit_policy.h"
+#include "sandbox.h"
+
+#define EXIT_PASS 0
+#define EXIT_FAIL 1
+#define EXIT_SKIP 77
+#define MAX_STEPS 64
+#define MIB (1ULL << 20)
+/* The RLIMIT_AS allowance above the policy's memory (sandbox/rlimits.c). */
+#define AS_ALLOWANCE_MIB 512
+
+struct step {
+        char what[256];
+        char outcome[MAXATOMLEN_UTF8];
+        long long n;
+};
+
+/* What one call of the attack gave. */
+struct outcome {
+        int r;                  /* nk_host_call's return */
+        nk_error err;
+        nk_result res;
+        struct step steps[MAX_STEPS];
+        unsigned nsteps;
+        bool decoded;           /* res held a step list */
+};
+
+struct ctx {
+        const char *launcher;
+        struct nk_policy policy;        /* the suite's, launcher replaced */
+        unsigned cgroups;               /* NK_CG_* delegated to us */
+        char cgroup_note[1024];
+        const char *nif, *echo, *policy_path, *build_root;
+        int listener;                   /* connect_tcp's */
+        unsigned port;
+        char probes[8][4096];           /* write_outside's targets */
+        unsigned nprobes;
+        char why[1024];                 /* the verdict's explanation */
+};
+
+struct attack;
+typedef int (*args_fn)(struct ctx *c, ei_x_buff *x);
+/* EXIT_PASS, EXIT_FAIL or EXIT_SKIP, with c->why filled. */
+typedef int (*check_fn)(struct ctx *c, const struct attack *a, const struct outcome *o);
+
+struct attack {
+        const char *name;
+        const char *fn;         /* the NIF function, when not name */
+        const char *tried;
+        const char *stops;
+        args_fn args;           /* NULL: the atom [] */
+        check_fn check;
+        const char *errnos;     /* check_errnos: each step failed with one of these */
+        const char *syscall;    /* check_seccomp: the host died trapping this call */
+        unsigned needs;         /* controllers without which it is skipped */
+        bool raw;               /* returns its own term, not a step list */
+};
+
+static void why(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void why(struct ctx *c, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(c->why, sizeof c->why, fmt, ap);
+        va_end(ap);
+}
+
+static const char *need_env(const char *name)
+{
+        const char *v = getenv(name);
+        if (!v || !*v) {
+                fprintf(stderr, "%s is not set: run this test through meson test\n", name);
+                exit(EXIT_FAIL);
+        }
+        return v;
+}
+
+/* ---- terms ------------------------------------------------------------------ */
+
+static int decode_steps(struct outcome *o)
+{
+        const char *b = (const char *) o->res.etf;
+        int i = 0, version, arity;
+        if (ei_decode_version(b, &i, &version) < 0 || ei_decode_list_header(b, &i, &arity) < 0 ||
+            arity > MAX_STEPS)
+                return -EBADMSG;
+        for (int k = 0; k < arity; k++) {
+                struct step *s = &o->steps[k];
+                int ta, type, size;
+                long len;
+                if (ei_decode_tuple_header(b, &i, &ta) < 0 || ta != 3 || ei_get_type(b, &i, &type, &size) < 0 ||
+                    type != ERL_BINARY_EXT || (size_t) size >= sizeof s->what ||
+                    ei_decode_binary(b, &i, s->what, &len) < 0 || ei_decode_atom(b, &i, s->outcome) < 0 ||
+                    ei_decode_longlong(b, &i, &s->n) < 0)
+                        return -EBADMSG;
+                s->what[len] = '\0';
+        }
+        int tail = 0;
+        if (arity > 0 && (ei_decode_list_header(b, &i, &tail) < 0 || tail != 0))
+                return -EBADMSG;
+        o->nsteps = (unsigned) arity;
+        o->decoded = true;
+        return 0;
+}
+
+static void print_outcome(const struct outcome *o)
+{
+        if (o->r < 0) {
+                printf("  host: %s error, reason \"%s\": %s\n", nk_error_kind_name(o->err.kind), o->err.reason,
+                       o->err.msg);
+                return;
+        }
+        if (!o->decoded) {
+                printf("  host: returned %s that is not a step list (%zu bytes of ETF)\n",
+                       o->res.exception ? "an exception" : "a term", o->res.len);
+                return;
+        }
+        for (unsigned k = 0; k < o->nsteps; k++)
+                printf("  step: %s -> %s (%lld)\n", o->steps[k].what, o->steps[k].outcome, o->steps[k].n);
+}
+
+/* ---- hosts ------------------------------------------------------------------ */
+
+static void log_note(void *arg, const char *msg)
+{
+        printf("  note (%s): %s\n", (const char *) arg, msg);
+}
+
+static nk_host *start(struct ctx *c, const char *lib, const char *role)
+{
+        nk_host *h = nk_host_new();
+        if (!h || nk_host_set_library(h, lib) < 0) {
+                fprintf(stderr, "out of memory\n");
+                exit(EXIT_FAIL);
+        }
+        nk_host_set_policy(h, &c->policy);
+        nk_host_set_log_callback(h, log_note, (void *) role);
+        nk_error err = { 0 };
+        if (nk_host_start(h, NULL, 0, &err) < 0) {
+                printf("  FAIL: cannot start the %s host (%s launcher): %s (%s)\n", role, c->launcher, err.msg,
+                       nk_error_kind_name(err.kind));
+                exit(EXIT_FAIL);
+        }
+        return h;
+}
+
+/* Prints ETF as Erlang text (ei's printer), so that terms compare whatever
+ * encoding each side chose for atoms; NULL if it is not one whole term. */
+static char *show(const uint8_t *etf, size_t len)
+{
+        int i = 0, version;
+        char *s = NULL;
+        if (ei_decode_version((const char *) etf, &i, &version) < 0 ||
+            ei_s_print_term(&s, (const char *) etf, &i) < 0 || (size_t) i != len) {
+                free(s);
+                return NULL;
+        }
+        return s;
+}
+
+/* The bystander answers echo({ping, Tag}) with the same term. */
+static bool bystander_answers(nk_host *h, const char *tag)
+{
+        ei_x_buff x;
+        ei_x_new_with_version(&x);
+        ei_x_encode_list_header(&x, 1);
+        ei_x_encode_tuple_header(&x, 2);
+        ei_x_encode_atom(&x, "ping");
+        ei_x_encode_binary(&x, tag, (long) strlen(tag));
+        ei_x_encode_empty_list(&x);
+        ei_x_buff w;
+        ei_x_new_with_version(&w);
+        ei_x_encode_tuple_header(&w, 2);
+        ei_x_encode_atom(&w, "ping");
+        ei_x_encode_binary(&w, tag, (long) strlen(tag));
+        char *want = show((const uint8_t *) w.buff, (size_t) w.index);
+        ei_x_free(&w);
+        if (!want)
+                return false;
+
+        int idx = nk_host_find_function(h, "echo", 1);
+        nk_result res;
+        nk_error err = { 0 };
+        int r = idx < 0 ? idx
+                        : nk_host_call(h, (unsigned) idx, NULL, 0, (const uint8_t *) x.buff, (size_t) x.index, &res,
+                                       &err);
+        ei_x_free(&x);
+        if (r < 0) {
+                printf("  bystander: no answer (%s): %s\n", nk_error_kind_name(err.kind), err.msg);
+                free(want);
+                return false;
+        }
+        char *got = res.exception ? NULL : show(res.etf, res.len);
+        bool ok = got && strcmp(got, want) == 0;
+        if (!ok)
+                printf("  bystander: answered %s, not %s\n", got ? got : "something unreadable", want);
+        free(got);
+        free(want);
+        nk_result_free(&res);
+        return ok;
+}
+
+/* ---- checks ------------------------------------------------------------------- */
+
+static bool word_in(const char *word, const char *list)
+{
+        size_t n = strlen(word);
+        for (const char *p = list; (p = strstr(p, word)); p += n)
+                if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+                        return true;
+        return false;
+}
+
+/* The host answered, and every step failed with one of a->errnos. */
+static int check_errnos(struct ctx *c, const struct attack *a, const struct outcome *o)
+{
+        if (o->r < 0) {
+                why(c, "the host died instead of failing the call with %s: %s", a->errnos, o->err.msg);
+                return EXIT_FAIL;
+        }
+        if (!o->decoded || o->nsteps == 0) {
+                why(c, "the attack returned no steps");
+                return EXIT_FAIL;
+        }
+        for (unsigned k = 0; k < o->nsteps; k++) {
+                const struct step *s = &o->steps[k];
+                if (strcmp(s->outcome, "ok") == 0) {
+                        why(c, "SANDBOX BUG: %s succeeded (%lld)", s->what, s->n);
+                        return EXIT_FAIL;
+                }
+                if (!word_in(s->outcome, a->errnos)) {
+                        why(c, "%s failed with %s, expected one of: %s", s->what, s->outcome, a->errnos);
+                        return EXIT_FAIL;
+                }
+        }
+        why(c, "all %u steps refused (%s)", o->nsteps, a->errnos);
+        return EXIT_PASS;
+}
+
+/* The host died, and the runtime says the seccomp filter trapped a->syscall. */
+static int check_seccomp(struct ctx *c, const struct attack *a, const struct outcome *o)
+{
+        if (o->r >= 0) {
+                if (o->decoded)
+                        for (unsigned k = 0; k < o->nsteps; k++)
+                                if (strcmp(o->steps[k].outcome, "ok") == 0) {
+                                        why(c, "SANDBOX BUG: %s succeeded (%lld)", o->steps[k].what,
+                                            o->steps[k].n);
+                                        return EXIT_FAIL;
+                                }
+                why(c, "the host survived: %s was not trapped by seccomp (its steps failed otherwise)",
+                    a->syscall);
+                return EXIT_FAIL;
+        }
+        char want[64];
+        snprintf(want, sizeof want, "denied %s(2)", a->syscall);
+        if (o->err.kind != NK_ERR_HOST_DIED || strcmp(o->err.reason, "seccomp") != 0 ||
+            !strstr(o->err.msg, want)) {
+                why(c, "expected death with reason \"seccomp\" naming %s(2), got %s, reason \"%s\": %s",
+                    a->syscall, nk_error_kind_name(o->err.kind), o->err.reason, o->err.msg);
+                return EXIT_FAIL;
+        }
+        why(c, "killed: reason \"seccomp\", %s", want);
+        return EXIT_PASS;
+}
+
+static int check_timeout(struct ctx *c, const struct attack *a, const struct outcome *o)
+{
+        if (o->r >= 0 || o->err.kind != NK_ERR_TIMEOUT || strcmp(o->err.reason, "timeout") != 0) {
+                why(c, "expected NK_ERR_TIMEOUT with reason \"timeout\", got %s",
+                    o->r >= 0 ? "an answer" : o->err.msg);
+                return EXIT_FAIL;
+        }
+        why(c, "killed after %u ms: reason \"timeout\"", c->policy.limits.call_timeout_ms);
+        return EXIT_PASS;
+}
+
+/* Only the sandbox's own processes are visible: nifkit-host, and bwrap's
+ * init when bwrap runs it as pid 2. */
+static int check_procs(struct ctx *c, const struct attack *a, const struct outcome *o)
+{
+        if (o->r < 0 || !o->decoded || o->nsteps == 0) {
+                why(c, "could not list /proc: %s", o->r < 0 ? o->err.msg : "no steps");
+                return EXIT_FAIL;
+        }
+        bool self = false;
+        for (unsigned k = 0; k < o->nsteps; k++) {
+                const char *comm = strchr(o->steps[k].what + 4, ' ');
+                comm = comm ? comm + 1 : "";
+                if (strcmp(comm, "nifkit-host") == 0)
+                        self = true;
+                else if (!(strcmp(comm, "bwrap") == 0 && strcmp(c->launcher, "bwrap") == 0)) {
+                        why(c, "SANDBOX BUG: the host sees a process outside its sandbox: %s", o->steps[k].what);
+                        return EXIT_FAIL;
+                }
+        }
+        if (!self || o->nsteps > 2) {
+                why(c, "expected the host alone (and bwrap's init) in /proc, saw %u processes", o->nsteps);
+                return EXIT_FAIL;
+        }
+        why(c, "/proc shows %u process(es), all the sandbox's own", o->nsteps);
+        return EXIT_PASS;
+}
+
+/* The listener never saw a connection, whatever stopped the attempt:
+ * seccomp's trap on socket, or a network namespace with nothing on the port. */
+static int check_connect(struct ctx *c, const struct attack *a, const struct outcome *o)
+{
+        int fd = accept4(c->listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+                close(fd);
+                why(c, "SANDBOX BUG: the listener on 127.0.0.1:%u outside the sandbox accepted a connection",
+                    c->port);
+                return EXIT_FAIL;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                why(c, "accept on the listener: %s", strerror(errno));
+                return EXIT_FAIL;
+        }
+        if (o->r < 0)
+                return check_seccomp(c, a, o);
+        const struct attack net = { .errnos = "econnrefused enetunreach" };
+        int v = check_errnos(c, &net, o);
+        if (v == EXIT_PASS)
+                why(c, "socket allowed, connect refused inside the host's network namespace; listener saw nothing");
+        return v;
+}
+
+static int check_write_outside(struct ctx *c, const struct attack *a, const struct outcome *o)
+{
+        int v = check_errnos(c, a, o);
+        for (unsigned i = 0; i < c->nprobes; i++) {
+                struct stat st;
+                if (lstat(c->probes[i], &st) == 0) {
+                        (void) unlink(c->probes[i]);
+                        why(c, "SANDBOX BUG: %s was created outside the sandbox", c->probes[i]);
+                        return EXIT_FAIL;
+                }
+        }
+        return v;
+}
+
+/* The tmpfs limit stops the write near tmp_mb; or, with the seccomp filter
+ * as it is, the host cannot create a file at all. Either way nothing leaves
+ * the host's own /tmp: it is a tmpfs in the host's mount namespace, so the
+ * runtime's disks cannot fill by construction. */
+static int check_fill_tmp(struct ctx *c, const struct attack *a, const struct outcome *o)
+{
+        if (o->r < 0 || !o->decoded || o->nsteps != 1) {
+                why(c, "expected one step, got %s", o->r < 0 ? o->err.msg : "another answer");
+                return EXIT_FAIL;
+        }
+        const struct step *s = &o->steps[0];
+        unsigned long long limit = (unsigned long long) c->policy.limits.tmp_mb * MIB;
+        if (strncmp(s->what, "open(", 5) == 0) {
+                if (strcmp(s->outcome, "eacces") != 0) {
+                        why(c, "creating a file in /tmp failed with %s, expected eacces (seccomp) or success",
+                            s->outcome);
+                        return EXIT_FAIL;
+                }
+                why(c, "cannot even create a file in /tmp: eacces (seccomp refuses opens that create or "
+                       "write, so the %u MiB tmpfs limit is not reached)", c->policy.limits.tmp_mb);
+                return EXIT_PASS;
+        }
+        if (strcmp(s->outcome, "enospc") != 0 && strcmp(s->outcome, "efbig") != 0) {
+                why(c, "writing /tmp stopped with %s after %lld bytes, expected enospc", s->outcome, s->n);
+                return EXIT_FAIL;
+        }
+        if ((unsigned long long) s->n > limit || (unsigned long long) s->n < limit / 2) {
+                why(c, "the write stopped at %lld bytes, not near the %u MiB tmpfs", s->n, c->policy.limits.tmp_mb);
+                return EXIT_FAIL;
+        }
+        why(c, "/tmp full at %lld bytes (%s; tmp_mb %u)", s->n, s->outcome, c->policy.limits.tmp_mb);
+        return EXIT_PASS;
+}
+
+static int check_fds(struct ctx *c, const struct attack *a, const struct outcome *o)
+{
+        if (o->r < 0 || !o->decoded || o->nsteps != 1) {
+                why(c, "expected one step, got %s", o->r < 0 ? o->err.msg : "another answer");
+                return EXIT_FAIL;
+        }
+        const struct step *s = &o->steps[0];
+        long long max = c->policy.limits.open_files;
+        /* The host holds a few descriptors of its own (stdio, channel,
+         * epoll and eventfds); it cannot get past the limit. */
+        if (strcmp(s->outcome, "emfile") != 0 || s->n > max || s->n < max - 16) {
+                why(c, "expected emfile after at most %lld (and at least %lld) opens, got %s after %lld", max,
+                    max - 16, s->outcome, s->n);
+                return EXIT_FAIL;
+        }
+        why(c, "emfile after %lld opens (open_files %lld)", s->n, max);
+        return EXIT_PASS;
+}
+
+static int check_alloc(struct ctx *c, const struct attack *a, const struct outcome *o)
+{
+        if (c->cgroups & NK_CG_MEMORY) {
+                if (o->r >= 0 || o->err.kind != NK_ERR_HOST_DIED || strcmp(o->err.reason, "oom") != 0) {
+                        why(c, "expected death with reason \"oom\", got %s", o->r >= 0 ? "an answer" : o->err.msg);
+                        return EXIT_FAIL;
+                }
+                why(c, "killed: reason \"oom\" (memory.max %llu MiB)",
+                    (unsigned long long) c->policy.limits.memory_mb);
+                return EXIT_PASS;
+        }
+        /* Without the memory controller, best-effort falls back to
+         * RLIMIT_AS: the fallback must hold, but the limit reason cannot
+         * be checked here. */
+        unsigned long long cap = (c->policy.limits.memory_mb + AS_ALLOWANCE_MIB) * MIB;
+        if (o->r < 0 || !o->decoded || o->nsteps != 1 || strcmp(o->steps[0].outcome, "enomem") != 0 ||
+            (unsigned long long) o->steps[0].n > cap) {
+                why(c, "RLIMIT_AS fallback did not hold: expected enomem below %llu MiB, got %s",
+                    cap / MIB, o->r < 0 ? o->err.msg : o->decoded && o->nsteps ? o->steps[0].what : "no steps");
+                return EXIT_FAIL;
+        }
+        why(c, "cgroup v2 memory controller not available here: memory.max cannot be enforced "
+               "(RLIMIT_AS fallback checked: enomem after %lld MiB)", o->steps[0].n / (long long) MIB);
+        return EXIT_SKIP;
+}
+
+static int check_pids(struct ctx *c, const struct attack *a, const struct outcome *o)
+{
+        if (o->r >= 0 || o->err.kind != NK_ERR_HOST_DIED || strcmp(o->err.reason, "pids_limit") != 0) {
+                why(c, "expected death with reason \"pids_limit\", got %s", o->r >= 0 ? "an answer" : o->err.msg);
+                return EXIT_FAIL;
+        }
+        why(c, "killed: reason \"pids_limit\" (pids.max %u)", c->policy.limits.pids);
+        return EXIT_PASS;
+}
+
+/* Each call returns fresh atoms; a runtime that budgets them refuses the
+ * call that goes past max_new_atoms. None does yet. */
+static int check_atoms(struct ctx *c, const struct attack *a, const struct outcome *o)
+{
+        if (o->r < 0) {
+                if (strstr(o->err.msg, "atom")) {
+                        why(c, "refused past the atom budget: %s", o->err.msg);
+                        return EXIT_PASS;
+                }
+                why(c, "the host failed for another reason: %s", o->err.msg);
+                return EXIT_FAIL;
+        }
+        const char *b = (const char *) o->res.etf;
+        int i = 0, version, arity;
+        if (o->res.exception || ei_decode_version(b, &i, &version) < 0 || ei_decode_list_header(b, &i, &arity) < 0) {
+                why(c, "make_atoms did not return a list");
+                return EXIT_FAIL;
+        }
+        why(c, "atom budget is enforced by the proxy (later issue): %d new atoms crossed unrefused "
+               "(max_new_atoms %u)", arity, c->policy.limits.max_new_atoms);
+        return EXIT_SKIP;
+}
+
+/* ---- arguments ----------------------------------------------------------------- */
+
+static void encode_paths(ei_x_buff *x, char paths[][4096], unsigned n)
+{
+        ei_x_encode_list_header(x, n);
+        for (unsigned i = 0; i < n; i++)
+                ei_x_encode_binary(x, paths[i], (long) strlen(paths[i]));
+        ei_x_encode_empty_list(x);
+}
+
+static int args_runtime(struct ctx *c, ei_x_buff *x)
+{
+        static char paths[5][4096];
+        pid_t me = getpid();
+        snprintf(paths[0], sizeof paths[0], "/proc/%d/environ", (int) me);
+        snprintf(paths[1], sizeof paths[1], "/proc/%d/cmdline", (int) me);
+        ssize_t k = readlink("/proc/self/exe", paths[2], sizeof paths[2] - 1);
+        if (k < 0)
+                return -errno;
+        paths[2][k] = '\0';
+        snprintf(paths[3], sizeof paths[3], "%s", c->policy_path);
+        snprintf(paths[4], sizeof paths[4], "%s/meson-logs/meson-log.txt", c->build_root);
+        encode_paths(x, paths, 5);
+        return 0;
+}
+
+static int args_write(struct ctx *c, ei_x_buff *x)
+{
+        char dir[2048];
+        snprintf(dir, sizeof dir, "%s", c->nif);
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+                return -EINVAL;
+        *slash = '\0';
+        const char *name = "nk_hostile_probe";
+        c->nprobes = 0;
+        snprintf(c->probes[c->nprobes++], sizeof c->probes[0], "/%s", name);
+        snprintf(c->probes[c->nprobes++], sizeof c->probes[0], "/usr/%s", name);
+        snprintf(c->probes[c->nprobes++], sizeof c->probes[0], "/etc/%s", name);
+        snprintf(c->probes[c->nprobes++], sizeof c->probes[0], "%s/%s", dir, name);
+        snprintf(c->probes[c->nprobes++], sizeof c->probes[0], "%s/%s", c->build_root, name);
+        for (unsigned i = 0; i < c->nprobes; i++)
+                (void) unlink(c->probes[i]);
+        encode_paths(x, c->probes, c->nprobes);
+        return 0;
+}
+
+static int args_connect(struct ctx *c, ei_x_buff *x)
+{
+        c->listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (c->listener < 0)
+                return -errno;
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof sa;
+        if (bind(c->listener, (struct sockaddr *) &sa, sizeof sa) < 0 || listen(c->listener, 16) < 0 ||
+            getsockname(c->listener, (struct sockaddr *) &sa, &len) < 0)
+                return -errno;
+        c->port = ntohs(sa.sin_port);
+        printf("  listener: 127.0.0.1:%u, outside the sandbox\n", c->port);
+        ei_x_encode_long(x, c->port);
+        return 0;
+}
+
+static int args_atoms(struct ctx *c, ei_x_buff *x)
+{
+        /* Twenty times the suite's budget in one call. */
+        ei_x_encode_long(x, (long) c->policy.limits.max_new_atoms * 20);
+        return 0;
+}
+
+/* ---- the attacks ------------------------------------------------------------------ */
+
+#define SECCOMP(n, call, what) \
+        { .name = n, .tried = what, .stops = "seccomp traps " call "(2)", .check = check_seccomp, \
+          .syscall = call }
+
+static const struct attack attacks[] = {
+        { .name = "read_shadow", .tried = "read /etc/shadow and /etc/gshadow",
+          .stops = "minimal root: no /etc", .check = check_errnos, .errnos = "enoent eacces" },
+        { .name = "read_runtime",
+          .tried = "read the runtime's /proc/PID/environ and cmdline, its binary, its policy, its build log, "
+                   "/proc/<getppid()>/environ",
+          .stops = "pid namespace, minimal root", .args = args_runtime, .check = check_errnos,
+          .errnos = "enoent eacces" },
+        { .name = "write_outside", .tried = "create files in /, /usr, /etc, the NIF's directory, the build dir",
+          .stops = "seccomp refuses write opens (EACCES); the root is read-only", .args = args_write,
+          .check = check_write_outside, .errnos = "eacces erofs" },
+        { .name = "dev_mem", .tried = "read /dev/mem, /dev/kmem, /dev/port, /dev/kmsg",
+          .stops = "tiny /dev (null, zero, random, urandom)", .check = check_errnos,
+          .errnos = "enoent" },
+        { .name = "proc_sys_write",
+          .tried = "write /proc/sys/kernel/hostname, vm/drop_caches, kernel/core_pattern, /proc/sysrq-trigger",
+          .stops = "seccomp refuses write opens (EACCES)", .check = check_errnos, .errnos = "eacces erofs" },
+        { .name = "list_procs", .tried = "list /proc for the runtime's processes",
+          .stops = "pid namespace, its own /proc", .check = check_procs },
+        SECCOMP("kill_parent", "kill", "kill(getppid(), SIGKILL)"),
+        SECCOMP("kill_all", "kill", "kill(-1, SIGKILL)"),
+        SECCOMP("ptrace_parent", "ptrace", "ptrace(PTRACE_ATTACH, getppid())"),
+        { .name = "connect_tcp", .tried = "connect to a listener on 127.0.0.1 outside the sandbox",
+          .stops = "seccomp traps socket(2); net namespace with loopback only", .args = args_connect,
+          .check = check_connect, .syscall = "socket" },
+        SECCOMP("mount_tmpfs", "mount", "mount a tmpfs on /tmp"),
+        SECCOMP("mount_bind", "mount", "bind-mount / on /tmp"),
+        SECCOMP("unshare_user", "unshare", "unshare(CLONE_NEWUSER)"),
+        SECCOMP("unshare_mount", "unshare", "unshare(CLONE_NEWNS)"),
+        { .name = "setns", .fn = "setns_handles", .tried = "setns on each /proc/self/ns/* handle",
+          .stops = "seccomp traps setns(2)", .check = check_seccomp, .syscall = "setns" },
+        SECCOMP("clone_newuser", "clone", "clone(CLONE_NEWUSER) for a new user namespace"),
+        SECCOMP("setuid_root", "setuid", "setuid(0)"),
+        SECCOMP("capset_raise", "capset", "capset raising every capability"),
+        SECCOMP("ambient_raise", "prctl", "prctl(PR_CAP_AMBIENT_RAISE, CAP_SYS_ADMIN)"),
+        SECCOMP("io_uring", "io_uring_setup", "io_uring_setup"),
+        SECCOMP("bpf_load", "bpf", "bpf(BPF_PROG_LOAD)"),
+        SECCOMP("fork_bomb", "clone", "fork() without end"),
+        { .name = "thread_bomb", .tried = "threads without end, then crash",
+          .stops = "cgroup pids.max; reason \"pids_limit\"", .check = check_pids, .needs = NK_CG_PIDS },
+        { .name = "alloc_unbounded", .tried = "malloc and touch 1 MiB pieces without end",
+          .stops = "cgroup memory.max, reason \"oom\" (best-effort fallback: RLIMIT_AS)",
+          .check = check_alloc },
+        { .name = "spin", .tried = "spin forever in a call",
+          .stops = "call timeout: host killed, reason \"timeout\"", .check = check_timeout },
+        { .name = "fill_tmp", .tried = "write /tmp until refused",
+          .stops = "seccomp refuses creating files (EACCES); size-limited tmpfs /tmp (ENOSPC)",
+          .check = check_fill_tmp },
+        { .name = "leak_fds", .tried = "open / until refused",
+          .stops = "RLIMIT_NOFILE = open_files (EMFILE)", .check = check_fds },
+        { .name = "make_atoms", .tried = "return 20 x max_new_atoms fresh atoms",
+          .stops = "atom budget in the proxy (later issue)", .args = args_atoms, .check = check_atoms,
+          .raw = true },
+};
+
+/* ---- main ------------------------------------------------------------------------- */
+
+static const struct attack *find_attack(const char *name)
+{
+        for (size_t i = 0; i < sizeof attacks / sizeof attacks[0]; i++)
+                if (strcmp(attacks[i].name, name) == 0)
+                        return &attacks[i];
+        return NULL;
+}
+
+static bool on_path(const char *prog)
+{
+        const char *path = getenv("PATH");
+        if (!path)
+                return false;
+        char buf[4096];
+        for (const char *p = path; *p;) {
+                size_t n = strcspn(p, ":");
+                snprintf(buf, sizeof buf, "%.*s/%s", (int) n, p, prog);
+                if (n > 0 && access(buf, X_OK) == 0)
+                        return true;
+                p += n + (p[n] == ':');
+        }
+        return false;
+}
+
+/* The suite's policy with the launcher under test; 0, EXIT_SKIP or EXIT_FAIL. */
+static int setup(struct ctx *c)
+{
+        c->launcher = getenv("NK_HOSTILE_LAUNCHER");
+        if (!c->launcher || !*c->launcher)
+                c->launcher = "native";
+        c->nif = need_env("NK_HOSTILE_NIF");
+        c->echo = need_env("NK_HOSTILE_ECHO");
+        c->policy_path = need_env("NK_HOSTILE_POLICY");
+        c->build_root = need_env("NK_HOSTILE_BUILD_ROOT");
+        c->listener = -1;
+
+        struct nk_policy *p;
+        struct nk_policy_error perr;
+        if (nk_policy_load(c->policy_path, &p, &perr) < 0) {
+                printf("  FAIL: %s\n", perr.msg);
+                return EXIT_FAIL;
+        }
+        c->policy = *p;         /* p stays allocated: its strings are shared */
+        if (strcmp(c->launcher, "native") == 0)
+                c->policy.launcher = NK_POLICY_LAUNCHER_NATIVE;
+        else if (strcmp(c->launcher, "bwrap") == 0) {
+                c->policy.launcher = NK_POLICY_LAUNCHER_BWRAP;
+                if (!on_path("bwrap")) {
+                        printf("  SKIP: bwrap not found on PATH: the bubblewrap launcher cannot run here\n");
+                        return EXIT_SKIP;
+                }
+        } else {
+                printf("  FAIL: NK_HOSTILE_LAUNCHER=%s: expected native or bwrap\n", c->launcher);
+                return EXIT_FAIL;
+        }
+
+        struct nk_cgroup_info info;
+        struct nk_sandbox_error serr = { 0 };
+        if (nk_cgroup_detect(NULL, &info, &serr) == 0) {
+                c->cgroups = info.available;
+                char names[64];
+                snprintf(c->cgroup_note, sizeof c->cgroup_note, "controllers delegated: %s",
+                         info.available ? nk_cgroup_mask_name(info.available, names, sizeof names) : "none");
+        } else
+                snprintf(c->cgroup_note, sizeof c->cgroup_note, "no cgroup v2 controllers: %s", serr.msg);
+        return 0;
+}
+
+static int run(struct ctx *c, const struct attack *a)
+{
+        printf("attack-%s [%s launcher]\n  tried: %s\n  stopped by: %s\n  cgroup: %s\n", a->name, c->launcher,
+               a->tried, a->stops, c->cgroup_note);
+        if (a->needs & ~c->cgroups) {
+                char names[64];
+                printf("  SKIP: cgroup v2 %s controller not available here: its limit cannot be enforced "
+                       "(the qemu VM suite runs this test with every controller)\n",
+                       nk_cgroup_mask_name(a->needs & ~c->cgroups, names, sizeof names));
+                return EXIT_SKIP;
+        }
+
+        nk_host *bystander = start(c, c->echo, "bystander");
+        if (!bystander_answers(bystander, "before")) {
+                printf("  FAIL: the bystander did not answer before the attack\n");
+                return EXIT_FAIL;
+        }
+        nk_host *attacker = start(c, c->nif, "attacker");
+        const char *fn = a->fn ? a->fn : a->name;
+        int idx = nk_host_find_function(attacker, fn, 1);
+        if (idx < 0) {
+                printf("  FAIL: nk_hostile has no function %s/1\n", fn);
+                return EXIT_FAIL;
+        }
+
+        ei_x_buff x;
+        ei_x_new_with_version(&x);
+        ei_x_encode_list_header(&x, 1);
+        int r = a->args ? a->args(c, &x) : ei_x_encode_empty_list(&x);
+        if (r < 0) {
+                printf("  FAIL: preparing the arguments: %s\n", strerror(-r));
+                return EXIT_FAIL;
+        }
+        ei_x_encode_empty_list(&x);
+
+        struct outcome o = { 0 };
+        o.r = nk_host_call(attacker, (unsigned) idx, NULL, 0, (const uint8_t *) x.buff, (size_t) x.index, &o.res,
+                           &o.err);
+        ei_x_free(&x);
+        if (o.r >= 0 && a->raw)
+                printf("  host: returned %zu bytes of ETF\n", o.res.len);
+        else {
+                if (o.r >= 0 && !o.res.exception)
+                        (void) decode_steps(&o);
+                print_outcome(&o);
+        }
+
+        int verdict = a->check(c, a, &o);
+        printf("  outcome: %s\n", c->why);
+        if (o.r >= 0)
+                nk_result_free(&o.res);
+        nk_host_free(attacker);
+
+        /* The runtime (this process) is still here to ask; the host beside
+         * the attacker must still answer. */
+        if (!bystander_answers(bystander, "after")) {
+                printf("  FAIL: the bystander stopped answering after the attack\n");
+                verdict = EXIT_FAIL;
+        } else
+                printf("  bystander: answered after the attack\n");
+        nk_host_free(bystander);
+        if (c->listener >= 0)
+                close(c->listener);
+
+        printf("  %s\n", verdict == EXIT_PASS ? "PASS: the attack was stopped"
+                         : verdict == EXIT_SKIP ? "SKIP: see the outcome for why"
+                                                : "FAIL");
+        return verdict;
+}
+
+int main(int argc, char **argv)
+{
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        if (argc == 2 && strcmp(argv[1], "--list") == 0) {
+                for (size_t i = 0; i < sizeof attacks / sizeof attacks[0]; i++)
+                        printf("attack-%s\t%s\t%s\n", attacks[i].name, attacks[i].tried, attacks[i].stops);
+                return 0;
+        }
+        if (argc != 2) {
+                fprintf(stderr, "usage: %s ATTACK | --list\n", argv[0]);
+                return 2;
+        }
+        const struct attack *a = find_attack(argv[1]);
+        if (!a) {
+                fprintf(stderr, "no attack named \"%s\" (see --list)\n", argv[1]);
+                return 2;
+        }
+        ei_init();
+        struct ctx c = { 0 };
+        int r = setup(&c);
+        if (r != 0)
+                return r;
+        return run(&c, a);
+}

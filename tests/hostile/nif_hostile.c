@@ -1,0 +1,607 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * A NIF library written to attack the sandbox it runs in: one function per
+ * attack, each trying as hard as an ordinary malicious library would.
+ *
+ * Every function returns the list of steps it tried, [{What, Outcome, N}]:
+ * What a binary naming the step, Outcome the atom `ok` when the step
+ * succeeded (an escape, unless the driver says otherwise) or the errno's
+ * name in lower case (`eacces`), N a count or size the step measured. An
+ * attack the sandbox stops by seccomp never returns: the host dies by SIGSYS
+ * and the runtime reports the trapped call.
+ *
+ * System calls are made directly (syscall(2)) where glibc would do more than
+ * one call or a different one, so that the call the sandbox sees is the one
+ * named here.
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <linux/capability.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <erl_nif.h>
+
+#define MAX_STEPS 64
+
+struct steps {
+        ErlNifEnv *env;
+        unsigned n;
+        ERL_NIF_TERM t[MAX_STEPS];
+};
+
+/* err: 0 when the step succeeded, else the errno it failed with. */
+static void step(struct steps *s, int err, long long n, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+static void step(struct steps *s, int err, long long n, const char *fmt, ...)
+{
+        if (s->n >= MAX_STEPS)
+                return;
+        char what[256];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof what, fmt, ap);
+        va_end(ap);
+
+        char name[32] = "ok";
+        if (err) {
+                const char *e = strerrorname_np(err);
+                if (e)
+                        snprintf(name, sizeof name, "%s", e);
+                else
+                        snprintf(name, sizeof name, "errno_%d", err);
+                for (char *c = name; *c; c++)
+                        *c = (char) tolower((unsigned char) *c);
+        }
+        ErlNifBinary bin;
+        size_t len = strlen(what);
+        if (!enif_alloc_binary(len, &bin))
+                return;
+        memcpy(bin.data, what, len);
+        s->t[s->n++] = enif_make_tuple3(s->env, enif_make_binary(s->env, &bin), enif_make_atom(s->env, name),
+                                        enif_make_int64(s->env, n));
+}
+
+static ERL_NIF_TERM done(struct steps *s)
+{
+        return enif_make_list_from_array(s->env, s->t, s->n);
+}
+
+/* Copies the i-th binary of a list argument into buf as a C string. */
+static bool arg_path(ErlNifEnv *env, ERL_NIF_TERM list, unsigned i, char *buf, size_t size)
+{
+        ERL_NIF_TERM head, tail = list;
+        for (unsigned k = 0;; k++) {
+                if (!enif_get_list_cell(env, tail, &head, &tail))
+                        return false;
+                if (k < i)
+                        continue;
+                ErlNifBinary b;
+                if (!enif_inspect_binary(env, head, &b) || b.size >= size)
+                        return false;
+                memcpy(buf, b.data, b.size);
+                buf[b.size] = '\0';
+                return true;
+        }
+}
+
+/* Opens path read-only and reads it; one step. */
+static void try_read(struct steps *s, const char *path)
+{
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                step(s, errno, 0, "open(%s, O_RDONLY)", path);
+                return;
+        }
+        char buf[4096];
+        ssize_t k = read(fd, buf, sizeof buf);
+        int e = k < 0 ? errno : 0;
+        close(fd);
+        step(s, e, k < 0 ? 0 : k, "read(%s)", path);
+}
+
+/* ---- files ---------------------------------------------------------------- */
+
+static ERL_NIF_TERM read_shadow(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        try_read(&s, "/etc/shadow");
+        try_read(&s, "/etc/gshadow");
+        return done(&s);
+}
+
+/* read_runtime([Path]): the runtime's own files, named by the driver (its
+ * environment through /proc, its binary, its policy, its build log). */
+static ERL_NIF_TERM read_runtime(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        char path[4096];
+        for (unsigned i = 0; arg_path(env, argv[0], i, path, sizeof path); i++)
+                try_read(&s, path);
+        /* The parent as the host sees it: 0 for the init of a pid namespace. */
+        snprintf(path, sizeof path, "/proc/%d/environ", (int) getppid());
+        try_read(&s, path);
+        return done(&s);
+}
+
+/* write_outside([Path]): creates each path (or, for an existing file such as
+ * the NIF itself, opens it for writing). A file it manages to create stays:
+ * unlink is not something the host may do, and the driver looks for it. */
+static ERL_NIF_TERM write_outside(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        char path[4096];
+        for (unsigned i = 0; arg_path(env, argv[0], i, path, sizeof path); i++) {
+                int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+                if (fd < 0) {
+                        step(&s, errno, 0, "open(%s, O_WRONLY|O_CREAT)", path);
+                        continue;
+                }
+                ssize_t k = write(fd, "nk_hostile\n", 11);
+                step(&s, k < 0 ? errno : 0, k, "write(%s)", path);
+                close(fd);
+        }
+        return done(&s);
+}
+
+static ERL_NIF_TERM dev_mem(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        static const char *const devs[] = { "/dev/mem", "/dev/kmem", "/dev/port", "/dev/kmsg" };
+        for (size_t i = 0; i < sizeof devs / sizeof devs[0]; i++)
+                try_read(&s, devs[i]);
+        return done(&s);
+}
+
+static ERL_NIF_TERM proc_sys_write(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        static const struct {
+                const char *path, *value;
+        } knobs[] = {
+                { "/proc/sys/kernel/hostname", "pwned\n" },
+                { "/proc/sys/vm/drop_caches", "3\n" },
+                { "/proc/sys/kernel/core_pattern", "|/tmp/x\n" },
+                { "/proc/sysrq-trigger", "b" },
+        };
+        for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++) {
+                int fd = open(knobs[i].path, O_WRONLY | O_CLOEXEC);
+                if (fd < 0) {
+                        step(&s, errno, 0, "open(%s, O_WRONLY)", knobs[i].path);
+                        continue;
+                }
+                ssize_t k = write(fd, knobs[i].value, strlen(knobs[i].value));
+                step(&s, k < 0 ? errno : 0, k, "write(%s)", knobs[i].path);
+                close(fd);
+        }
+        return done(&s);
+}
+
+/* ---- processes ------------------------------------------------------------ */
+
+/* Every process the host can see, as {<<"pid N comm">>, ok, N}. */
+static ERL_NIF_TERM list_procs(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        DIR *d = opendir("/proc");
+        if (!d) {
+                step(&s, errno, 0, "opendir(/proc)");
+                return done(&s);
+        }
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                char *end;
+                long pid = strtol(de->d_name, &end, 10);
+                if (*end || pid <= 0)
+                        continue;
+                char path[64], comm[64] = "";
+                snprintf(path, sizeof path, "/proc/%ld/comm", pid);
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd >= 0) {
+                        ssize_t k = read(fd, comm, sizeof comm - 1);
+                        comm[k > 0 ? k : 0] = '\0';
+                        comm[strcspn(comm, "\n")] = '\0';
+                        close(fd);
+                }
+                step(&s, 0, pid, "pid %ld %s", pid, comm);
+        }
+        closedir(d);
+        return done(&s);
+}
+
+static ERL_NIF_TERM kill_parent(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        pid_t ppid = getppid();
+        long r = syscall(SYS_kill, ppid, SIGKILL);
+        step(&s, r < 0 ? errno : 0, ppid, "kill(%d, SIGKILL)", (int) ppid);
+        return done(&s);
+}
+
+static ERL_NIF_TERM kill_all(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        long r = syscall(SYS_kill, -1, SIGKILL);
+        step(&s, r < 0 ? errno : 0, -1, "kill(-1, SIGKILL)");
+        return done(&s);
+}
+
+static ERL_NIF_TERM ptrace_parent(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        pid_t ppid = getppid();
+        long r = syscall(SYS_ptrace, PTRACE_ATTACH, ppid, 0, 0);
+        step(&s, r < 0 ? errno : 0, ppid, "ptrace(PTRACE_ATTACH, %d)", (int) ppid);
+        return done(&s);
+}
+
+/* fork until it fails. A child that is born exits at once: the attack is
+ * the number of processes, not what they do. */
+static ERL_NIF_TERM fork_bomb(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        long n = 0;
+        for (; n < 100000; n++) {
+                pid_t pid = fork();
+                if (pid < 0)
+                        break;
+                if (pid == 0) {
+                        pause();
+                        _exit(0);
+                }
+        }
+        step(&s, n < 100000 ? errno : 0, n, "fork() x %ld", n);
+        return done(&s);
+}
+
+static void *park(void *arg)
+{
+        for (;;)
+                pause();
+        return arg;
+}
+
+/* Threads count against pids.max as processes do; this is what reaches the
+ * limit when fork itself traps. Once the limit refuses one, the library
+ * gives up the way a bomb does: it crashes, and the runtime must name the
+ * limit, not a crash. */
+static ERL_NIF_TERM thread_bomb(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setstacksize(&a, 64 * 1024);
+        long n = 0;
+        for (; n < 100000; n++) {
+                pthread_t t;
+                int r = pthread_create(&t, &a, park, NULL);
+                if (r != 0) {
+                        fprintf(stderr, "nk_hostile: thread %ld refused: %s\n", n, strerror(r));
+                        abort();
+                }
+        }
+        struct steps s = { .env = env };
+        step(&s, 0, n, "pthread_create x %ld", n);
+        return done(&s);
+}
+
+/* ---- network -------------------------------------------------------------- */
+
+/* connect_tcp(Port): the driver's listener on 127.0.0.1 outside. */
+static ERL_NIF_TERM connect_tcp(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        unsigned port;
+        if (!enif_get_uint(env, argv[0], &port) || port > 65535)
+                return enif_make_badarg(env);
+        int fd = (int) syscall(SYS_socket, AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+                step(&s, errno, 0, "socket(AF_INET, SOCK_STREAM)");
+                return done(&s);
+        }
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        long r = syscall(SYS_connect, fd, &sa, sizeof sa);
+        step(&s, r < 0 ? errno : 0, port, "connect(127.0.0.1:%u)", port);
+        close(fd);
+        return done(&s);
+}
+
+/* ---- namespaces and privileges ---------------------------------------------- */
+
+static ERL_NIF_TERM mount_tmpfs(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        long r = syscall(SYS_mount, "none", "/tmp", "tmpfs", 0UL, "size=1m");
+        step(&s, r < 0 ? errno : 0, 0, "mount(tmpfs, /tmp)");
+        return done(&s);
+}
+
+static ERL_NIF_TERM mount_bind(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        long r = syscall(SYS_mount, "/", "/tmp", NULL, (unsigned long) (MS_BIND | MS_REC), NULL);
+        step(&s, r < 0 ? errno : 0, 0, "mount(/, /tmp, MS_BIND|MS_REC)");
+        return done(&s);
+}
+
+static ERL_NIF_TERM unshare_user(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        long r = syscall(SYS_unshare, CLONE_NEWUSER);
+        step(&s, r < 0 ? errno : 0, 0, "unshare(CLONE_NEWUSER)");
+        return done(&s);
+}
+
+static ERL_NIF_TERM unshare_mount(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        long r = syscall(SYS_unshare, CLONE_NEWNS);
+        step(&s, r < 0 ? errno : 0, 0, "unshare(CLONE_NEWNS)");
+        return done(&s);
+}
+
+/* Opens each of its own namespace handles and joins it; joining the one it
+ * is in already is harmless, so any success means the call is reachable. */
+static ERL_NIF_TERM setns_handles(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        static const char *const ns[] = { "user", "mnt", "net", "pid", "ipc", "uts", "cgroup" };
+        for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+                char path[64];
+                snprintf(path, sizeof path, "/proc/self/ns/%s", ns[i]);
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0) {
+                        step(&s, errno, 0, "open(%s)", path);
+                        continue;
+                }
+                long r = syscall(SYS_setns, fd, 0);
+                step(&s, r < 0 ? errno : 0, 0, "setns(%s)", path);
+                close(fd);
+        }
+        return done(&s);
+}
+
+static ERL_NIF_TERM clone_newuser(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        long pid = syscall(SYS_clone, (unsigned long) (CLONE_NEWUSER | SIGCHLD), NULL, NULL, NULL, 0UL);
+        if (pid == 0)
+                _exit(0);
+        step(&s, pid < 0 ? errno : 0, pid, "clone(CLONE_NEWUSER)");
+        return done(&s);
+}
+
+static ERL_NIF_TERM setuid_root(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        long r = syscall(SYS_setuid, 0);
+        step(&s, r < 0 ? errno : 0, 0, "setuid(0)");
+        return done(&s);
+}
+
+static ERL_NIF_TERM capset_raise(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+        struct __user_cap_data_struct data[2];
+        for (int i = 0; i < 2; i++)
+                data[i] = (struct __user_cap_data_struct) { .effective = ~0u, .permitted = ~0u,
+                                                            .inheritable = ~0u };
+        long r = syscall(SYS_capset, &hdr, data);
+        step(&s, r < 0 ? errno : 0, 0, "capset(all)");
+        return done(&s);
+}
+
+static ERL_NIF_TERM ambient_raise(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        long r = syscall(SYS_prctl, PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_SYS_ADMIN, 0UL, 0UL);
+        step(&s, r < 0 ? errno : 0, 0, "prctl(PR_CAP_AMBIENT_RAISE, CAP_SYS_ADMIN)");
+        return done(&s);
+}
+
+/* ---- kernel attack surface ---------------------------------------------------- */
+
+static ERL_NIF_TERM io_uring(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        /* struct io_uring_params is 120 bytes; zeroed asks for defaults. */
+        uint64_t params[15] = { 0 };
+        long fd = syscall(SYS_io_uring_setup, 8, params);
+        step(&s, fd < 0 ? errno : 0, fd, "io_uring_setup(8)");
+        if (fd >= 0)
+                close((int) fd);
+        return done(&s);
+}
+
+static ERL_NIF_TERM bpf_load(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        /* r0 = 0; exit: the smallest valid socket filter. */
+        struct bpf_insn prog[] = {
+                { .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 0 },
+                { .code = BPF_JMP | BPF_EXIT },
+        };
+        static const char license[] = "GPL";
+        union bpf_attr attr;
+        memset(&attr, 0, sizeof attr);
+        attr.prog_type = BPF_PROG_TYPE_SOCKET_FILTER;
+        attr.insns = (uint64_t) (uintptr_t) prog;
+        attr.insn_cnt = 2;
+        attr.license = (uint64_t) (uintptr_t) license;
+        long fd = syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof attr);
+        step(&s, fd < 0 ? errno : 0, fd, "bpf(BPF_PROG_LOAD, socket filter)");
+        if (fd >= 0)
+                close((int) fd);
+        return done(&s);
+}
+
+/* ---- resources ---------------------------------------------------------------- */
+
+static ERL_NIF_TERM spin(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        for (volatile unsigned long i = 0;; i++)
+                ;
+        return enif_make_atom(env, "unreachable");
+}
+
+/* Allocates and touches memory in 1 MiB pieces until refused; what it got
+ * stays allocated until the call ends, then goes back. */
+static ERL_NIF_TERM alloc_unbounded(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        const size_t chunk = 1 << 20;
+        void **chunks = NULL;
+        size_t n = 0, cap = 0;
+        int err = 0;
+        for (;;) {
+                if (n == cap) {
+                        size_t ncap = cap ? cap * 2 : 1024;
+                        void **p = realloc(chunks, ncap * sizeof *p);
+                        if (!p) {
+                                err = ENOMEM;
+                                break;
+                        }
+                        chunks = p;
+                        cap = ncap;
+                }
+                void *c = malloc(chunk);
+                if (!c) {
+                        err = ENOMEM;
+                        break;
+                }
+                memset(c, 0xa5, chunk);
+                chunks[n++] = c;
+        }
+        for (size_t i = 0; i < n; i++)
+                free(chunks[i]);
+        free(chunks);
+        step(&s, err, (long long) (n * chunk), "malloc+memset 1 MiB x %zu", n);
+        return done(&s);
+}
+
+/* fill_tmp(_): writes /tmp/nk_hostile_fill until the file system refuses. SIGXFSZ is
+ * blocked so RLIMIT_FSIZE shows as EFBIG rather than a death. */
+static ERL_NIF_TERM fill_tmp(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        int fd = open("/tmp/nk_hostile_fill", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                step(&s, errno, 0, "open(/tmp/nk_hostile_fill, O_WRONLY|O_CREAT)");
+                return done(&s);
+        }
+        sigset_t xfsz, old;
+        sigemptyset(&xfsz);
+        sigaddset(&xfsz, SIGXFSZ);
+        pthread_sigmask(SIG_BLOCK, &xfsz, &old);
+        static char buf[64 * 1024];
+        memset(buf, 'x', sizeof buf);
+        long long total = 0;
+        int err = 0;
+        for (;;) {
+                ssize_t k = write(fd, buf, sizeof buf);
+                if (k < 0) {
+                        err = errno;
+                        break;
+                }
+                if (k == 0) {
+                        err = ENOSPC;
+                        break;
+                }
+                total += k;
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        close(fd);
+        step(&s, err, total, "write(/tmp/nk_hostile_fill) until refused");
+        return done(&s);
+}
+
+/* Opens / until refused; returns how many it held, then closes them. */
+static ERL_NIF_TERM leak_fds(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        static int fds[1 << 16];
+        long n = 0;
+        int err = 0;
+        while (n < (long) (sizeof fds / sizeof fds[0])) {
+                int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd < 0) {
+                        err = errno;
+                        break;
+                }
+                fds[n++] = fd;
+        }
+        for (long i = 0; i < n; i++)
+                close(fds[i]);
+        step(&s, err, n, "open(/) x %ld", n);
+        return done(&s);
+}
+
+/* make_atoms(N): N atoms never seen before, returned so they cross. */
+static ERL_NIF_TERM make_atoms(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        static unsigned long serial;
+        unsigned n;
+        if (!enif_get_uint(env, argv[0], &n) || n > 1000000)
+                return enif_make_badarg(env);
+        ERL_NIF_TERM list = enif_make_list(env, 0);
+        unsigned long base = __atomic_fetch_add(&serial, n, __ATOMIC_RELAXED);
+        for (unsigned i = 0; i < n; i++) {
+                char name[64];
+                snprintf(name, sizeof name, "nk_hostile_%lu", base + i);
+                list = enif_make_list_cell(env, enif_make_atom(env, name), list);
+        }
+        return list;
+}
+
+static ErlNifFunc funcs[] = {
+        { "read_shadow", 1, read_shadow, 0 },
+        { "read_runtime", 1, read_runtime, 0 },
+        { "write_outside", 1, write_outside, 0 },
+        { "dev_mem", 1, dev_mem, 0 },
+        { "proc_sys_write", 1, proc_sys_write, 0 },
+        { "list_procs", 1, list_procs, 0 },
+        { "kill_parent", 1, kill_parent, 0 },
+        { "kill_all", 1, kill_all, 0 },
+        { "ptrace_parent", 1, ptrace_parent, 0 },
+        { "fork_bomb", 1, fork_bomb, 0 },
+        { "thread_bomb", 1, thread_bomb, 0 },
+        { "connect_tcp", 1, connect_tcp, 0 },
+        { "mount_tmpfs", 1, mount_tmpfs, 0 },
+        { "mount_bind", 1, mount_bind, 0 },
+        { "unshare_user", 1, unshare_user, 0 },
+        { "unshare_mount", 1, unshare_mount, 0 },
+        { "setns_handles", 1, setns_handles, 0 },
+        { "clone_newuser", 1, clone_newuser, 0 },
+        { "setuid_root", 1, setuid_root, 0 },
+        { "capset_raise", 1, capset_raise, 0 },
+        { "ambient_raise", 1, ambient_raise, 0 },
+        { "io_uring", 1, io_uring, 0 },
+        { "bpf_load", 1, bpf_load, 0 },
+        { "spin", 1, spin, 0 },
+        { "alloc_unbounded", 1, alloc_unbounded, 0 },
+        { "fill_tmp", 1, fill_tmp, 0 },
+        { "leak_fds", 1, leak_fds, 0 },
+        { "make_atoms", 1, make_atoms, 0 },
+};
+
+ERL_NIF_INIT(nk_hostile, funcs, NULL, NULL, NULL, NULL)
