@@ -765,9 +765,15 @@ static int start(const struct nk_sandbox_config *sc, const char *bwrap, pid_t pi
                 return nk_sandbox_error_set(err, r, "bwrap did not report its sandbox for %s: %s", sc->library,
                                             strerror(-r));
         }
+        /* From here on a failure kills the child first: blocked on fd 5, it
+         * has no --die-with-parent in force yet, and EOF on that fd would
+         * let it go on to exec the host outside its leaf. Its pid is its
+         * own while it waits for us; only if its own setup already failed
+         * has the monitor reaped it (and the monitor then exits too). */
         if (s->cgroup) {
                 r = cgroup_place(s->cgroup, child);
                 if (r < 0) {
+                        kill(child, SIGKILL);
                         abandon(pid);
                         return nk_sandbox_error_set(err, r, "cannot move the host for %s into %s: %s", sc->library,
                                                     nk_cgroup_path(s->cgroup), strerror(-r));
@@ -778,6 +784,7 @@ static int start(const struct nk_sandbox_config *sc, const char *bwrap, pid_t pi
         while (n < 0 && errno == EINTR);
         if (n != 1) {
                 r = n < 0 ? -errno : -EIO;
+                kill(child, SIGKILL);
                 abandon(pid);
                 return nk_sandbox_error_set(err, r, "cannot release the host for %s: %s", sc->library, strerror(-r));
         }
