@@ -310,6 +310,18 @@ static int check_timeout(struct ctx *c, const struct attack *a, const struct out
         return EXIT_PASS;
 }
 
+static int check_protocol(struct ctx *c, const struct attack *a, const struct outcome *o)
+{
+        if (o->r >= 0 || o->err.kind != NK_ERR_PROTOCOL || strcmp(o->err.reason, "protocol") != 0) {
+                why(c, "expected NK_ERR_PROTOCOL with reason \"protocol\", got %s%s%s",
+                    o->r >= 0 ? "an answer" : o->err.msg, o->r >= 0 ? "" : ", reason ",
+                    o->r >= 0 ? "" : o->err.reason);
+                return EXIT_FAIL;
+        }
+        why(c, "killed: reason \"protocol\"");
+        return EXIT_PASS;
+}
+
 /* Only the sandbox's own processes are visible: nifkit-host, and bwrap's
  * init when bwrap runs it as pid 2. */
 static int check_procs(struct ctx *c, const struct attack *a, const struct outcome *o)
@@ -598,6 +610,10 @@ static const struct attack attacks[] = {
         SECCOMP("setuid_root", "setuid", "setuid(0)"),
         SECCOMP("capset_raise", "capset", "capset raising every capability"),
         SECCOMP("ambient_raise", "prctl", "prctl(PR_CAP_AMBIENT_RAISE, CAP_SYS_ADMIN)"),
+        SECCOMP("raise_nofile", "prlimit64", "setrlimit(RLIMIT_NOFILE) back up to 2^20"),
+        { .name = "forge_channel", .tried = "write a malformed datagram on the host's channel to the runtime",
+          .stops = "the runtime checks every message: host killed, reason \"protocol\"",
+          .check = check_protocol },
         SECCOMP("io_uring", "io_uring_setup", "io_uring_setup"),
         SECCOMP("bpf_load", "bpf", "bpf(BPF_PROG_LOAD)"),
         SECCOMP("fork_bomb", "clone", "fork() without end"),

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -419,6 +420,31 @@ static ERL_NIF_TERM ambient_raise(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
         return done(&s);
 }
 
+/* Lifts its own open-files limit back up (setrlimit is prlimit64 with a
+ * new limit, which the allow-list only permits as a read). */
+static ERL_NIF_TERM raise_nofile(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        struct rlimit rl = { .rlim_cur = 1 << 20, .rlim_max = 1 << 20 };
+        long r = syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &rl, NULL);
+        step(&s, r < 0 ? errno : 0, 0, "prlimit64(RLIMIT_NOFILE, 1048576)");
+        return done(&s);
+}
+
+/* Writes garbage on the host's own channel to the runtime, as a host taken
+ * over by its NIF would: a datagram that is no protocol message, then
+ * waits for the runtime to react. */
+static ERL_NIF_TERM forge_channel(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        unsigned char junk[64];
+        memset(junk, 0xff, sizeof junk);
+        ssize_t k = send(3, junk, sizeof junk, MSG_NOSIGNAL);
+        step(&s, k < 0 ? errno : 0, k, "send(channel, 64 bytes of 0xff)");
+        sleep(5);
+        return done(&s);
+}
+
 /* ---- kernel attack surface ---------------------------------------------------- */
 
 static ERL_NIF_TERM io_uring(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
@@ -595,6 +621,8 @@ static ErlNifFunc funcs[] = {
         { "setuid_root", 1, setuid_root, 0 },
         { "capset_raise", 1, capset_raise, 0 },
         { "ambient_raise", 1, ambient_raise, 0 },
+        { "raise_nofile", 1, raise_nofile, 0 },
+        { "forge_channel", 1, forge_channel, 0 },
         { "io_uring", 1, io_uring, 0 },
         { "bpf_load", 1, bpf_load, 0 },
         { "spin", 1, spin, 0 },
