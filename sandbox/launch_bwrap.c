@@ -36,9 +36,10 @@
  *  - Mount flags: bwrap's read-only binds are nosuid (and nodev except for
  *    --dev-bind) but not noexec, its root tmpfs is nodev,nosuid and
  *    remounted read-only without recursion; /proc and /tmp are bwrap's.
- *  - /tmp's size: passed with --size (bubblewrap 0.7.0 and later). With an
- *    older bwrap the tmpfs has the kernel's default size (half of RAM) and
- *    only RLIMIT_FSIZE bounds each file.
+ *  - /tmp's size: passed with --size (bubblewrap 0.7.0 and later, not
+ *    setuid). With an older or setuid bwrap the tmpfs has the kernel's
+ *    default size (half of RAM), only RLIMIT_FSIZE bounds each file, and
+ *    the launcher says so through the log callback.
  *  - The cgroup namespace is created at clone time, before the child is
  *    moved into its leaf, so its root is the runtime's cgroup, not the
  *    leaf (no cgroupfs is mounted inside either way). bwrap's monitor
@@ -375,7 +376,8 @@ static int build_argv(const struct nk_sandbox_config *sc, const struct nk_pathse
         arg(a, "--as-pid-1");
         arg(a, "--cap-drop");
         arg(a, "ALL");
-        arg(a, "--clearenv");
+        /* No --clearenv (0.6.0 and later): bwrap itself is started with an
+         * empty environment, which is what the host inherits. */
         for (size_t i = 0; i < NK_ARRAY_SIZE(passed_env); i++) {
                 const char *v = getenv(passed_env[i]);
                 if (v) {
@@ -695,10 +697,14 @@ static int prepare(const struct nk_launch_config *cfg, const struct nk_sandbox_c
         int r = bwrap_version(bwrap, &version);
         if (r < 0)
                 return nk_sandbox_error_set(err, r, "cannot tell the version of %s: %s", bwrap, strerror(-r));
-        bool have_size = version >= 700;
+        /* --size came with 0.7.0, and a setuid bwrap refuses it. */
+        struct stat st;
+        bool setuid_bwrap = stat(bwrap, &st) == 0 && (st.st_mode & S_ISUID);
+        bool have_size = version >= 700 && !setuid_bwrap;
         if (!have_size && sc->tmp_mb)
-                say(cfg, "%s is older than 0.7.0 and has no --size: /tmp of the host for %s is not size-limited "
-                         "(RLIMIT_FSIZE still bounds each file)", bwrap, sc->library);
+                say(cfg, "%s %s: /tmp of the host for %s is not size-limited (RLIMIT_FSIZE still bounds each file)",
+                    bwrap, setuid_bwrap ? "is setuid and refuses --size" : "is older than 0.7.0 and has no --size",
+                    sc->library);
 
         r = resolve_deps(sc, &s->deps, err);
         if (r < 0)
