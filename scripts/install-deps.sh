@@ -10,6 +10,7 @@ packages="
   libcmocka-dev libjansson-dev libseccomp-dev libcap-ng-dev
   libnl-3-dev libnl-route-3-dev bubblewrap
   clang libclang-rt-14-dev
+  qemu-system-x86 linux-image-amd64 busybox-static cpio
 "
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,0 +1,433 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Runs nifkit's tests inside a qemu guest with a real kernel and every cgroup v2 controller.
+
+One boot runs every test of the plan, as root and as uid 1000; the guest prints
+NKVM-BEGIN/NKVM-END lines on its serial console and this script turns them into one
+result per test (results/<id>.rc and .log in the build directory), which the per-test
+meson tests of suite 'vm' then report.
+
+  vm-run.py boot   COMMON...            boot once, write every result (the 'vm-boot' test)
+  vm-run.py result COMMON... ID         report one result; boots first if the results
+                                        on disk do not belong to the current build
+  vm-run.py rest   COMMON... MODE ID... report the results of MODE's integration tests
+                                        that have no meson test of their own
+
+COMMON: --builddir DIR --srcdir DIR [--guest-env NAME=VALUE]...
+
+Exit statuses follow meson's: 0 pass, 77 skipped (qemu, the kernel or busybox-static
+missing, with the reason), anything else fails.
+"""
+
+import argparse
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+SKIP = 77
+# Suites whose tests run in the guest besides tests/vm/guest-tests.
+GUEST_SUITES = ('integration', 'vm-only')
+# TCG runs code several times slower than the machine: stretch meson's limits.
+TIMEOUT_FACTOR = float(os.environ.get('NKVM_TIMEOUT_FACTOR', '3'))
+BOOT_TIMEOUT = int(os.environ.get('NKVM_BOOT_TIMEOUT', '1200'))
+GUEST_TEST_TIMEOUT = 300
+GUEST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+# guest test -> the modes it runs in
+GUEST_TESTS = {
+    'cgroup_sanity': ('root', 'user'),
+    'nifkit_call': ('root', 'user'),
+    'delegated_leaf': ('user',),
+}
+NO_RESULT = 'no result: the guest did not run this test (see {})'
+
+
+class Paths:
+    def __init__(self, builddir, srcdir):
+        self.builddir = os.path.abspath(builddir)
+        self.srcdir = os.path.abspath(srcdir)
+        self.vmdir = os.path.join(self.builddir, 'tests', 'vm')
+        self.plan = os.path.join(self.vmdir, 'plan')
+        self.results = os.path.join(self.vmdir, 'results')
+        self.status = os.path.join(self.results, 'boot.json')
+        self.lock = os.path.join(self.vmdir, 'boot.lock')
+        self.initramfs = os.path.join(self.vmdir, 'initramfs.cpio.gz')
+        self.console = os.path.join(self.builddir, 'meson-logs', 'vm-console.log')
+
+
+def find_kernel():
+    """The newest Debian kernel in /boot that has its modules: (vmlinuz, modules dir) or a skip reason."""
+    override = os.environ.get('NKVM_KERNEL')
+    if override:
+        version = os.environ.get('NKVM_KERNEL_VERSION', os.path.basename(override).replace('vmlinuz-', '', 1))
+        candidates = [(override, version)]
+    else:
+        names = [n for n in os.listdir('/boot') if n.startswith('vmlinuz-')] if os.path.isdir('/boot') else []
+        candidates = [(os.path.join('/boot', n), n[len('vmlinuz-'):]) for n in names]
+
+        def version_key(c):
+            return [int(x) if x.isdigit() else x for x in re.split(r'[.-]', c[1])]
+        candidates.sort(key=version_key, reverse=True)
+    if not candidates:
+        return None, None, 'no kernel in /boot (install linux-image-amd64)'
+    for kernel, version in candidates:
+        moddir = os.path.join('/lib/modules', version)
+        if not os.path.isfile(os.path.join(moddir, 'modules.dep')):
+            continue
+        if not os.access(kernel, os.R_OK):
+            return None, None, f'{kernel} is not readable by uid {os.getuid()} (Debian installs it 0600: run as root)'
+        return kernel, moddir, None
+    return None, None, 'no kernel in /boot has its modules in /lib/modules'
+
+
+def load_meson_tests(paths):
+    with open(os.path.join(paths.builddir, 'meson-info', 'intro-tests.json')) as f:
+        return json.load(f)
+
+
+def suite_names(test):
+    return {s.split(':', 1)[-1] for s in test['suite']}
+
+
+def safe_id(name):
+    return re.sub(r'[^A-Za-z0-9_.-]', '_', name)
+
+
+def test_script(cmd, env, workdir):
+    """A POSIX sh script that gives the test its environment and working directory, then execs it."""
+    lines = ['#!/bin/sh', '# written by tests/vm/vm-run.py: one test of the VM plan',
+             f'export PATH={shlex.quote(GUEST_PATH)}']
+    for name, value in sorted(env.items()):
+        lines.append(f'export {name}={shlex.quote(value)}')
+    lines.append(f'cd {shlex.quote(workdir)} || exit 1')
+    lines.append('exec ' + ' '.join(shlex.quote(c) for c in cmd))
+    return '\n'.join(lines) + '\n'
+
+
+def build_plan(paths, guest_env):
+    """[(id, mode, timeout, script text)] for every test the guest runs, in order."""
+    plan = []
+    guest_dir = os.path.join(paths.srcdir, 'tests', 'vm', 'guest-tests')
+    for mode in ('root', 'user'):
+        for name, modes in GUEST_TESTS.items():
+            if mode in modes:
+                script = test_script([os.path.join(guest_dir, name + '.sh')], guest_env, paths.builddir)
+                plan.append((f'{mode}-{name}', mode, GUEST_TEST_TIMEOUT, script))
+        for t in load_meson_tests(paths):
+            if not suite_names(t) & set(GUEST_SUITES):
+                continue
+            limit = t.get('timeout') or 0
+            limit = int(limit * TIMEOUT_FACTOR) if limit > 0 else GUEST_TEST_TIMEOUT
+            env = dict(t.get('env') or {})
+            script = test_script(t['cmd'], env, t.get('workdir') or paths.builddir)
+            plan.append((f'{mode}-integration-{safe_id(t["name"])}', mode, limit, script))
+    return plan
+
+
+def fingerprint(plan, kernel):
+    """Identifies a plan and what it runs: the scripts, and every file they name (path, size, mtime)."""
+    h = hashlib.sha256()
+    files = {os.path.abspath(__file__), kernel}
+    for ident, mode, limit, script in plan:
+        h.update(f'{ident} {mode} {limit}\n{script}'.encode())
+        for token in re.findall(r"/[^\s'\"]+", script):
+            files.add(token)
+    for name in ('init', 'mkinitramfs.sh'):
+        files.add(os.path.join(os.path.dirname(os.path.abspath(__file__)), name))
+    for f in sorted(files):
+        try:
+            st = os.stat(f)
+        except OSError:
+            continue
+        if os.path.isfile(f):
+            h.update(f'{f} {st.st_size} {st.st_mtime_ns}\n'.encode())
+    return h.hexdigest()
+
+
+def write_plan(paths, plan):
+    shutil.rmtree(paths.plan, ignore_errors=True)
+    os.makedirs(paths.plan)
+    with open(os.path.join(paths.plan, 'list'), 'w') as lst:
+        for ident, mode, limit, script in plan:
+            with open(os.path.join(paths.plan, ident + '.sh'), 'w') as f:
+                f.write(script)
+            lst.write(f'{ident} {mode} {limit}\n')
+
+
+def write_status(paths, status):
+    tmp = paths.status + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(status, f, indent=1)
+    os.replace(tmp, paths.status)
+
+
+def read_status(paths):
+    try:
+        with open(paths.status) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+class Console:
+    """Reads the guest's serial console line by line: keeps it, echoes it, and splits it into results."""
+
+    BEGIN = re.compile(r'NKVM-BEGIN (\S+)')
+    END = re.compile(r'NKVM-END (\S+) (-?\d+)')
+
+    def __init__(self, paths, log):
+        self.paths = paths
+        self.log = log
+        self.current = None
+        self.output = []
+        self.results = {}
+        self.done = False
+        self.fatal = None
+        self.notes = []
+
+    def line(self, raw):
+        self.log.write(raw)
+        self.log.flush()
+        text = raw.decode('utf-8', 'replace').rstrip('\r\n').replace('\r', '')
+        sys.stdout.write(text + '\n')
+        end = self.END.search(text)
+        if end and self.current == end.group(1):
+            prefix = text[:end.start()]
+            if prefix:
+                self.output.append(prefix)
+            # the guest prints a newline before NKVM-END in case the output lacked one
+            if self.output and self.output[-1] == '':
+                self.output.pop()
+            self.finish(int(end.group(2)))
+            return
+        if self.current is not None:
+            self.output.append(text)
+            return
+        begin = self.BEGIN.match(text)
+        if begin:
+            self.current = begin.group(1)
+            self.output = []
+        elif text.startswith('NKVM-DONE'):
+            self.done = True
+        elif text.startswith('NKVM-FATAL'):
+            self.fatal = text[len('NKVM-FATAL '):]
+        elif text.startswith('NKVM-NOTE'):
+            self.notes.append(text[len('NKVM-NOTE '):])
+
+    def finish(self, rc):
+        ident = self.current
+        with open(os.path.join(self.paths.results, ident + '.log'), 'w') as f:
+            f.write('\n'.join(self.output) + ('\n' if self.output else ''))
+        with open(os.path.join(self.paths.results, ident + '.rc'), 'w') as f:
+            f.write(f'{rc}\n')
+        self.results[ident] = rc
+        self.current = None
+        self.output = []
+
+
+def qemu_command(paths, kernel):
+    cmdline = f'console=ttyS0 panic=-1 cgroup_no_v1=all quiet nkvm.plan={paths.plan}'
+    return ['qemu-system-x86_64', '-accel', 'tcg', '-cpu', 'max', '-m', '2048', '-smp', '2',
+            '-nodefaults', '-no-reboot', '-display', 'none', '-monitor', 'none',
+            '-serial', 'stdio',
+            '-kernel', kernel, '-initrd', paths.initramfs, '-append', cmdline,
+            # KVM guests hang on these machines, and TCG is exact enough.
+            '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap']
+
+
+def run_qemu(paths, kernel):
+    """Boots the guest; returns (Console, outcome text or None when the plan ran to its end)."""
+    os.makedirs(os.path.dirname(paths.console), exist_ok=True)
+    with open(paths.console, 'wb') as log:
+        console = Console(paths, log)
+        cmd = qemu_command(paths, kernel)
+        log.write(('# ' + ' '.join(shlex.quote(c) for c in cmd) + '\n').encode())
+        start = time.monotonic()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        timed_out = threading.Event()
+
+        def watchdog():
+            timed_out.set()
+            proc.kill()
+        timer = threading.Timer(BOOT_TIMEOUT, watchdog)
+        timer.start()
+        try:
+            for raw in iter(proc.stdout.readline, b''):
+                console.line(raw)
+        finally:
+            timer.cancel()
+            proc.wait()
+        elapsed = time.monotonic() - start
+        summary = f'# qemu exited with status {proc.returncode} after {elapsed:.0f}s\n'
+        log.write(summary.encode())
+        sys.stdout.write(summary)
+    if timed_out.is_set():
+        return console, f'the guest was killed after {BOOT_TIMEOUT}s (NKVM_BOOT_TIMEOUT)'
+    if console.fatal:
+        return console, f'the guest could not run the plan: {console.fatal}'
+    if console.current:
+        return console, f'the guest stopped inside test {console.current} (panic or power loss)'
+    if not console.done:
+        return console, f'the guest stopped before the end of its plan (qemu status {proc.returncode})'
+    return console, None
+
+
+def skip_reason():
+    if shutil.which('qemu-system-x86_64') is None:
+        return 'qemu-system-x86_64 is not installed (qemu-system-x86)'
+    return None
+
+
+def lock_boot(paths):
+    """One boot at a time per build directory; the lock goes with the returned file."""
+    os.makedirs(paths.vmdir, exist_ok=True)
+    lock = open(paths.lock, 'w')
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
+def boot(paths, guest_env):
+    """Boots once and records every result. Returns meson's exit status for the 'vm-boot' test.
+
+    The caller holds lock_boot()."""
+    shutil.rmtree(paths.results, ignore_errors=True)
+    os.makedirs(paths.results)
+    kernel, moddir, reason = find_kernel()
+    reason = skip_reason() or reason
+    if reason:
+        write_status(paths, {'skip': reason})
+        print(f'SKIP: {reason}')
+        return SKIP
+    plan = build_plan(paths, guest_env)
+    fp = fingerprint(plan, kernel)
+    write_plan(paths, plan)
+    here = os.path.dirname(os.path.abspath(__file__))
+    mk = subprocess.run(['sh', os.path.join(here, 'mkinitramfs.sh'), paths.initramfs, moddir,
+                         os.path.join(here, 'init')], stderr=subprocess.PIPE, text=True)
+    if mk.returncode != 0:
+        msg = mk.stderr.strip().replace('SKIP: ', '') or f'mkinitramfs.sh failed ({mk.returncode})'
+        if mk.returncode == SKIP:
+            write_status(paths, {'skip': msg})
+            print(f'SKIP: {msg}')
+            return SKIP
+        write_status(paths, {'fingerprint': fp, 'failure': msg})
+        print(f'FAIL: {msg}')
+        return 1
+    print(f'kernel {kernel}, {len(plan)} tests, console log {paths.console}')
+    console, failure = run_qemu(paths, kernel)
+    write_status(paths, {'fingerprint': fp, 'failure': failure, 'kernel': kernel,
+                         'tests': [p[0] for p in plan], 'results': console.results,
+                         'notes': console.notes})
+    print()
+    for ident, *_ in plan:
+        rc = console.results.get(ident)
+        word = 'not run' if rc is None else 'ok' if rc == 0 else 'skip' if rc == SKIP else f'FAIL ({rc})'
+        print(f'{ident:50} {word}')
+    if failure:
+        print(f'FAIL: {failure}; console log: {paths.console}')
+        return 1
+    return 0
+
+
+def ensure_results(paths, guest_env):
+    """The status of a boot that ran the current plan, booting now if the one on disk is older.
+
+    The caller holds lock_boot(), so a boot in progress is waited for."""
+    status = read_status(paths)
+    kernel, _, reason = find_kernel()
+    reason = skip_reason() or reason
+    if reason:
+        return {'skip': reason}
+    current = fingerprint(build_plan(paths, guest_env), kernel)
+    if status and status.get('fingerprint') == current:
+        return status
+    boot(paths, guest_env)
+    return read_status(paths) or {'failure': 'the boot left no status'}
+
+
+def report(paths, status, ident, show_log=True):
+    """Prints one test's output and returns its exit status."""
+    if 'skip' in status:
+        print(f'SKIP: {status["skip"]}')
+        return SKIP
+    if ident not in status.get('tests', []):
+        if status.get('failure') and not status.get('tests'):
+            print(NO_RESULT.format(paths.console) + f': {status["failure"]}')
+            return 1
+        print(f'SKIP: {ident} is not in this build\'s plan (no such test in suites {", ".join(GUEST_SUITES)})')
+        return SKIP
+    try:
+        with open(os.path.join(paths.results, ident + '.rc')) as f:
+            rc = int(f.read().strip())
+        with open(os.path.join(paths.results, ident + '.log')) as f:
+            log = f.read()
+    except (OSError, ValueError):
+        reason = status.get('failure') or 'its result is missing'
+        print(NO_RESULT.format(paths.console) + f': {reason}')
+        return 1
+    if show_log:
+        sys.stdout.write(log)
+    print(f'guest exit status: {rc}')
+    return rc
+
+
+def parse_env(pairs):
+    env = {}
+    for p in pairs or []:
+        name, sep, value = p.partition('=')
+        if not sep:
+            raise SystemExit(f'--guest-env {p!r}: want NAME=VALUE')
+        env[name] = value
+    return env
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('command', choices=('boot', 'result', 'rest'))
+    ap.add_argument('--builddir', required=True)
+    ap.add_argument('--srcdir', required=True)
+    ap.add_argument('--guest-env', action='append')
+    ap.add_argument('args', nargs='*')
+    a = ap.parse_intermixed_args()
+    paths = Paths(a.builddir, a.srcdir)
+    guest_env = parse_env(a.guest_env)
+    sys.stdout.reconfigure(line_buffering=True)
+    with lock_boot(paths):
+        if a.command == 'boot':
+            return boot(paths, guest_env)
+        status = ensure_results(paths, guest_env)
+    if a.command == 'result':
+        if len(a.args) != 1:
+            ap.error('result takes one test id')
+        return report(paths, status, a.args[0])
+    # rest MODE ID...: integration tests without a meson test of their own
+    if not a.args:
+        ap.error('rest takes a mode and the ids that have their own meson test')
+    mode, listed = a.args[0], set(a.args[1:])
+    prefix = f'{mode}-integration-'
+    if 'skip' in status:
+        return report(paths, status, '')
+    rest = [t for t in status.get('tests', []) if t.startswith(prefix) and t not in listed]
+    if not rest:
+        print(f'every {mode} integration test has its own meson test in suite vm')
+        return report(paths, status, '') if status.get('failure') and not status.get('tests') else 0
+    worst = 0
+    for ident in rest:
+        print(f'==== {ident}')
+        rc = report(paths, status, ident)
+        if rc not in (0, SKIP):
+            worst = rc
+    print('results: ' + ', '.join(rest))
+    return worst
+
+
+if __name__ == '__main__':
+    sys.exit(main())
