@@ -322,6 +322,47 @@ static int check_protocol(struct ctx *c, const struct attack *a, const struct ou
         return EXIT_PASS;
 }
 
+/* The host's ids are not root's, it holds no capability in any set,
+ * no_new_privs is set and a seccomp filter is in force (mode 2). */
+static int check_status(struct ctx *c, const struct attack *a, const struct outcome *o)
+{
+        if (o->r < 0 || !o->decoded || o->nsteps == 0) {
+                why(c, "could not read /proc/self/status: %s", o->r < 0 ? o->err.msg : "no steps");
+                return EXIT_FAIL;
+        }
+        unsigned seen = 0;
+        for (unsigned k = 0; k < o->nsteps; k++) {
+                const char *line = o->steps[k].what;
+                const char *v = strchr(line, ':');
+                if (!v)
+                        continue;
+                v += strspn(v + 1, " \t") + 1;
+                bool bad;
+                if (strncmp(line, "Uid:", 4) == 0 || strncmp(line, "Gid:", 4) == 0)
+                        bad = strtoul(v, NULL, 10) == 0;        /* real id */
+                else if (strncmp(line, "Cap", 3) == 0)
+                        bad = strtoull(v, NULL, 16) != 0;
+                else if (strncmp(line, "NoNewPrivs:", 11) == 0)
+                        bad = strcmp(v, "1") != 0;
+                else if (strncmp(line, "Seccomp:", 8) == 0)
+                        bad = strcmp(v, "2") != 0;
+                else
+                        continue;
+                if (bad) {
+                        why(c, "SANDBOX BUG: the host runs with %s", line);
+                        return EXIT_FAIL;
+                }
+                seen++;
+        }
+        if (seen != 9) {
+                why(c, "expected 9 lines of /proc/self/status (ids, capability sets, NoNewPrivs, Seccomp), got %u",
+                    seen);
+                return EXIT_FAIL;
+        }
+        why(c, "unprivileged ids, no capabilities in any set, no_new_privs, seccomp filter");
+        return EXIT_PASS;
+}
+
 /* Only the sandbox's own processes are visible: nifkit-host, and bwrap's
  * init when bwrap runs it as pid 2. */
 static int check_procs(struct ctx *c, const struct attack *a, const struct outcome *o)
@@ -525,6 +566,19 @@ static int args_runtime(struct ctx *c, ei_x_buff *x)
         return 0;
 }
 
+#define SECRET_ENV "NK_HOSTILE_SECRET"
+
+static int args_env(struct ctx *c, ei_x_buff *x)
+{
+        /* A secret of the runtime's, as a VM's environment may hold. */
+        if (setenv(SECRET_ENV, "runtime-secret-do-not-leak", 1) < 0)
+                return -errno;
+        ei_x_encode_list_header(x, 1);
+        ei_x_encode_binary(x, SECRET_ENV, (long) strlen(SECRET_ENV));
+        ei_x_encode_empty_list(x);
+        return 0;
+}
+
 static int args_write(struct ctx *c, ei_x_buff *x)
 {
         char dir[2048];
@@ -583,6 +637,17 @@ static const struct attack attacks[] = {
                    "/proc/<getppid()>/environ",
           .stops = "pid namespace, minimal root", .args = args_runtime, .check = check_errnos,
           .errnos = "enoent eacces" },
+        { .name = "read_relative",
+          .tried = "read etc/passwd, ../../../../etc/passwd and ../../../../root/.profile relative to the "
+                   "working directory, and /etc/passwd",
+          .stops = "the working directory is inside the new root; old root detached", .check = check_errnos,
+          .errnos = "enoent eacces" },
+        { .name = "read_env", .tried = "find a variable of the runtime's environment in the host's",
+          .stops = "the launcher passes the host no environment of the runtime's", .args = args_env,
+          .check = check_errnos, .errnos = "enoent" },
+        { .name = "status_privileges", .tried = "read its own ids, capabilities, NoNewPrivs, Seccomp",
+          .stops = "user namespace ids, capabilities dropped, no_new_privs, seccomp",
+          .check = check_status },
         { .name = "write_outside", .tried = "create files in /, /usr, /etc, the NIF's directory, the build dir",
           .stops = "seccomp refuses write opens (EACCES); the root is read-only", .args = args_write,
           .check = check_write_outside, .errnos = "eacces erofs" },
@@ -614,6 +679,10 @@ static const struct attack attacks[] = {
         { .name = "forge_channel", .tried = "write a malformed datagram on the host's channel to the runtime",
           .stops = "the runtime checks every message: host killed, reason \"protocol\"",
           .check = check_protocol },
+        SECCOMP("tiocsti", "ioctl", "ioctl(stderr, TIOCSTI) to type into the runtime's terminal"),
+        SECCOMP("keyctl_read", "keyctl", "keyctl(KEYCTL_READ) of the user keyring"),
+        SECCOMP("perf_event", "perf_event_open", "perf_event_open"),
+        SECCOMP("userfaultfd", "userfaultfd", "userfaultfd"),
         SECCOMP("io_uring", "io_uring_setup", "io_uring_setup"),
         SECCOMP("bpf_load", "bpf", "bpf(BPF_PROG_LOAD)"),
         SECCOMP("fork_bomb", "clone", "fork() without end"),

@@ -33,6 +33,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/ioctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -161,6 +162,69 @@ static ERL_NIF_TERM write_outside(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
                 step(&s, k < 0 ? errno : 0, k, "write(%s)", path);
                 close(fd);
         }
+        return done(&s);
+}
+
+/* Paths relative to the working directory, which must be inside the new
+ * root: a cwd left on the old root would reach every file through "..". */
+static ERL_NIF_TERM read_relative(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        static const char *const rel[] = { "etc/passwd", "../../../../../../../../etc/passwd",
+                                           "./etc/hostname", "../../../../../../../../root/.profile" };
+        for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++)
+                try_read(&s, rel[i]);
+        try_read(&s, "/etc/passwd");
+        return done(&s);
+}
+
+/* read_env(Name): whether the runtime's variable Name reached the host,
+ * through getenv or its own /proc/self/environ. */
+static ERL_NIF_TERM read_env(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        char name[256];
+        if (!arg_path(env, argv[0], 0, name, sizeof name))
+                return enif_make_badarg(env);
+        step(&s, getenv(name) ? 0 : ENOENT, 0, "getenv(%s)", name);
+        int fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                step(&s, errno, 0, "open(/proc/self/environ)");
+                return done(&s);
+        }
+        static char buf[1 << 16];
+        ssize_t k = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        bool found = false;
+        size_t nl = strlen(name);
+        for (ssize_t i = 0; k > 0 && i < k; i += (ssize_t) strnlen(buf + i, (size_t) (k - i)) + 1)
+                if (strncmp(buf + i, name, nl) == 0 && buf[i + (ssize_t) nl] == '=')
+                        found = true;
+        step(&s, found ? 0 : ENOENT, k, "/proc/self/environ has %s", name);
+        return done(&s);
+}
+
+/* The lines of /proc/self/status that say what the host may do: ids,
+ * capability sets, no_new_privs, seccomp mode. Each is a step with outcome
+ * ok; the driver judges the values. */
+static ERL_NIF_TERM status_privileges(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        FILE *f = fopen("/proc/self/status", "re");
+        if (!f) {
+                step(&s, errno, 0, "open(/proc/self/status)");
+                return done(&s);
+        }
+        char line[256];
+        static const char *const keys[] = { "Uid:", "Gid:", "CapInh:", "CapPrm:", "CapEff:", "CapBnd:",
+                                            "CapAmb:", "NoNewPrivs:", "Seccomp:" };
+        while (fgets(line, sizeof line, f)) {
+                line[strcspn(line, "\n")] = '\0';
+                for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+                        if (strncmp(line, keys[i], strlen(keys[i])) == 0)
+                                step(&s, 0, 0, "%s", line);
+        }
+        fclose(f);
         return done(&s);
 }
 
@@ -481,6 +545,50 @@ static ERL_NIF_TERM bpf_load(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
         return done(&s);
 }
 
+/* Pushes a character into the input of the terminal stderr may be, for the
+ * runtime's shell to run (the classic TIOCSTI escape). */
+static ERL_NIF_TERM tiocsti(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        char c = '\n';
+        long r = syscall(SYS_ioctl, 2, TIOCSTI, &c);
+        step(&s, r < 0 ? errno : 0, 0, "ioctl(2, TIOCSTI)");
+        return done(&s);
+}
+
+/* The session keyring is shared by every process of a user outside. */
+static ERL_NIF_TERM keyctl_read(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        char buf[256];
+        /* KEYCTL_READ (11) of KEY_SPEC_USER_KEYRING (-4) */
+        long r = syscall(SYS_keyctl, 11, -4, buf, sizeof buf, 0);
+        step(&s, r < 0 ? errno : 0, r, "keyctl(KEYCTL_READ, user keyring)");
+        return done(&s);
+}
+
+static ERL_NIF_TERM perf_event(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        /* struct perf_event_attr of PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK */
+        uint32_t attr[32] = { 1, 128 };
+        long fd = syscall(SYS_perf_event_open, attr, 0, -1, -1, 0UL);
+        step(&s, fd < 0 ? errno : 0, fd, "perf_event_open(cpu clock)");
+        if (fd >= 0)
+                close((int) fd);
+        return done(&s);
+}
+
+static ERL_NIF_TERM userfaultfd(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        long fd = syscall(SYS_userfaultfd, O_CLOEXEC);
+        step(&s, fd < 0 ? errno : 0, fd, "userfaultfd()");
+        if (fd >= 0)
+                close((int) fd);
+        return done(&s);
+}
+
 /* ---- resources ---------------------------------------------------------------- */
 
 static ERL_NIF_TERM spin(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
@@ -603,6 +711,9 @@ static ErlNifFunc funcs[] = {
         { "read_shadow", 1, read_shadow, 0 },
         { "read_runtime", 1, read_runtime, 0 },
         { "write_outside", 1, write_outside, 0 },
+        { "read_relative", 1, read_relative, 0 },
+        { "read_env", 1, read_env, 0 },
+        { "status_privileges", 1, status_privileges, 0 },
         { "dev_mem", 1, dev_mem, 0 },
         { "proc_sys_write", 1, proc_sys_write, 0 },
         { "list_procs", 1, list_procs, 0 },
@@ -623,6 +734,10 @@ static ErlNifFunc funcs[] = {
         { "ambient_raise", 1, ambient_raise, 0 },
         { "raise_nofile", 1, raise_nofile, 0 },
         { "forge_channel", 1, forge_channel, 0 },
+        { "tiocsti", 1, tiocsti, 0 },
+        { "keyctl_read", 1, keyctl_read, 0 },
+        { "perf_event", 1, perf_event, 0 },
+        { "userfaultfd", 1, userfaultfd, 0 },
         { "io_uring", 1, io_uring, 0 },
         { "bpf_load", 1, bpf_load, 0 },
         { "spin", 1, spin, 0 },
