@@ -55,6 +55,9 @@
  *    exit status 128 + N, which wait turns back into signal N (nifkit-host
  *    never exits with a status above 128 by itself, except 128 + SIGSYS
  *    after a seccomp trap, which is reported as SIGSYS either way).
+ *    bwrap's child sets its parent-death signal only after --block-fd, so
+ *    a runtime that dies in that instant leaves the host without it; the
+ *    host then finds its channel closed and exits by itself.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -602,6 +605,96 @@ static _Noreturn void child_exec(const struct child_args *a)
         child_fail(err_fd, -errno, "executing bwrap");
 }
 
+/* ---- the spawner thread ------------------------------------------------------------ */
+
+/*
+ * --die-with-parent is PR_SET_PDEATHSIG, which follows the parent *thread*:
+ * bwrap's monitor, and with it the host, would be killed as soon as the
+ * thread that called launch exits, although the runtime still uses the
+ * host. So every bwrap is cloned by one thread that lives as long as the
+ * process; the host then dies with the runtime, not with a caller's thread.
+ */
+struct spawn_req {
+        const struct child_args *args;
+        pid_t pid;              /* the monitor's pid, or -errno */
+        bool done;
+};
+
+static pthread_mutex_t spawn_serial = PTHREAD_MUTEX_INITIALIZER;        /* one request at a time */
+static pthread_mutex_t spawn_lock = PTHREAD_MUTEX_INITIALIZER;          /* spawn_slot and its fields */
+static pthread_cond_t spawn_cond = PTHREAD_COND_INITIALIZER;
+static struct spawn_req *spawn_slot;
+static pthread_once_t spawner_once = PTHREAD_ONCE_INIT;
+static int spawner_error;
+
+static pid_t clone_bwrap(const struct child_args *args)
+{
+        /* exit_signal 0 as in the other launchers: BEAM may ignore SIGCHLD,
+         * and the kernel would then reap the monitor by itself. */
+        struct {
+                uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+        } ca = {};
+        pid_t pid = (pid_t) syscall(SYS_clone3, &ca, sizeof ca);
+        if (pid < 0)
+                return -errno;
+        if (pid == 0)
+                child_exec(args);
+        return pid;
+}
+
+static void *spawner_main(void *unused)
+{
+        pthread_mutex_lock(&spawn_lock);
+        for (;;) {
+                while (!spawn_slot || spawn_slot->done)
+                        pthread_cond_wait(&spawn_cond, &spawn_lock);
+                /* The child gets a copy of spawn_lock, held; it never uses it. */
+                spawn_slot->pid = clone_bwrap(spawn_slot->args);
+                spawn_slot->done = true;
+                pthread_cond_broadcast(&spawn_cond);
+        }
+        return NULL;
+}
+
+static void start_spawner(void)
+{
+        /* Every signal blocked, so that none meant for the process lands on
+         * a thread that never looks at them. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        pthread_attr_t attr;
+        pthread_t thread;
+        int r = pthread_attr_init(&attr);
+        if (r == 0) {
+                pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+                r = pthread_create(&thread, &attr, spawner_main, NULL);
+                pthread_attr_destroy(&attr);
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        spawner_error = -r;
+}
+
+/* Clones bwrap from the spawner thread; returns the monitor's pid or
+ * -errno. Without the thread (it could not be created), from this one. */
+static pid_t spawn(const struct child_args *args)
+{
+        pthread_once(&spawner_once, start_spawner);
+        if (spawner_error < 0)
+                return clone_bwrap(args);
+        struct spawn_req req = { .args = args };
+        pthread_mutex_lock(&spawn_serial);
+        pthread_mutex_lock(&spawn_lock);
+        spawn_slot = &req;
+        pthread_cond_broadcast(&spawn_cond);
+        while (!req.done)
+                pthread_cond_wait(&spawn_cond, &spawn_lock);
+        spawn_slot = NULL;
+        pthread_mutex_unlock(&spawn_lock);
+        pthread_mutex_unlock(&spawn_serial);
+        return req.pid;
+}
+
 /* ---- launch ---------------------------------------------------------------------- */
 
 static void fill_defaults(struct nk_sandbox_config *sc)
@@ -831,18 +924,11 @@ static int bwrap_launch(const struct nk_launch_config *cfg, int channel_fd, stru
                 .uid = sc.outside_uid,
                 .gid = sc.outside_gid,
         };
-        /* exit_signal 0 as in the other launchers: BEAM may ignore SIGCHLD,
-         * and the kernel would then reap the monitor by itself. */
-        struct {
-                uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
-        } ca = {};
-        pid_t pid = (pid_t) syscall(SYS_clone3, &ca, sizeof ca);
+        pid_t pid = spawn(&args);
         if (pid < 0) {
-                r = nk_sandbox_error_set(err, -errno, "clone3: %m");
+                r = nk_sandbox_error_set(err, pid, "clone3: %s", strerror(-pid));
                 goto out;
         }
-        if (pid == 0)
-                child_exec(&args);
 
         /* Our copies of the child's ends go, so that EOF means what it says. */
         nk_closep(&s.pipes[0][1]);

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -538,6 +539,39 @@ static void test_kill_and_wait(void **state)
         close(p.fd);
 }
 
+static void *start_in_thread(void *arg)
+{
+        start_probe(arg);
+        return NULL;
+}
+
+/* --die-with-parent follows the parent thread: a host started by a thread
+ * that then exits must still run. */
+static void test_outlives_starting_thread(void **state)
+{
+        skip_unless_bwrap();
+        struct probe p;
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, start_in_thread, &p), 0);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        /* Give a parent-death signal time to arrive, were there one. */
+        usleep(200 * 1000);
+        say(&p, "report");
+        struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
+        assert_int_equal(poll(&pfd, 1, 10000), 1);
+        char r[16384];
+        ssize_t n = recv(p.fd, r, sizeof r - 1, 0);
+        if (n <= 0)
+                fail_msg("the host died with the thread that started it");
+        r[n] = '\0';
+        expect(r, "pid", "1");
+        say(&p, "exit 0");
+        struct nk_child_exit ex;
+        finish(&p, &ex);
+        assert_int_equal(ex.signo, 0);
+        assert_int_equal(ex.status, 0);
+}
+
 static void test_required_cgroup(void **state)
 {
         skip_unless_bwrap();
@@ -631,6 +665,7 @@ int main(void)
                 cmocka_unit_test(test_exit_status),
                 cmocka_unit_test(test_crash_is_a_signal),
                 cmocka_unit_test(test_kill_and_wait),
+                cmocka_unit_test(test_outlives_starting_thread),
                 cmocka_unit_test(test_required_cgroup),
         };
         return cmocka_run_group_tests(tests, detect, NULL);
