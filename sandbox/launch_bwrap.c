@@ -389,13 +389,8 @@ static int build_argv(const struct nk_sandbox_config *sc, const struct nk_pathse
                         arg(a, v);
                 }
         }
-        ro_bind(a, sc->host_binary);
-        ro_bind(a, sc->library);
-        for (size_t i = 0; i < deps->n; i++)
-                if (strcmp(deps->paths[i], sc->host_binary) != 0 && strcmp(deps->paths[i], sc->library) != 0)
-                        ro_bind(a, deps->paths[i]);
-        for (const char *const *p = sc->extra_ro; p && *p; p++)
-                ro_bind(a, *p);
+        /* The file systems first: binds of files that live under /tmp
+         * (a build tree, say) must land on the new /tmp, not under it. */
         arg(a, "--proc");
         arg(a, "/proc");
         arg(a, "--dev");
@@ -406,6 +401,13 @@ static int build_argv(const struct nk_sandbox_config *sc, const struct nk_pathse
         }
         arg(a, "--tmpfs");
         arg(a, "/tmp");
+        ro_bind(a, sc->host_binary);
+        ro_bind(a, sc->library);
+        for (size_t i = 0; i < deps->n; i++)
+                if (strcmp(deps->paths[i], sc->host_binary) != 0 && strcmp(deps->paths[i], sc->library) != 0)
+                        ro_bind(a, deps->paths[i]);
+        for (const char *const *p = sc->extra_ro; p && *p; p++)
+                ro_bind(a, *p);
         /* After every mount that needs to create its mount point. */
         arg(a, "--remount-ro");
         arg(a, "/");

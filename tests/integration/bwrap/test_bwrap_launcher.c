@@ -170,14 +170,15 @@ struct probe {
         struct nk_sandbox_config sc;
 };
 
-static int launch_probe(struct probe *p, const struct nk_sandbox_config *sc, struct nk_sandbox_error *err)
+static int launch_probe_at(struct probe *p, const char *probe, const char *library,
+                           const struct nk_sandbox_config *sc, struct nk_sandbox_error *err)
 {
         int sv[2];
         assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
         p->sc = *sc;
         const struct nk_launch_config cfg = {
-                .host_binary = need_env("NK_BWRAP_PROBE"),
-                .library = need_env("NK_TEST_NIF_GOOD"),
+                .host_binary = probe,
+                .library = library,
                 .sandbox = &p->sc,
                 .err = err,
         };
@@ -190,6 +191,11 @@ static int launch_probe(struct probe *p, const struct nk_sandbox_config *sc, str
         }
         p->fd = sv[0];
         return 0;
+}
+
+static int launch_probe(struct probe *p, const struct nk_sandbox_config *sc, struct nk_sandbox_error *err)
+{
+        return launch_probe_at(p, need_env("NK_BWRAP_PROBE"), need_env("NK_TEST_NIF_GOOD"), sc, err);
 }
 
 static struct nk_sandbox_config default_config(void)
@@ -539,6 +545,61 @@ static void test_kill_and_wait(void **state)
         close(p.fd);
 }
 
+static void copy_file(const char *from, const char *to)
+{
+        int in = open(from, O_RDONLY | O_CLOEXEC);
+        int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+        assert_true(in >= 0 && out >= 0);
+        char buf[65536];
+        ssize_t n;
+        while ((n = read(in, buf, sizeof buf)) > 0)
+                assert_int_equal(write(out, buf, (size_t) n), n);
+        assert_int_equal(n, 0);
+        close(in);
+        close(out);
+}
+
+/* A host binary and library that live under /tmp (a build tree there)
+ * are still found once the sandbox has its own /tmp. */
+static void test_binaries_under_tmp(void **state)
+{
+        skip_unless_bwrap();
+        char dir[] = "/tmp/nk-bwrap-tmp-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        assert_int_equal(chmod(dir, 0755), 0);
+        char probe[128], lib[128];
+        snprintf(probe, sizeof probe, "%s/probe", dir);
+        snprintf(lib, sizeof lib, "%s/nif.so", dir);
+        copy_file(need_env("NK_BWRAP_PROBE"), probe);
+        copy_file(need_env("NK_TEST_NIF_GOOD"), lib);
+
+        struct probe p;
+        struct nk_sandbox_error err = {};
+        struct nk_sandbox_config sc = default_config();
+        int r = launch_probe_at(&p, probe, lib, &sc, &err);
+        if (r < 0)
+                fail_msg("launch from %s: %s", dir, err.msg);
+        say(&p, "report");
+        struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
+        assert_int_equal(poll(&pfd, 1, 10000), 1);
+        char rep[16384], m[1024];
+        ssize_t n = recv(p.fd, rep, sizeof rep - 1, 0);
+        if (n <= 0)
+                fail_msg("the probe under %s did not run", dir);
+        rep[n] = '\0';
+        if (!report_mount(rep, "/tmp", m, sizeof m) || !strstr(m, "size=16384k"))
+                fail_msg("/tmp is not the sandbox's own: %s", m);
+        if (!report_mount(rep, probe, m, sizeof m) || !strstr(m, " ro,"))
+                fail_msg("%s is not bound read-only: %s", probe, m);
+        say(&p, "exit 0");
+        struct nk_child_exit ex;
+        finish(&p, &ex);
+        assert_int_equal(ex.status, 0);
+        unlink(probe);
+        unlink(lib);
+        rmdir(dir);
+}
+
 static void *start_in_thread(void *arg)
 {
         start_probe(arg);
@@ -666,6 +727,7 @@ int main(void)
                 cmocka_unit_test(test_crash_is_a_signal),
                 cmocka_unit_test(test_kill_and_wait),
                 cmocka_unit_test(test_outlives_starting_thread),
+                cmocka_unit_test(test_binaries_under_tmp),
                 cmocka_unit_test(test_required_cgroup),
         };
         return cmocka_run_group_tests(tests, detect, NULL);
