@@ -71,6 +71,9 @@ struct ctx {
         char probes[8][4096];           /* write_outside's targets */
         unsigned nprobes;
         char why[1024];                 /* the verdict's explanation */
+        /* stdio: what the attacker's host inherits as fds 0 and 2 */
+        int saved_stdin, saved_stderr;
+        char log_path[64];
 };
 
 struct attack;
@@ -89,6 +92,7 @@ struct attack {
         const char *syscall;    /* check_seccomp: the host died trapping this call */
         unsigned needs;         /* controllers without which it is skipped */
         bool raw;               /* returns its own term, not a step list */
+        bool stdio;             /* the attacker starts with a secret on stdin, a log file as stderr */
 };
 
 static void why(struct ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -360,6 +364,75 @@ static int check_status(struct ctx *c, const struct attack *a, const struct outc
                 return EXIT_FAIL;
         }
         why(c, "unprivileged ids, no capabilities in any set, no_new_privs, seccomp filter");
+        return EXIT_PASS;
+}
+
+#define STDIN_SECRET "runtime-stdin-secret\n"
+#define LOG_LINE "runtime log line\n"
+
+/* The attacker's host starts with fd 0 a pipe holding a secret and fd 2 a
+ * log file of the runtime's (opened without O_APPEND, as `2>file` does). */
+static int stdio_redirect(struct ctx *c)
+{
+        int p[2];
+        snprintf(c->log_path, sizeof c->log_path, "/tmp/nk_hostile_stderr.XXXXXX");
+        int log = mkostemp(c->log_path, O_CLOEXEC);
+        if (log < 0)
+                return -errno;
+        if (write(log, LOG_LINE, strlen(LOG_LINE)) != (ssize_t) strlen(LOG_LINE) || pipe2(p, O_CLOEXEC) < 0 ||
+            write(p[1], STDIN_SECRET, strlen(STDIN_SECRET)) != (ssize_t) strlen(STDIN_SECRET))
+                return -EIO;
+        close(p[1]);
+        fflush(stderr);
+        c->saved_stdin = dup(0);
+        c->saved_stderr = dup(2);
+        if (c->saved_stdin < 0 || c->saved_stderr < 0 || dup2(p[0], 0) < 0 || dup2(log, 2) < 0)
+                return -errno;
+        close(p[0]);
+        close(log);
+        return 0;
+}
+
+static void stdio_restore(struct ctx *c)
+{
+        fflush(stderr);
+        (void) dup2(c->saved_stdin, 0);
+        (void) dup2(c->saved_stderr, 2);
+        close(c->saved_stdin);
+        close(c->saved_stderr);
+}
+
+/* Whatever the host's fds 0 and 2 are, the NIF neither read the runtime's
+ * stdin nor wrote over the runtime's log. */
+static int check_stdio(struct ctx *c, const struct attack *a, const struct outcome *o)
+{
+        char buf[256] = "";
+        int fd = open(c->log_path, O_RDONLY | O_CLOEXEC);
+        ssize_t k = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+        if (fd >= 0)
+                close(fd);
+        (void) unlink(c->log_path);
+        if (k < 0) {
+                why(c, "cannot read back the log file: %s", strerror(errno));
+                return EXIT_FAIL;
+        }
+        buf[k] = '\0';
+        bool overwritten = strncmp(buf, LOG_LINE, strlen(LOG_LINE)) != 0;
+        if (o->r < 0 || !o->decoded || o->nsteps != 2) {
+                why(c, "%sexpected two steps, got %s",
+                    overwritten ? "SANDBOX BUG: the runtime's stderr log file was overwritten; " : "",
+                    o->r < 0 ? o->err.msg : "another answer");
+                return EXIT_FAIL;
+        }
+        bool read_secret = strcmp(o->steps[0].outcome, "ok") == 0;
+        if (overwritten || read_secret || strcmp(o->steps[1].outcome, "ok") == 0) {
+                why(c, "SANDBOX BUG: %s%s%s", read_secret ? "the NIF read the runtime's stdin" : "",
+                    read_secret && overwritten ? "; " : "",
+                    overwritten ? "the NIF wrote over the start of the runtime's stderr log file" :
+                    !read_secret ? "the NIF wrote to the runtime's stderr at an offset" : "");
+                return EXIT_FAIL;
+        }
+        why(c, "stdin: %s; stderr: %s; the runtime's log is intact", o->steps[0].outcome, o->steps[1].outcome);
         return EXIT_PASS;
 }
 
@@ -648,6 +721,10 @@ static const struct attack attacks[] = {
         { .name = "status_privileges", .tried = "read its own ids, capabilities, NoNewPrivs, Seccomp",
           .stops = "user namespace ids, capabilities dropped, no_new_privs, seccomp",
           .check = check_status },
+        { .name = "stdio",
+          .tried = "read the runtime's stdin (a pipe with a secret); pwrite over its stderr (a log file)",
+          .stops = "the host's stdin is not the runtime's; its stderr cannot be written at an offset",
+          .check = check_stdio, .stdio = true },
         { .name = "write_outside", .tried = "create files in /, /usr, /etc, the NIF's directory, the build dir",
           .stops = "seccomp refuses write opens (EACCES); the root is read-only", .args = args_write,
           .check = check_write_outside, .errnos = "eacces erofs" },
@@ -790,7 +867,16 @@ static int run(struct ctx *c, const struct attack *a)
                 printf("  FAIL: the bystander did not answer before the attack\n");
                 return EXIT_FAIL;
         }
+        if (a->stdio) {
+                int r = stdio_redirect(c);
+                if (r < 0) {
+                        printf("  FAIL: cannot prepare stdin and stderr: %s\n", strerror(-r));
+                        return EXIT_FAIL;
+                }
+        }
         nk_host *attacker = start(c, c->nif, "attacker");
+        if (a->stdio)
+                stdio_restore(c);
         const char *fn = a->fn ? a->fn : a->name;
         int idx = nk_host_find_function(attacker, fn, 1);
         if (idx < 0) {

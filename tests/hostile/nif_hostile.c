@@ -21,6 +21,7 @@
 #include <linux/bpf.h>
 #include <linux/capability.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -258,6 +259,28 @@ static ERL_NIF_TERM proc_sys_write(ErlNifEnv *env, int argc, const ERL_NIF_TERM 
                 step(&s, k < 0 ? errno : 0, k, "write(%s)", knobs[i].path);
                 close(fd);
         }
+        return done(&s);
+}
+
+/* The standard descriptors the host inherited from the runtime: reads what
+ * the runtime's stdin holds, and writes over the start of whatever its
+ * stderr is (a log file, when the runtime's stderr is one). */
+static ERL_NIF_TERM stdio(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        struct pollfd p = { .fd = 0, .events = POLLIN };
+        int r = poll(&p, 1, 200);
+        if (r < 0)
+                step(&s, errno, 0, "poll(stdin)");
+        else if (r == 0 || !(p.revents & POLLIN))
+                step(&s, EAGAIN, 0, "read(stdin): nothing to read");
+        else {
+                char buf[256];
+                ssize_t k = read(0, buf, sizeof buf);
+                step(&s, k < 0 ? errno : k == 0 ? ENODATA : 0, k, "read(stdin)");
+        }
+        ssize_t k = pwrite(2, "OVERWRITTEN BY THE NIF\n", 23, 0);
+        step(&s, k < 0 ? errno : 0, k, "pwrite(stderr, offset 0)");
         return done(&s);
 }
 
@@ -715,6 +738,7 @@ static ErlNifFunc funcs[] = {
         { "read_env", 1, read_env, 0 },
         { "status_privileges", 1, status_privileges, 0 },
         { "dev_mem", 1, dev_mem, 0 },
+        { "stdio", 1, stdio, 0 },
         { "proc_sys_write", 1, proc_sys_write, 0 },
         { "list_procs", 1, list_procs, 0 },
         { "kill_parent", 1, kill_parent, 0 },
