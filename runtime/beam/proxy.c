@@ -14,7 +14,9 @@
  * library is DIR/NAME.real.so (`nifkit wrap` puts both there; for now
  * scripts/nifkit-wrap-dev does). A sibling rather than a configured path
  * keeps a wrapped directory relocatable, and its name is one BEAM's own
- * lookups (NAME.so) never open.
+ * lookups (NAME.so) never open. The policy the host runs under is
+ * DIR/NAME.policy.json when that file exists; otherwise libnifkit's choice
+ * ($NIFKIT_POLICY, else its default policy).
  *
  * One module at a time per copy: all state is static, and glibc gives every
  * dlopen of the same inode the same handle, hence the same statics. So every
@@ -56,6 +58,7 @@
 #include <erl_nif.h>
 
 #include "nifkit.h"
+#include "nifkit_policy.h"
 
 #define PROXY_EXPORT __attribute__((visibility("default")))
 
@@ -83,6 +86,7 @@ struct proxy {
         bool discovered_plain;  /* discovery ran the real load() with [] */
         char *self;             /* this .so, resolved */
         char *real;             /* the real library beside it */
+        struct nk_policy *policy;       /* NAME.policy.json, or NULL */
         char *module;
         ErlNifFunc *funcs;
         unsigned nfuncs;
@@ -191,53 +195,82 @@ static void reset(struct proxy *p)
         p->self = NULL;
         free(p->real);
         p->real = NULL;
+        nk_policy_free(p->policy);
+        p->policy = NULL;
         memset(&p->entry, 0, sizeof p->entry);
 }
 
-/* A host still running when the copy is unmapped (a load that BEAM refused
- * after nif_init, so unload never ran) would outlive its only user. */
+/*
+ * A host still running when the copy is unmapped (a load that BEAM refused
+ * after nif_init, so unload never ran) would outlive its only user. A loaded
+ * copy is left alone: destructors also run when the VM exits, while
+ * schedulers may still be inside a call; that host exits by itself when its
+ * channel closes with the VM.
+ */
 __attribute__((destructor)) static void proxy_fini(void)
 {
         pthread_mutex_lock(&P.lock);
-        reset(&P);
+        if (!P.loaded)
+                reset(&P);
         pthread_mutex_unlock(&P.lock);
 }
 
-/* This .so's path, and the real library's: DIR/NAME.so → DIR/NAME.real.so. */
-static int locate(char **ret_self, char **ret_real)
+/* DIR/NAME.so → DIR/NAME<suffix>, newly allocated. */
+static char *sibling(const char *self, const char *suffix)
+{
+        size_t n = strlen(self);
+        size_t stem = n > 3 && strcmp(self + n - 3, ".so") == 0 ? n - 3 : n;
+        size_t m = strlen(suffix);
+        char *s = malloc(stem + m + 1);
+        if (s) {
+                memcpy(s, self, stem);
+                memcpy(s + stem, suffix, m + 1);
+        }
+        return s;
+}
+
+/* This .so's path, the real library's, and the policy beside them. */
+static int locate(struct proxy *p)
 {
         Dl_info info;
         if (dladdr((void *) &P, &info) == 0 || !info.dli_fname) {
                 report("cannot find the proxy's own path (dladdr failed)");
                 return -ENOENT;
         }
-        char *self = realpath(info.dli_fname, NULL);
-        if (!self) {
+        p->self = realpath(info.dli_fname, NULL);
+        if (!p->self) {
                 int r = -errno;
                 report("cannot resolve the proxy's path '%s': %s", info.dli_fname, strerror(-r));
                 return r;
         }
-        size_t n = strlen(self);
-        size_t stem = n;
-        if (n > 3 && strcmp(self + n - 3, ".so") == 0)
-                stem = n - 3;
-        char *real = malloc(stem + sizeof(".real.so"));
-        if (!real) {
-                free(self);
+        p->real = sibling(p->self, ".real.so");
+        char *policy = sibling(p->self, ".policy.json");
+        if (!p->real || !policy) {
+                free(policy);
                 return -ENOMEM;
         }
-        memcpy(real, self, stem);
-        memcpy(real + stem, ".real.so", sizeof(".real.so"));
-        if (access(real, R_OK) < 0) {
+        if (access(p->real, R_OK) < 0) {
                 int r = -errno;
-                report("'%s' wraps no library: '%s': %s", self, real, strerror(-r));
-                free(self);
-                free(real);
+                report("'%s' wraps no library: '%s': %s", p->self, p->real, strerror(-r));
+                free(policy);
                 return r;
         }
-        *ret_self = self;
-        *ret_real = real;
-        return 0;
+        int r = 0;
+        if (access(policy, F_OK) == 0) {
+                struct nk_policy_error perr;
+                r = nk_policy_load(policy, &p->policy, &perr);
+                if (r < 0)
+                        report("'%s': %s", p->self, perr.msg);
+        }
+        free(policy);
+        return r;
+}
+
+/* What the sandbox cannot enforce on this machine (a best-effort policy
+ * without cgroup controllers): the operator must know. */
+static void log_note(void *arg, const char *msg)
+{
+        report("%s", msg);
 }
 
 /* BEAM turns an enif_send from the host into a message; called on one of
@@ -275,6 +308,9 @@ static int new_host(const struct proxy *p, nk_host **ret)
                 return r;
         }
         nk_host_set_send_callback(h, deliver_send, NULL);
+        nk_host_set_log_callback(h, log_note, NULL);
+        if (p->policy)
+                nk_host_set_policy(h, p->policy);
         *ret = h;
         return 0;
 }
@@ -336,7 +372,7 @@ static int discover(struct proxy *p)
         nk_error err = { 0 };
         int r;
 
-        r = locate(&p->self, &p->real);
+        r = locate(p);
         if (r < 0)
                 return r;
         r = new_host(p, &p->host);

@@ -41,6 +41,11 @@ done
 "$wrap" "$NIFKIT_PROXY" "$NK_MANY256" "$tmp/nk_many256.so"
 "$wrap" "$NIFKIT_PROXY" "$NK_MANY257" "$tmp/nk_many257.so"
 cp "$NIFKIT_PROXY" "$tmp/nk_many0.so"           # wraps nothing
+# The default policy, but without requiring cgroup v2 controllers, which
+# this test does not need (the integration suite tests the limits).
+for n in 256 257; do
+        echo '{"nifkit_policy": 1, "cgroup": "best-effort"}' >"$tmp/nk_many$n.policy.json"
+done
 
 erl -noshell -pa "$tmp" -eval "
         Dir = \"$tmp\",
