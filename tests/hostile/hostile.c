@@ -590,6 +590,24 @@ static int check_pids(struct ctx *c, const struct attack *a, const struct outcom
         return EXIT_PASS;
 }
 
+/* The runtime refuses a result above max_result_bytes without taking it
+ * in; the host is killed for it. */
+static int check_result_size(struct ctx *c, const struct attack *a, const struct outcome *o)
+{
+        if (o->r >= 0) {
+                why(c, "max_result_bytes is not enforced: a %zu-byte result (the policy allows %llu) reached the "
+                       "runtime", o->res.len, (unsigned long long) c->policy.limits.max_result_bytes);
+                return EXIT_FAIL;
+        }
+        if (o->err.kind != NK_ERR_PROTOCOL) {
+                why(c, "expected NK_ERR_PROTOCOL (a result above max_result_bytes), got %s: %s",
+                    nk_error_kind_name(o->err.kind), o->err.msg);
+                return EXIT_FAIL;
+        }
+        why(c, "refused: %s", o->err.msg);
+        return EXIT_PASS;
+}
+
 /* Each call returns fresh atoms; a runtime that budgets them refuses the
  * call that goes past max_new_atoms. None does yet. */
 static int check_atoms(struct ctx *c, const struct attack *a, const struct outcome *o)
@@ -689,6 +707,12 @@ static int args_connect(struct ctx *c, ei_x_buff *x)
         return 0;
 }
 
+static int args_huge(struct ctx *c, ei_x_buff *x)
+{
+        ei_x_encode_ulonglong(x, c->policy.limits.max_result_bytes * 4);
+        return 0;
+}
+
 static int args_atoms(struct ctx *c, ei_x_buff *x)
 {
         /* Twenty times the suite's budget in one call. */
@@ -775,6 +799,9 @@ static const struct attack attacks[] = {
           .check = check_fill_tmp },
         { .name = "leak_fds", .tried = "open / until refused",
           .stops = "RLIMIT_NOFILE = open_files (EMFILE)", .check = check_fds },
+        { .name = "huge_result", .tried = "return a binary of 4 x max_result_bytes",
+          .stops = "the runtime refuses results above the policy's max_result_bytes", .args = args_huge,
+          .check = check_result_size, .raw = true },
         { .name = "make_atoms", .tried = "return 20 x max_new_atoms fresh atoms",
           .stops = "atom budget in the proxy (later issue)", .args = args_atoms, .check = check_atoms,
           .raw = true },

@@ -713,6 +713,21 @@ static ERL_NIF_TERM leak_fds(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
         return done(&s);
 }
 
+/* huge_result(Bytes): a result as large as asked, for the runtime to take
+ * in whole unless it holds the host to the policy's max_result_bytes. */
+static ERL_NIF_TERM huge_result(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        ErlNifUInt64 n;
+        ERL_NIF_TERM t;
+        if (!enif_get_uint64(env, argv[0], &n) || n > (1ULL << 31))
+                return enif_make_badarg(env);
+        unsigned char *p = enif_make_new_binary(env, (size_t) n, &t);
+        if (!p)
+                return enif_make_badarg(env);
+        memset(p, 0x5a, (size_t) n);
+        return t;
+}
+
 /* make_atoms(N): N atoms never seen before, returned so they cross. */
 static ERL_NIF_TERM make_atoms(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
@@ -768,6 +783,7 @@ static ErlNifFunc funcs[] = {
         { "alloc_unbounded", 1, alloc_unbounded, 0 },
         { "fill_tmp", 1, fill_tmp, 0 },
         { "leak_fds", 1, leak_fds, 0 },
+        { "huge_result", 1, huge_result, 0 },
         { "make_atoms", 1, make_atoms, 0 },
 };
 
