@@ -11,8 +11,8 @@
  *
  * From the environment (meson sets them): NIFKIT_HOST, NK_HOSTILE_NIF,
  * NK_HOSTILE_ECHO, NK_HOSTILE_POLICY, NK_HOSTILE_BUILD_ROOT, and
- * NK_HOSTILE_LAUNCHER = native (default) or bwrap, which replaces the
- * policy's launcher.
+ * NIFKIT_TEST_LAUNCHER = native (default) or bwrap, which replaces the
+ * policy's launcher (the variable the other integration tests use).
  *
  * Limits that only cgroup v2 controllers enforce (pids.max, memory.max) are
  * checked when the controllers are delegated to us, and skipped with the
@@ -817,26 +817,33 @@ static const struct attack *find_attack(const char *name)
         return NULL;
 }
 
-static bool on_path(const char *prog)
+/* Whether bwrap can create its namespaces here, as the launcher will run
+ * it (as the sandbox's outside id when we are root); why not in why. */
+static bool bwrap_works(char *why_not, size_t size)
 {
-        const char *path = getenv("PATH");
-        if (!path)
+        const char *probe =
+                "command -v bwrap >/dev/null 2>&1 || { echo 'bubblewrap (bwrap) is not installed'; exit 1; }; "
+                "p='bwrap --unshare-all --unshare-user --ro-bind / / true'; "
+                "if [ \"$(id -u)\" = 0 ] && command -v setpriv >/dev/null 2>&1; then "
+                "p=\"setpriv --reuid ${NIFKIT_SANDBOX_UID:-65534} --regid ${NIFKIT_SANDBOX_GID:-65534} "
+                "--clear-groups $p\"; fi; "
+                "out=$($p 2>&1) || { echo \"bwrap cannot create its namespaces here: $out\"; exit 1; }";
+        FILE *f = popen(probe, "r");
+        if (!f) {
+                snprintf(why_not, size, "cannot run the bwrap probe: %s", strerror(errno));
                 return false;
-        char buf[4096];
-        for (const char *p = path; *p;) {
-                size_t n = strcspn(p, ":");
-                snprintf(buf, sizeof buf, "%.*s/%s", (int) n, p, prog);
-                if (n > 0 && access(buf, X_OK) == 0)
-                        return true;
-                p += n + (p[n] == ':');
         }
-        return false;
+        size_t n = fread(why_not, 1, size - 1, f);
+        why_not[n] = '\0';
+        why_not[strcspn(why_not, "\n")] = '\0';
+        int status = pclose(f);
+        return status == 0;
 }
 
 /* The suite's policy with the launcher under test; 0, EXIT_SKIP or EXIT_FAIL. */
 static int setup(struct ctx *c)
 {
-        c->launcher = getenv("NK_HOSTILE_LAUNCHER");
+        c->launcher = getenv("NIFKIT_TEST_LAUNCHER");
         if (!c->launcher || !*c->launcher)
                 c->launcher = "native";
         c->nif = need_env("NK_HOSTILE_NIF");
@@ -856,12 +863,13 @@ static int setup(struct ctx *c)
                 c->policy.launcher = NK_POLICY_LAUNCHER_NATIVE;
         else if (strcmp(c->launcher, "bwrap") == 0) {
                 c->policy.launcher = NK_POLICY_LAUNCHER_BWRAP;
-                if (!on_path("bwrap")) {
-                        printf("  SKIP: bwrap not found on PATH: the bubblewrap launcher cannot run here\n");
+                char why_not[512];
+                if (!bwrap_works(why_not, sizeof why_not)) {
+                        printf("  SKIP: %s\n", why_not);
                         return EXIT_SKIP;
                 }
         } else {
-                printf("  FAIL: NK_HOSTILE_LAUNCHER=%s: expected native or bwrap\n", c->launcher);
+                printf("  FAIL: NIFKIT_TEST_LAUNCHER=%s: expected native or bwrap\n", c->launcher);
                 return EXIT_FAIL;
         }
 
@@ -879,8 +887,7 @@ static int setup(struct ctx *c)
 
 static int run(struct ctx *c, const struct attack *a)
 {
-        printf("attack-%s [%s launcher]\n  tried: %s\n  stopped by: %s\n  cgroup: %s\n", a->name, c->launcher,
-               a->tried, a->stops, c->cgroup_note);
+        printf("  tried: %s\n  stopped by: %s\n  cgroup: %s\n", a->tried, a->stops, c->cgroup_note);
         if (a->needs & ~c->cgroups) {
                 char names[64];
                 printf("  SKIP: cgroup v2 %s controller not available here: its limit cannot be enforced "
@@ -974,6 +981,8 @@ int main(int argc, char **argv)
                 return 2;
         }
         ei_init();
+        const char *l = getenv("NIFKIT_TEST_LAUNCHER");
+        printf("attack-%s [%s launcher]\n", a->name, l && *l ? l : "native");
         struct ctx c = { 0 };
         int r = setup(&c);
         if (r != 0)
