@@ -808,10 +808,10 @@ static const struct attack attacks[] = {
           .stops = "RLIMIT_NOFILE = open_files (EMFILE)", .check = check_fds },
         { .name = "huge_result", .tried = "return a binary of 4 x max_result_bytes",
           .stops = "the runtime refuses results above the policy's max_result_bytes", .args = args_huge,
-          .check = check_result_size, .raw = true },
+          .check = check_result_size, .raw = true, .timeout_ms = 60000 },
         { .name = "make_atoms", .tried = "return 20 x max_new_atoms fresh atoms",
           .stops = "atom budget in the proxy (later issue)", .args = args_atoms, .check = check_atoms,
-          .raw = true },
+          .raw = true, .timeout_ms = 60000 },
 };
 
 /* ---- main ------------------------------------------------------------------------- */
