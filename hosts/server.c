@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "etf.h"
+#include "broker_client.h"
 #include "hooks.h"
 #include "host_internal.h"
 #include "macro.h"
@@ -438,6 +439,10 @@ int nk_server_run(int fd)
         nk_set_runtime_ops(&server_ops);
         /* load() runs here, and BEAM runs it on a normal scheduler. */
         nk_set_thread_type(ERL_NIF_THR_NORMAL_SCHEDULER);
+        /* Before the first request: the broker's socket, if the runtime
+         * passes one, comes as the channel's first datagram. */
+        if (nk_broker_client_accept(fd) < 0)
+                return 1;
 
         for (;;) {
                 struct nk_msg m;

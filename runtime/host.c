@@ -23,6 +23,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "broker.h"
 #include "error.h"
 #include "launcher.h"
 #include "macro.h"
@@ -68,6 +69,7 @@ struct nk_host {
         nk_log_fn log_fn;                       /* what the sandbox does not enforce */
         void *log_arg;
         struct nk_policy *own_policy;           /* $NIFKIT_POLICY or the default */
+        struct nk_broker *broker;               /* files and sockets for the host, or NULL */
 
         pthread_mutex_t lock;   /* everything below */
         enum host_state state;
@@ -782,6 +784,9 @@ static void teardown(nk_host *h, const char *why)
         while (h->active > 0)
                 pthread_cond_wait(&h->idle, &h->lock);
         pthread_mutex_unlock(&h->lock);
+        /* The host is gone: nobody is left to ask the broker anything. */
+        nk_broker_free(h->broker);
+        h->broker = NULL;
         if (h->launched) {
                 nk_child_release(&h->child);
                 h->launched = false;
@@ -929,6 +934,18 @@ static int launch(nk_host *h, nk_error *err)
         h->launched = true;
         if (h->child.cgroup && nk_cgroup_events(h->child.cgroup, &h->cg_start) < 0)
                 h->cg_start = (struct nk_cgroup_events) {};
+
+        /* The broker's channel goes first: the host reads it before LOAD. */
+        if (nk_broker_needed(h->policy)) {
+                r = nk_broker_new(h->policy, h->library, &h->broker);
+                if (r >= 0) {
+                        nk_broker_set_log(h->broker, h->log_fn, h->log_arg);
+                        r = nk_broker_attach(h->broker, h->fd);
+                }
+                if (r < 0)
+                        return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot start the capability broker for %s: %s",
+                                            h->library, strerror(-r));
+        }
 
         r = -pthread_create(&h->reader, NULL, reader_main, h);
         if (r < 0)

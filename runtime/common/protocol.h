@@ -116,7 +116,51 @@ enum nk_msg_type {
          * (violation.h).
          */
         NK_MSG_VIOLATION = 11,
+        /*
+         * The capability broker (runtime/broker.h, hosts/broker_client.h).
+         *
+         * runtime → host, id 0, header only: the first datagram on the
+         * channel, sent once before LOAD, carrying (SCM_RIGHTS, see
+         * fdpass.h) the host's end of a second SOCK_SEQPACKET socketpair
+         * that carries only the messages below. A host started without it
+         * has no broker: every brokered open or connect fails.
+         */
+        NK_MSG_BROKER_CHANNEL = 12,
+        /*
+         * On the broker socket, host → runtime, one datagram each (header
+         * and payload together, at most NK_BROKER_MSG_MAX bytes). Each is a
+         * request with a non-zero id; its answer is BROKER_REPLY with that
+         * id, so requests from several host threads may be in flight.
+         *
+         * OPEN payload: u32 flags (open(2) O_*), u32 mode, rest path (no
+         * NUL; absolute, or relative to the host's working directory "/").
+         */
+        NK_MSG_BROKER_OPEN = 13,
+        /* CONNECT payload: u32 socket type (SOCK_STREAM/SOCK_DGRAM),
+         * u32 protocol, rest the peer's sockaddr_in or sockaddr_in6. */
+        NK_MSG_BROKER_CONNECT = 14,
+        /* LISTEN payload: u32 socket type, u32 protocol, u32 backlog,
+         * rest the local sockaddr. A stream socket comes back bound and
+         * listening; a datagram socket bound. */
+        NK_MSG_BROKER_LISTEN = 15,
+        /* RESOLVE payload: u32 family (AF_UNSPEC/AF_INET/AF_INET6), rest
+         * the host name. */
+        NK_MSG_BROKER_RESOLVE = 16,
+        /*
+         * runtime → host, the answer to one of the above. Payload: u32
+         * error (0, or a positive errno the NIF sees), then for a
+         * successful RESOLVE u32 n and n × str sockaddr (port 0). A
+         * successful OPEN, CONNECT or LISTEN carries exactly one
+         * descriptor (SCM_RIGHTS); nothing else ever does.
+         */
+        NK_MSG_BROKER_REPLY = 17,
 };
+
+/* Largest datagram on the broker socket: a header, three u32 and a path of
+ * PATH_MAX bytes fit, with room to spare. */
+#define NK_BROKER_MSG_MAX 8192
+/* Most addresses one RESOLVE answer carries. */
+#define NK_BROKER_RESOLVE_MAX 32
 
 /* ERROR categories. */
 enum nk_proto_error {

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The capability broker, host side: synchronous requests to the runtime's
+ * broker (runtime/broker.h) over the broker socket the runtime passes at
+ * start (NK_MSG_BROKER_CHANNEL). Safe from any number of threads at once:
+ * each request carries an id and its waiter gets the answer with that id.
+ *
+ * Each function returns a descriptor (close-on-exec, owned by the caller)
+ * or 0, or the -errno the NIF should see: -EACCES for what the policy does
+ * not grant, and for everything when no broker was passed.
+ */
+#ifndef NIFKIT_BROKER_CLIENT_H
+#define NIFKIT_BROKER_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+/*
+ * Looks at the first datagram on the channel without taking it; if it is
+ * BROKER_CHANNEL, receives it and keeps its descriptor as the broker
+ * socket. Anything else stays for the protocol server. Call once, before
+ * the server reads. Returns 1 (a broker), 0 (none: the runtime sent
+ * something else first, or closed), or -errno.
+ */
+int nk_broker_client_accept(int channel);
+
+/* Uses sock (owned from now on) as the broker socket; for tests. */
+void nk_broker_client_set_socket(int sock);
+bool nk_broker_client_present(void);
+
+int nk_broker_client_open(const char *path, int flags, unsigned mode);
+int nk_broker_client_connect(int type, int protocol, const struct sockaddr *sa, socklen_t len);
+int nk_broker_client_listen(int type, int protocol, int backlog, const struct sockaddr *sa, socklen_t len);
+/* Up to max addresses (port 0) of name; returns how many, or -errno. */
+int nk_broker_client_resolve(const char *name, int family, struct sockaddr_storage *ret, size_t max);
+
+#endif
