@@ -8,8 +8,9 @@
  * statuses, a real crash, kill and wait.
  *
  * Environment (set by meson): NK_BWRAP_PROBE, NK_TEST_NIF_GOOD (a library
- * to bind). The launching tests skip, saying why, where bwrap is missing or
- * cannot create namespaces here.
+ * to bind), NK_SANITIZE (the build's b_sanitize). The launching tests skip,
+ * saying why, where bwrap is missing or cannot create namespaces here, and
+ * in sanitized builds.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -693,6 +694,12 @@ static void test_bwrap_missing(void **state)
 /* Whether bwrap can build a sandbox here, as the id the launcher runs it as. */
 static int detect(void **state)
 {
+        const char *sanitize = getenv("NK_SANITIZE");
+        if (sanitize && *sanitize && strcmp(sanitize, "none") != 0) {
+                skip_reason = "sanitized build: the sanitizer runtime's start-up calls are denied by the host's "
+                              "seccomp filter";
+                return 0;
+        }
         char path[4096];
         if (nk_bwrap_find(getenv("PATH"), path, sizeof path) < 0) {
                 skip_reason = "bubblewrap (bwrap) is not installed";

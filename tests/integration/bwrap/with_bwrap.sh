@@ -1,12 +1,23 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
-# Runs an integration test driver (the arguments) with every host started by
-# the bubblewrap launcher: NIFKIT_POLICY names a best-effort policy whose
+# with_bwrap.sh SANITIZE COMMAND [ARG]...
+#
+# Runs an integration test driver (COMMAND) with every host started by the
+# bubblewrap launcher: NIFKIT_POLICY names a best-effort policy whose
 # launcher is "bwrap", and NIFKIT_TEST_LAUNCHER tells the driver which
-# sandboxing launcher is in use. Skips (77), saying why, where bwrap is
-# missing or cannot create its namespaces here.
+# sandboxing launcher is in use. SANITIZE is the build's b_sanitize. Skips
+# (77), saying why, where bwrap is missing or cannot create its namespaces
+# here, and in sanitized builds, whose runtimes start with system calls the
+# host's seccomp filter denies.
 set -u
 here=$(dirname "$0")
+sanitize=$1
+shift
+
+if [ "$sanitize" != none ] && [ -n "$sanitize" ]; then
+        echo "SKIP: built with -Db_sanitize=$sanitize: the sanitizer runtime's start-up calls are denied by the host's seccomp filter"
+        exit 77
+fi
 
 if ! command -v bwrap >/dev/null 2>&1; then
         echo "SKIP: bubblewrap (bwrap) is not installed"
