@@ -33,9 +33,12 @@
  *  - /dev: bwrap's --dev holds null, zero, full, random, urandom and tty,
  *    plus shm (tmpfs), pts, ptmx and the stdio symlinks; the native root has
  *    only the four nodes null, zero, random, urandom.
- *  - Mount flags: bwrap's read-only binds are nosuid (and nodev except for
- *    --dev-bind) but not noexec, its root tmpfs is nodev,nosuid and
- *    remounted read-only without recursion; /proc and /tmp are bwrap's.
+ *  - Mount flags: the binds are ro,nosuid,nodev and /proc is
+ *    nosuid,nodev,noexec with both launchers, but bwrap's root and /dev
+ *    tmpfs and its device binds lack the noexec the native launcher gives
+ *    them (the root is read-only and holds only directories either way).
+ *    bwrap's root and /tmp belong to the host's uid, /tmp with mode 755
+ *    (native: root's tmpfs, /tmp 1777); the host alone uses it in both.
  *  - /tmp's size: passed with --size (bubblewrap 0.7.0 and later, not
  *    setuid). With an older or setuid bwrap the tmpfs has the kernel's
  *    default size (half of RAM), only RLIMIT_FSIZE bounds each file, and
