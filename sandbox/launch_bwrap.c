@@ -38,7 +38,7 @@
  *    tmpfs and its device binds lack the noexec the native launcher gives
  *    them (the root is read-only and holds only directories either way).
  *    bwrap's root and /tmp belong to the host's uid, /tmp with mode 755
- *    (native: root's tmpfs, /tmp 1777); the host alone uses it in both.
+ *    (native: 1777); the host alone uses it with both launchers.
  *  - /tmp's size: passed with --size (bubblewrap 0.7.0 and later, not
  *    setuid). With an older or setuid bwrap the tmpfs has the kernel's
  *    default size (half of RAM), only RLIMIT_FSIZE bounds each file, and
