@@ -469,8 +469,9 @@ static int check_procs(struct ctx *c, const struct attack *a, const struct outco
         return EXIT_PASS;
 }
 
-/* The listener never saw a connection, whatever stopped the attempt:
- * seccomp's trap on socket, or a network namespace with nothing on the port. */
+/* The listener never saw a connection, whatever stopped the attempt: the
+ * broker's refusal, seccomp's trap on socket, or a network namespace with
+ * nothing on the port. */
 static int check_connect(struct ctx *c, const struct attack *a, const struct outcome *o)
 {
         int fd = accept4(c->listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -484,12 +485,11 @@ static int check_connect(struct ctx *c, const struct attack *a, const struct out
                 why(c, "accept on the listener: %s", strerror(errno));
                 return EXIT_FAIL;
         }
-        if (o->r < 0)
+        if (o->r < 0 && a->syscall)
                 return check_seccomp(c, a, o);
-        const struct attack net = { .errnos = "econnrefused enetunreach" };
-        int v = check_errnos(c, &net, o);
+        int v = check_errnos(c, a, o);
         if (v == EXIT_PASS)
-                why(c, "socket allowed, connect refused inside the host's network namespace; listener saw nothing");
+                why(c, "refused (%s); the listener saw nothing", o->steps[o->nsteps - 1].outcome);
         return v;
 }
 
@@ -769,9 +769,13 @@ static const struct attack attacks[] = {
         SECCOMP("kill_parent", "kill", "kill(getppid(), SIGKILL)"),
         SECCOMP("kill_all", "kill", "kill(-1, SIGKILL)"),
         SECCOMP("ptrace_parent", "ptrace", "ptrace(PTRACE_ATTACH, getppid())"),
-        { .name = "connect_tcp", .tried = "connect to a listener on 127.0.0.1 outside the sandbox",
+        { .name = "connect_tcp", .tried = "connect through libc to a listener on 127.0.0.1 outside the sandbox",
+          .stops = "the broker refuses what the policy does not grant (EACCES)", .args = args_connect,
+          .check = check_connect, .errnos = "eacces" },
+        { .name = "connect_tcp_raw",
+          .tried = "connect with the system calls themselves to a listener on 127.0.0.1 outside",
           .stops = "seccomp traps socket(2); net namespace with loopback only", .args = args_connect,
-          .check = check_connect, .syscall = "socket" },
+          .check = check_connect, .syscall = "socket", .errnos = "econnrefused enetunreach" },
         SECCOMP("mount_tmpfs", "mount", "mount a tmpfs on /tmp"),
         SECCOMP("mount_bind", "mount", "bind-mount / on /tmp"),
         SECCOMP("unshare_user", "unshare", "unshare(CLONE_NEWUSER)"),
@@ -804,7 +808,7 @@ static const struct attack attacks[] = {
         { .name = "fill_tmp", .tried = "write /tmp until refused",
           .stops = "seccomp refuses creating files (EACCES); size-limited tmpfs /tmp (ENOSPC)",
           .check = check_fill_tmp },
-        { .name = "leak_fds", .tried = "open / until refused",
+        { .name = "leak_fds", .tried = "duplicate a descriptor until refused",
           .stops = "RLIMIT_NOFILE = open_files (EMFILE)", .check = check_fds },
         { .name = "huge_result", .tried = "return a binary of 4 x max_result_bytes",
           .stops = "the runtime refuses results above the policy's max_result_bytes", .args = args_huge,

@@ -13,6 +13,12 @@
  * System calls are made directly (syscall(2)) where glibc would do more than
  * one call or a different one, so that the call the sandbox sees is the one
  * named here.
+ *
+ * Files and sockets are attacked both ways a NIF can reach them: through
+ * libc, whose open, connect… nifkit-host interposes and hands to the
+ * capability broker (the runtime checks the policy), and with the system
+ * call itself, which a hostile NIF uses to go around the broker, so that only
+ * the sandbox (mount namespace, seccomp) stands in the way.
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -107,19 +113,53 @@ static bool arg_path(ErlNifEnv *env, ERL_NIF_TERM list, unsigned i, char *buf, s
         }
 }
 
-/* Opens path read-only and reads it; one step. */
-static void try_read(struct steps *s, const char *path)
+/* openat(2) itself, around the host's interposed open(). */
+static int sys_open(const char *path, int flags, mode_t mode)
 {
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-                step(s, errno, 0, "open(%s, O_RDONLY)", path);
-                return;
-        }
+        return (int) syscall(SYS_openat, AT_FDCWD, path, flags | O_CLOEXEC, mode);
+}
+
+static void read_fd(struct steps *s, int fd, const char *how, const char *path)
+{
         char buf[4096];
         ssize_t k = read(fd, buf, sizeof buf);
         int e = k < 0 ? errno : 0;
         close(fd);
-        step(s, e, k < 0 ? 0 : k, "read(%s)", path);
+        step(s, e, k < 0 ? 0 : k, "read(%s) after %s", path, how);
+}
+
+/* Opens path read-only and reads it, through libc and with the system
+ * call; a step each. */
+static void try_read(struct steps *s, const char *path)
+{
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                step(s, errno, 0, "open(%s, O_RDONLY) via libc", path);
+        else
+                read_fd(s, fd, "open via libc", path);
+        fd = sys_open(path, O_RDONLY, 0);
+        if (fd < 0)
+                step(s, errno, 0, "openat syscall(%s, O_RDONLY)", path);
+        else
+                read_fd(s, fd, "openat syscall", path);
+}
+
+/* Opens path for writing with flags, through libc and with the system
+ * call, and writes a line; a step each. */
+static void try_write(struct steps *s, const char *path, int flags, const char *line)
+{
+        for (int raw = 0; raw < 2; raw++) {
+                const char *how = raw ? "openat syscall" : "open via libc";
+                int fd = raw ? sys_open(path, flags, 0644) : open(path, flags | O_CLOEXEC, 0644);
+                if (fd < 0) {
+                        step(s, errno, 0, "%s(%s, %s)%s", raw ? "openat syscall" : "open", path,
+                             flags & O_CREAT ? "O_WRONLY|O_CREAT" : "O_WRONLY", raw ? "" : " via libc");
+                        continue;
+                }
+                ssize_t k = write(fd, line, strlen(line));
+                step(s, k < 0 ? errno : 0, k, "write(%s) after %s", path, how);
+                close(fd);
+        }
 }
 
 /* ---- files ---------------------------------------------------------------- */
@@ -153,16 +193,8 @@ static ERL_NIF_TERM write_outside(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
 {
         struct steps s = { .env = env };
         char path[4096];
-        for (unsigned i = 0; arg_path(env, argv[0], i, path, sizeof path); i++) {
-                int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-                if (fd < 0) {
-                        step(&s, errno, 0, "open(%s, O_WRONLY|O_CREAT)", path);
-                        continue;
-                }
-                ssize_t k = write(fd, "nk_hostile\n", 11);
-                step(&s, k < 0 ? errno : 0, k, "write(%s)", path);
-                close(fd);
-        }
+        for (unsigned i = 0; arg_path(env, argv[0], i, path, sizeof path); i++)
+                try_write(&s, path, O_WRONLY | O_CREAT, "nk_hostile\n");
         return done(&s);
 }
 
@@ -188,9 +220,9 @@ static ERL_NIF_TERM read_env(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
         if (!arg_path(env, argv[0], 0, name, sizeof name))
                 return enif_make_badarg(env);
         step(&s, getenv(name) ? 0 : ENOENT, 0, "getenv(%s)", name);
-        int fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
+        int fd = sys_open("/proc/self/environ", O_RDONLY, 0);
         if (fd < 0) {
-                step(&s, errno, 0, "open(/proc/self/environ)");
+                step(&s, errno, 0, "openat syscall(/proc/self/environ)");
                 return done(&s);
         }
         static char buf[1 << 16];
@@ -211,21 +243,21 @@ static ERL_NIF_TERM read_env(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
 static ERL_NIF_TERM status_privileges(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
         struct steps s = { .env = env };
-        FILE *f = fopen("/proc/self/status", "re");
-        if (!f) {
-                step(&s, errno, 0, "open(/proc/self/status)");
+        int fd = sys_open("/proc/self/status", O_RDONLY, 0);
+        if (fd < 0) {
+                step(&s, errno, 0, "openat syscall(/proc/self/status)");
                 return done(&s);
         }
-        char line[256];
+        static char buf[8192];
+        ssize_t k = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        buf[k > 0 ? k : 0] = '\0';
         static const char *const keys[] = { "Uid:", "Gid:", "CapInh:", "CapPrm:", "CapEff:", "CapBnd:",
                                             "CapAmb:", "NoNewPrivs:", "Seccomp:" };
-        while (fgets(line, sizeof line, f)) {
-                line[strcspn(line, "\n")] = '\0';
+        for (char *line = strtok(buf, "\n"); line; line = strtok(NULL, "\n"))
                 for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
                         if (strncmp(line, keys[i], strlen(keys[i])) == 0)
                                 step(&s, 0, 0, "%s", line);
-        }
-        fclose(f);
         return done(&s);
 }
 
@@ -249,16 +281,8 @@ static ERL_NIF_TERM proc_sys_write(ErlNifEnv *env, int argc, const ERL_NIF_TERM 
                 { "/proc/sys/kernel/core_pattern", "|/tmp/x\n" },
                 { "/proc/sysrq-trigger", "b" },
         };
-        for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++) {
-                int fd = open(knobs[i].path, O_WRONLY | O_CLOEXEC);
-                if (fd < 0) {
-                        step(&s, errno, 0, "open(%s, O_WRONLY)", knobs[i].path);
-                        continue;
-                }
-                ssize_t k = write(fd, knobs[i].value, strlen(knobs[i].value));
-                step(&s, k < 0 ? errno : 0, k, "write(%s)", knobs[i].path);
-                close(fd);
-        }
+        for (size_t i = 0; i < sizeof knobs / sizeof knobs[0]; i++)
+                try_write(&s, knobs[i].path, O_WRONLY, knobs[i].value);
         return done(&s);
 }
 
@@ -290,9 +314,12 @@ static ERL_NIF_TERM stdio(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 static ERL_NIF_TERM list_procs(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
         struct steps s = { .env = env };
-        DIR *d = opendir("/proc");
+        int dfd = sys_open("/proc", O_RDONLY | O_DIRECTORY, 0);
+        DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
         if (!d) {
-                step(&s, errno, 0, "opendir(/proc)");
+                step(&s, errno, 0, "openat syscall(/proc, O_DIRECTORY)");
+                if (dfd >= 0)
+                        close(dfd);
                 return done(&s);
         }
         struct dirent *de;
@@ -303,7 +330,7 @@ static ERL_NIF_TERM list_procs(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
                         continue;
                 char path[64], comm[64] = "";
                 snprintf(path, sizeof path, "/proc/%ld/comm", pid);
-                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                int fd = sys_open(path, O_RDONLY, 0);
                 if (fd >= 0) {
                         ssize_t k = read(fd, comm, sizeof comm - 1);
                         comm[k > 0 ? k : 0] = '\0';
@@ -393,8 +420,29 @@ static ERL_NIF_TERM thread_bomb(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
 
 /* ---- network -------------------------------------------------------------- */
 
-/* connect_tcp(Port): the driver's listener on 127.0.0.1 outside. */
+/* connect_tcp(Port): the driver's listener on 127.0.0.1 outside, through
+ * libc's socket and connect, which the broker answers per the policy. */
 static ERL_NIF_TERM connect_tcp(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        unsigned port;
+        if (!enif_get_uint(env, argv[0], &port) || port > 65535)
+                return enif_make_badarg(env);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+                step(&s, errno, 0, "socket(AF_INET, SOCK_STREAM) via libc");
+                return done(&s);
+        }
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        int r = connect(fd, (struct sockaddr *) &sa, sizeof sa);
+        step(&s, r < 0 ? errno : 0, port, "connect(127.0.0.1:%u) via libc", port);
+        close(fd);
+        return done(&s);
+}
+
+/* The same with the system calls themselves, around the broker. */
+static ERL_NIF_TERM connect_tcp_raw(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
         struct steps s = { .env = env };
         unsigned port;
@@ -402,13 +450,13 @@ static ERL_NIF_TERM connect_tcp(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
                 return enif_make_badarg(env);
         int fd = (int) syscall(SYS_socket, AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0) {
-                step(&s, errno, 0, "socket(AF_INET, SOCK_STREAM)");
+                step(&s, errno, 0, "socket syscall(AF_INET, SOCK_STREAM)");
                 return done(&s);
         }
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port),
                                   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
         long r = syscall(SYS_connect, fd, &sa, sizeof sa);
-        step(&s, r < 0 ? errno : 0, port, "connect(127.0.0.1:%u)", port);
+        step(&s, r < 0 ? errno : 0, port, "connect syscall(127.0.0.1:%u)", port);
         close(fd);
         return done(&s);
 }
@@ -456,9 +504,9 @@ static ERL_NIF_TERM setns_handles(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
         for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
                 char path[64];
                 snprintf(path, sizeof path, "/proc/self/ns/%s", ns[i]);
-                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                int fd = sys_open(path, O_RDONLY, 0);
                 if (fd < 0) {
-                        step(&s, errno, 0, "open(%s)", path);
+                        step(&s, errno, 0, "openat syscall(%s)", path);
                         continue;
                 }
                 long r = syscall(SYS_setns, fd, 0);
@@ -692,7 +740,9 @@ static ERL_NIF_TERM fill_tmp(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
         return done(&s);
 }
 
-/* Opens / until refused; returns how many it held, then closes them. */
+/* Duplicates the channel until refused (a descriptor every host has, and a
+ * call no sandbox can take away); returns how many it held, then closes
+ * them. */
 static ERL_NIF_TERM leak_fds(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
         struct steps s = { .env = env };
@@ -700,7 +750,7 @@ static ERL_NIF_TERM leak_fds(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
         long n = 0;
         int err = 0;
         while (n < (long) (sizeof fds / sizeof fds[0])) {
-                int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                int fd = fcntl(3, F_DUPFD_CLOEXEC, 0);
                 if (fd < 0) {
                         err = errno;
                         break;
@@ -709,7 +759,7 @@ static ERL_NIF_TERM leak_fds(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
         }
         for (long i = 0; i < n; i++)
                 close(fds[i]);
-        step(&s, err, n, "open(/) x %ld", n);
+        step(&s, err, n, "fcntl(channel, F_DUPFD) x %ld", n);
         return done(&s);
 }
 
@@ -762,6 +812,7 @@ static ErlNifFunc funcs[] = {
         { "fork_bomb", 1, fork_bomb, 0 },
         { "thread_bomb", 1, thread_bomb, 0 },
         { "connect_tcp", 1, connect_tcp, 0 },
+        { "connect_tcp_raw", 1, connect_tcp_raw, 0 },
         { "mount_tmpfs", 1, mount_tmpfs, 0 },
         { "mount_bind", 1, mount_bind, 0 },
         { "unshare_user", 1, unshare_user, 0 },
