@@ -632,6 +632,14 @@ static int wait_reply(nk_host *h, struct pending *p, unsigned timeout_ms)
         return r;
 }
 
+/* Adds reason to an error that reports the host's death; returns code. */
+static int with_reason(nk_error *err, int code, const char *reason)
+{
+        if (err)
+                snprintf(err->reason, sizeof err->reason, "%s", reason);
+        return code;
+}
+
 /* A thread is done with the transport; teardown may free it once none is. */
 static void leave(nk_host *h)
 {
@@ -679,9 +687,10 @@ static int request(nk_host *h, struct pending *p, uint32_t type, uint32_t expect
                                  h->library, what, timeout_ms);
                 pthread_mutex_unlock(&h->lock);
                 pending_done(p);
-                return nk_error_set(err, NK_ERR_TIMEOUT, -ETIMEDOUT,
-                                    "host for %s killed: sending %s timed out after %u ms", h->library, what,
-                                    timeout_ms);
+                return with_reason(err, nk_error_set(err, NK_ERR_TIMEOUT, -ETIMEDOUT,
+                                                     "host for %s killed: sending %s timed out after %u ms",
+                                                     h->library, what, timeout_ms),
+                                   "timeout");
         }
         if (r < 0 && r != -EPIPE && r != -ECONNRESET) {
                 /* Nothing (or only part) went out: the request is ours to
@@ -704,8 +713,10 @@ static int request(nk_host *h, struct pending *p, uint32_t type, uint32_t expect
                                  h->library, what, timeout_ms);
                 pthread_mutex_unlock(&h->lock);
                 pending_done(p);
-                return nk_error_set(err, NK_ERR_TIMEOUT, -ETIMEDOUT, "host for %s killed: %s timed out after %u ms",
-                                    h->library, what, timeout_ms);
+                return with_reason(err, nk_error_set(err, NK_ERR_TIMEOUT, -ETIMEDOUT,
+                                                     "host for %s killed: %s timed out after %u ms", h->library,
+                                                     what, timeout_ms),
+                                   "timeout");
         }
         if (p->failed) {
                 int code = nk_error_copy(err, &p->err);
