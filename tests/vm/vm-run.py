@@ -111,6 +111,30 @@ def test_script(cmd, env, workdir):
     return '\n'.join(lines) + '\n'
 
 
+def guest_meson_tests(paths):
+    return [t for t in load_meson_tests(paths) if suite_names(t) & set(GUEST_SUITES)]
+
+
+def build_prerequisites(paths):
+    """Builds what the guest's tests need. `meson test --suite vm` only builds
+    the vm tests' own dependencies, not those of the tests the guest runs."""
+    with open(os.path.join(paths.builddir, 'meson-info', 'intro-targets.json')) as f:
+        outputs = {t['id']: t['filename'] for t in json.load(f)}
+    wanted = set()
+    for t in guest_meson_tests(paths):
+        for dep in t.get('depends') or []:
+            wanted.update(os.path.relpath(f, paths.builddir) for f in outputs.get(dep, []))
+    if not wanted:
+        return None
+    ninja = shutil.which('ninja') or shutil.which('ninja-build') or 'ninja'
+    r = subprocess.run([ninja, '-C', paths.builddir] + sorted(wanted),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if r.returncode != 0:
+        sys.stdout.write(r.stdout)
+        return f'ninja could not build every test the guest runs (status {r.returncode}): their results will say so'
+    return None
+
+
 def build_plan(paths, guest_env):
     """[(id, mode, timeout, script text)] for every test the guest runs, in order."""
     plan = []
@@ -120,9 +144,7 @@ def build_plan(paths, guest_env):
             if mode in modes:
                 script = test_script([os.path.join(guest_dir, name + '.sh')], guest_env, paths.builddir)
                 plan.append((f'{mode}-{name}', mode, GUEST_TEST_TIMEOUT, script))
-        for t in load_meson_tests(paths):
-            if not suite_names(t) & set(GUEST_SUITES):
-                continue
+        for t in guest_meson_tests(paths):
             limit = t.get('timeout') or 0
             limit = int(limit * TIMEOUT_FACTOR) if limit > 0 else GUEST_TEST_TIMEOUT
             env = dict(t.get('env') or {})
@@ -161,6 +183,19 @@ def write_plan(paths, plan):
             lst.write(f'{ident} {mode} {limit}\n')
 
 
+def meson_run():
+    """Identifies the `meson test` run this process belongs to (its parent: pid and start
+    time), so that the per-test results come from this run's boot even if a source file
+    changed meanwhile."""
+    ppid = os.getppid()
+    try:
+        with open(f'/proc/{ppid}/stat') as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+        return f'{ppid}:{fields[19]}'
+    except (OSError, IndexError):
+        return None
+
+
 def write_status(paths, status):
     tmp = paths.status + '.tmp'
     with open(tmp, 'w') as f:
@@ -191,6 +226,9 @@ class Console:
         self.done = False
         self.fatal = None
         self.notes = []
+        self.start = time.monotonic()
+        self.booted_after = None
+        self.durations = {}
 
     def line(self, raw):
         self.log.write(raw)
@@ -214,6 +252,9 @@ class Console:
         if begin:
             self.current = begin.group(1)
             self.output = []
+            self.began = time.monotonic()
+            if self.booted_after is None:
+                self.booted_after = self.began - self.start
         elif text.startswith('NKVM-DONE'):
             self.done = True
         elif text.startswith('NKVM-FATAL'):
@@ -228,6 +269,7 @@ class Console:
         with open(os.path.join(self.paths.results, ident + '.rc'), 'w') as f:
             f.write(f'{rc}\n')
         self.results[ident] = rc
+        self.durations[ident] = time.monotonic() - self.began
         self.current = None
         self.output = []
 
@@ -306,6 +348,9 @@ def boot(paths, guest_env):
         write_status(paths, {'skip': reason})
         print(f'SKIP: {reason}')
         return SKIP
+    problem = build_prerequisites(paths)
+    if problem:
+        print(f'NOTE: {problem}')
     plan = build_plan(paths, guest_env)
     fp = fingerprint(plan, kernel)
     write_plan(paths, plan)
@@ -323,14 +368,18 @@ def boot(paths, guest_env):
         return 1
     print(f'kernel {kernel}, {len(plan)} tests, console log {paths.console}')
     console, failure = run_qemu(paths, kernel)
-    write_status(paths, {'fingerprint': fp, 'failure': failure, 'kernel': kernel,
+    write_status(paths, {'fingerprint': fp, 'meson_run': meson_run(), 'failure': failure, 'kernel': kernel,
                          'tests': [p[0] for p in plan], 'results': console.results,
-                         'notes': console.notes})
+                         'notes': console.notes, 'durations': console.durations,
+                         'boot_seconds': console.booted_after})
     print()
     for ident, *_ in plan:
         rc = console.results.get(ident)
         word = 'not run' if rc is None else 'ok' if rc == 0 else 'skip' if rc == SKIP else f'FAIL ({rc})'
-        print(f'{ident:50} {word}')
+        took = f'{console.durations[ident]:6.1f}s' if ident in console.durations else ''
+        print(f'{ident:50} {word:10} {took}')
+    if console.booted_after is not None:
+        print(f'boot to the first test: {console.booted_after:.1f}s')
     if failure:
         print(f'FAIL: {failure}; console log: {paths.console}')
         return 1
@@ -346,6 +395,8 @@ def ensure_results(paths, guest_env):
     reason = skip_reason() or reason
     if reason:
         return {'skip': reason}
+    if status and status.get('meson_run') and status.get('meson_run') == meson_run():
+        return status
     current = fingerprint(build_plan(paths, guest_env), kernel)
     if status and status.get('fingerprint') == current:
         return status
