@@ -307,8 +307,9 @@ int nk_broker_open(struct nk_broker *b, const char *path, size_t len, int flags,
                 audit(b, &rec);
                 return refusal;
         }
-        /* Permission bits only: no set-id or sticky files. */
-        mode &= 0777;
+        /* Permission bits only: no set-id or sticky files. openat2, unlike
+         * open, refuses a mode without O_CREAT. */
+        mode = (flags & O_CREAT) ? mode & 0777 : 0;
 
         g = find_grant(b, abs, &rest);
         if (g && access_allows(g->file->access, flags)) {

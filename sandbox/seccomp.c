@@ -67,6 +67,11 @@ static const char *const allowed[] = {
         "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv",
         "pwritev", "recvmsg", "sendmsg", "recvfrom", "sendto", "recvmmsg",
         "sendmmsg", "shutdown", "getsockname", "getpeername",
+        /* Connections to a socket the broker made listening: accepting
+         * reaches only that socket's own peers. Making, binding and
+         * connecting sockets is the broker's (socket, bind, connect and
+         * listen trap below). */
+        "accept", "accept4",
         "close", "fstat", "newfstatat", "lseek", "fcntl", "dup", "dup2", "dup3",
         "pipe", "pipe2", "poll", "ppoll", "select", "pselect6",
         "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait",
@@ -108,7 +113,7 @@ static const char *const denied[] = {
         "userfaultfd", "process_vm_readv", "process_vm_writev", "setuid",
         "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid",
         "setfsgid", "setgroups", "capset", "socket", "socketpair", "connect",
-        "bind", "listen", "accept", "accept4", "personality", "chroot", "reboot",
+        "bind", "listen", "personality", "chroot", "reboot",
         "swapon", "swapoff", "acct", "quotactl", "open_by_handle_at",
         "name_to_handle_at", "membarrier", "kill", "fork", "vfork",
         "memfd_create", "get_robust_list", "move_pages", "migrate_pages",

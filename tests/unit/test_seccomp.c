@@ -168,7 +168,6 @@ static const struct denied_call denied[] = {
         D(connect, -1, 0, 0),
         D(bind, -1, 0, 0),
         D(listen, -1, 0),
-        D(accept4, -1, 0, 0, 0),
         D(personality, 0xffffffffL),
         D(chroot, 0),
         D(reboot, 0, 0, 0, 0),

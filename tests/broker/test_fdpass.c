@@ -1,0 +1,337 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Descriptor passing (fdpass.c), the broker's decisions called directly
+ * (broker.c), and audit records and the policy they suggest (audit.c).
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "broker.h"
+#include "fdpass.h"
+#include "macro.h"
+#include "nifkit_policy.h"
+
+static int count_fds(void)
+{
+        DIR *d = opendir("/proc/self/fd");
+        assert_non_null(d);
+        int n = 0;
+        struct dirent *e;
+        while ((e = readdir(d)))
+                if (e->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n - 1;
+}
+
+static void pair(int sv[2])
+{
+        assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+}
+
+static void test_fd_travels_cloexec(void **state)
+{
+        int sv[2], p[2];
+        pair(sv);
+        assert_int_equal(pipe(p), 0);   /* not close-on-exec on purpose */
+        struct iovec iov = { "abc", 3 };
+        assert_int_equal(nk_fdpass_send(sv[0], &iov, 1, p[1]), 0);
+        char buf[16];
+        int fd;
+        assert_int_equal(nk_fdpass_recv(sv[1], buf, sizeof buf, 0, &fd), 3);
+        assert_memory_equal(buf, "abc", 3);
+        assert_true(fd >= 0);
+        assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+        /* The same pipe. */
+        assert_int_equal(write(fd, "x", 1), 1);
+        assert_int_equal(read(p[0], buf, 1), 1);
+        assert_int_equal(buf[0], 'x');
+        /* Without a descriptor. */
+        assert_int_equal(nk_fdpass_send(sv[0], &iov, 1, -1), 0);
+        assert_int_equal(nk_fdpass_recv(sv[1], buf, sizeof buf, 0, &fd), 3);
+        assert_int_equal(fd, -1);
+        close(fd);
+        close(p[0]);
+        close(p[1]);
+        close(sv[0]);
+        /* The peer closed. */
+        assert_int_equal(nk_fdpass_recv(sv[1], buf, sizeof buf, 0, &fd), 0);
+        close(sv[1]);
+}
+
+/* A hostile peer's datagram with two descriptors, built by hand. */
+static void send_two(int sock, int a, int b)
+{
+        union {
+                char buf[CMSG_SPACE(2 * sizeof(int))];
+                struct cmsghdr align;
+        } c = {};
+        struct iovec iov = { "zz", 2 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf,
+                             .msg_controllen = sizeof c.buf };
+        struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
+        h->cmsg_level = SOL_SOCKET;
+        h->cmsg_type = SCM_RIGHTS;
+        h->cmsg_len = CMSG_LEN(2 * sizeof(int));
+        int fds[2] = { a, b };
+        memcpy(CMSG_DATA(h), fds, sizeof fds);
+        assert_true(sendmsg(sock, &mh, 0) == 2);
+}
+
+static void test_refusals_close_what_came(void **state)
+{
+        int sv[2], p[2];
+        char buf[16];
+        int fd;
+        pair(sv);
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        int before = count_fds();
+
+        /* Two descriptors: refused, both closed. */
+        send_two(sv[0], p[0], p[1]);
+        assert_int_equal(nk_fdpass_recv(sv[1], buf, sizeof buf, 0, &fd), -EBADMSG);
+        assert_int_equal(fd, -1);
+        assert_int_equal(count_fds(), before);
+
+        /* Longer than the buffer: refused, its descriptor closed. */
+        char big[64] = { 0 };
+        struct iovec iov = { big, sizeof big };
+        assert_int_equal(nk_fdpass_send(sv[0], &iov, 1, p[0]), 0);
+        assert_int_equal(nk_fdpass_recv(sv[1], buf, sizeof buf, 0, &fd), -EBADMSG);
+        assert_int_equal(fd, -1);
+        assert_int_equal(count_fds(), before);
+
+        /* Nothing waiting, without blocking. */
+        assert_int_equal(nk_fdpass_recv(sv[1], buf, sizeof buf, MSG_DONTWAIT, &fd), -EAGAIN);
+        close(p[0]);
+        close(p[1]);
+        close(sv[0]);
+        close(sv[1]);
+}
+
+/* ---- decisions -------------------------------------------------------------- */
+
+static char work[PATH_MAX];
+
+static char *wp(const char *rel)
+{
+        static char bufs[4][PATH_MAX];
+        static int i;
+        char *b = bufs[i++ % 4];
+        snprintf(b, PATH_MAX, "%s/%s", work, rel);
+        return b;
+}
+
+static struct nk_policy *policy;
+static struct nk_broker *broker;
+
+static int setup(void **state)
+{
+        const char *base = getenv("NK_BROKER_WORKDIR");
+        snprintf(work, sizeof work, "%s/unit-XXXXXX", base && *base ? base : ".");
+        assert_non_null(mkdtemp(work));
+        mkdir(wp("a"), 0755);
+        mkdir(wp("a/b"), 0755);
+        mkdir(wp("ab"), 0755);
+        FILE *f = fopen(wp("a/f"), "w");
+        fputs("af", f);
+        fclose(f);
+        f = fopen(wp("ab/f"), "w");
+        fputs("abf", f);
+        fclose(f);
+        char text[4 * PATH_MAX];
+        snprintf(text, sizeof text,
+                 "{\"nifkit_policy\": 1, \"files\": [{\"path\": \"%s/a\", \"access\": \"read\"}, "
+                 "{\"path\": \"%s/a/b\", \"access\": \"create\"}, {\"path\": \"%s/missing\", \"access\": \"read\"}],"
+                 " \"network\": {\"connect\": [\"127.0.0.1:9\"], \"listen\": [], \"resolve\": [\"localhost\"]}}",
+                 work, work, work);
+        struct nk_policy_error err;
+        if (nk_policy_load_string(text, "unit", &policy, &err) < 0)
+                fail_msg("%s", err.msg);
+        assert_int_equal(nk_broker_new(policy, "unit.so", &broker), 0);
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        nk_broker_free(broker);
+        nk_policy_free(policy);
+        char cmd[PATH_MAX + 16];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);
+        return system(cmd) == 0 ? 0 : -1;
+}
+
+static int try_open(const char *path, size_t len, int flags)
+{
+        int fd = -1;
+        int r = nk_broker_open(broker, path, len, flags, 0600, &fd);
+        if (r == 0) {
+                assert_true(fd >= 0);
+                assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+                close(fd);
+        } else
+                assert_int_equal(fd, -1);
+        return r;
+}
+
+static int try_path(const char *path, int flags)
+{
+        return try_open(path, strlen(path), flags);
+}
+
+static void test_open_decisions(void **state)
+{
+        assert_int_equal(try_path(wp("a/f"), O_RDONLY), 0);
+        /* Whole components: "ab" is not beneath "a". */
+        assert_int_equal(try_path(wp("ab/f"), O_RDONLY), -EACCES);
+        /* The longest grant wins: a/b may create, a may not. */
+        assert_int_equal(try_path(wp("a/b/new"), O_WRONLY | O_CREAT), 0);
+        assert_int_equal(try_path(wp("a/new"), O_WRONLY | O_CREAT), -EACCES);
+        /* Redundant slashes and "." are normalised before matching. */
+        char odd[PATH_MAX];
+        snprintf(odd, sizeof odd, "/%s//./a/./f", work);
+        assert_int_equal(try_path(odd, O_RDONLY), 0);
+        /* Relative: from "/". */
+        assert_int_equal(try_path(wp("a/f") + 1, O_RDONLY), 0);
+        /* What the wire can carry and a C string cannot. */
+        char nul[PATH_MAX];
+        int n = snprintf(nul, sizeof nul, "%s/a/f", work);
+        nul[n - 2] = '\0';
+        assert_int_equal(try_open(nul, (size_t) n, O_RDONLY), -EINVAL);
+        assert_int_equal(try_open("", 0, O_RDONLY), -ENOENT);
+        char *longp = malloc(PATH_MAX + 1);
+        memset(longp, 'a', PATH_MAX);
+        longp[0] = '/';
+        assert_int_equal(try_open(longp, PATH_MAX, O_RDONLY), -ENAMETOOLONG);
+        free(longp);
+        /* A grant whose directory does not exist. */
+        assert_int_equal(try_path(wp("missing/x"), O_RDONLY), -ENOENT);
+        /* Unknown or unsupported flags. */
+        assert_int_equal(try_path(wp("a/f"), O_RDONLY | O_DIRECT), -EINVAL);
+        assert_int_equal(try_path(wp("a/f"), O_RDONLY | O_DIRECTORY), -EACCES);
+        assert_int_equal(try_path(wp("a"), O_RDONLY), -EISDIR);
+        assert_int_equal(try_path(wp("a/b"), O_RDONLY), -EISDIR);
+}
+
+static void test_network_decisions(void **state)
+{
+        struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons(10) };
+        inet_pton(AF_INET, "127.0.0.1", &in.sin_addr);
+        int fd = -1;
+        /* Port 10 is not listed; port 9 is (nothing listens: refused by
+         * the kernel, not by the policy). */
+        assert_int_equal(nk_broker_connect(broker, SOCK_STREAM, 0, (struct sockaddr *) &in, sizeof in, &fd), -EACCES);
+        in.sin_port = htons(9);
+        assert_int_equal(nk_broker_connect(broker, SOCK_STREAM, 0, (struct sockaddr *) &in, sizeof in, &fd),
+                         -ECONNREFUSED);
+        /* UDP is never connected, raw sockets never made. */
+        assert_int_equal(nk_broker_connect(broker, SOCK_DGRAM, 0, (struct sockaddr *) &in, sizeof in, &fd), -EACCES);
+        assert_int_equal(nk_broker_connect(broker, SOCK_RAW, 0, (struct sockaddr *) &in, sizeof in, &fd),
+                         -EPROTONOSUPPORT);
+        struct sockaddr_un_like { sa_family_t f; char p[20]; } un = { .f = AF_UNIX };
+        assert_int_equal(nk_broker_connect(broker, SOCK_STREAM, 0, (struct sockaddr *) &un, sizeof un, &fd),
+                         -EAFNOSUPPORT);
+        assert_int_equal(nk_broker_listen(broker, SOCK_STREAM, 0, 1, (struct sockaddr *) &in, sizeof in, &fd),
+                         -EACCES);
+        struct sockaddr_storage ss[4];
+        size_t got;
+        assert_int_equal(nk_broker_resolve(broker, "example.invalid", AF_UNSPEC, ss, 4, &got), -EACCES);
+        assert_int_equal(nk_broker_resolve(broker, "LocalHost", AF_INET, ss, 4, &got), 0);
+        assert_true(got >= 1);
+        assert_int_equal(ss[0].ss_family, AF_INET);
+}
+
+/* ---- audit ---------------------------------------------------------------- */
+
+static void test_audit_format(void **state)
+{
+        char buf[512];
+        struct nk_audit_record r = { .library = "/x/\"q\".so", .op = "open", .path = "/d/a\nb", .flags = 65,
+                                     .decision = "audit-allow" };
+        int n = nk_audit_format(&r, buf, sizeof buf);
+        assert_true(n > 0);
+        assert_non_null(strstr(buf, "\"library\":\"/x/\\\"q\\\".so\""));
+        assert_non_null(strstr(buf, "\"path\":\"/d/a\\u000ab\",\"flags\":65,\"decision\":\"audit-allow\"}"));
+        assert_int_equal(nk_audit_format(&r, buf, 20), -ENOBUFS);
+}
+
+static char *suggest(const char *log, int *ret)
+{
+        FILE *in = fmemopen((void *) log, strlen(log), "r");
+        char *out = NULL;
+        size_t len = 0;
+        FILE *o = open_memstream(&out, &len);
+        char err[256] = "";
+        *ret = nk_audit_suggest(in, o, err, sizeof err);
+        fclose(in);
+        fclose(o);
+        if (*ret < 0) {
+                free(out);
+                return strdup(err);
+        }
+        return out;
+}
+
+static void test_suggest(void **state)
+{
+        const char *log =
+                "{\"ts\":1.0,\"library\":\"l\",\"op\":\"open\",\"path\":\"/d/x/f\",\"flags\":0,\"decision\":\"allow\"}\n"
+                "{\"ts\":1.0,\"library\":\"l\",\"op\":\"open\",\"path\":\"/d/x/g\",\"flags\":2,\"decision\":\"audit-allow\"}\n"
+                "{\"ts\":1.0,\"library\":\"l\",\"op\":\"open\",\"path\":\"/d/y/h\",\"flags\":65,\"decision\":\"audit-allow\"}\n"
+                "{\"ts\":1.0,\"library\":\"l\",\"op\":\"open\",\"path\":\"/d/z/h\",\"flags\":0,\"decision\":\"deny\",\"errno\":2}\n"
+                "\n"
+                "{\"ts\":1.0,\"library\":\"l\",\"op\":\"connect\",\"host\":\"::1\",\"port\":80,\"udp\":false,\"decision\":\"audit-allow\"}\n"
+                "{\"ts\":1.0,\"library\":\"l\",\"op\":\"listen\",\"host\":\"127.0.0.1\",\"port\":53,\"udp\":true,\"decision\":\"audit-allow\"}\n"
+                "{\"ts\":1.0,\"library\":\"l\",\"op\":\"resolve\",\"host\":\"db.internal\",\"decision\":\"audit-allow\"}\n";
+        int r;
+        _cleanup_free_ char *out = suggest(log, &r);
+        if (r < 0)
+                fail_msg("%s", out);
+        struct nk_policy *p;
+        struct nk_policy_error err;
+        if (nk_policy_load_string(out, "suggested", &p, &err) < 0)
+                fail_msg("%s\n%s", err.msg, out);
+        assert_int_equal(p->mode, NK_POLICY_MODE_ENFORCE);
+        assert_int_equal(p->nfiles, 2);
+        assert_string_equal(p->files[0].path, "/d/x");
+        assert_int_equal(p->files[0].access, NK_POLICY_ACCESS_READ_WRITE);
+        assert_string_equal(p->files[1].path, "/d/y");
+        assert_int_equal(p->files[1].access, NK_POLICY_ACCESS_CREATE);
+        assert_int_equal(p->nconnect, 1);
+        assert_string_equal(p->connect[0].host, "::1");
+        assert_int_equal(p->nlisten, 1);
+        assert_true(p->listen[0].udp);
+        assert_int_equal(p->nresolve, 1);
+        nk_policy_free(p);
+
+        _cleanup_free_ char *bad = suggest("{\"op\":\"open\",\"decision\":\"allow\"}\nnot json\n", &r);
+        assert_int_equal(r, -EINVAL);
+        assert_non_null(strstr(bad, "line 1"));
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_fd_travels_cloexec),
+                cmocka_unit_test(test_refusals_close_what_came),
+                cmocka_unit_test(test_open_decisions),
+                cmocka_unit_test(test_network_decisions),
+                cmocka_unit_test(test_audit_format),
+                cmocka_unit_test(test_suggest),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
