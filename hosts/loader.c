@@ -91,8 +91,7 @@ static int run_load(const char *path, const ErlNifEntry *e, const uint8_t *load_
         return 0;
 }
 
-int nk_loader_load(const char *path, const uint8_t *load_info, size_t load_info_len,
-                   struct nk_library *ret, char *errbuf, size_t errlen)
+int nk_loader_open(const char *path, struct nk_library *ret, char *errbuf, size_t errlen)
 {
         dlerror();
         void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -117,19 +116,36 @@ int nk_loader_load(const char *path, const uint8_t *load_info, size_t load_info_
                 return r;
         }
 
-        _cleanup_free_ char *copy = strdup(path);
+        char *copy = strdup(path);
         if (!copy) {
                 dlclose(handle);
                 return fail(errbuf, errlen, -ENOMEM, "%s: out of memory", path);
         }
-        void *priv = NULL;
-        r = run_load(path, e, load_info, load_info_len, &priv, errbuf, errlen);
+        *ret = (struct nk_library) { .handle = handle, .entry = e, .priv = NULL, .path = copy };
+        return 0;
+}
+
+int nk_loader_run_load(struct nk_library *lib, const uint8_t *load_info, size_t load_info_len,
+                       char *errbuf, size_t errlen)
+{
+        /* A failed load() may have started threads that still run the
+         * library's code: unmapping it under them would turn a clean refusal
+         * into a crash, so the handle stays open either way. */
+        return run_load(lib->path, lib->entry, load_info, load_info_len, &lib->priv, errbuf, errlen);
+}
+
+int nk_loader_load(const char *path, const uint8_t *load_info, size_t load_info_len,
+                   struct nk_library *ret, char *errbuf, size_t errlen)
+{
+        struct nk_library lib;
+        int r = nk_loader_open(path, &lib, errbuf, errlen);
+        if (r < 0)
+                return r;
+        r = nk_loader_run_load(&lib, load_info, load_info_len, errbuf, errlen);
         if (r < 0) {
-                /* A failed load() may have started threads that still run
-                 * the library's code: unmapping it under them would turn a
-                 * clean refusal into a crash, so the handle stays open. */
+                free(lib.path);
                 return r;
         }
-        *ret = (struct nk_library) { .handle = handle, .entry = e, .priv = priv, .path = TAKE_PTR(copy) };
+        *ret = lib;
         return 0;
 }

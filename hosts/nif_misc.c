@@ -128,9 +128,17 @@ int enif_getenv(const char *key, char *value, size_t *value_size)
 void *enif_dlopen(const char *lib, void (*err_handler)(void *, const char *), void *err_arg)
 {
         void *h;
+        char *name;
 
+        /* BEAM (erts_sys_ddll_open) appends the platform's extension. */
+        if (asprintf(&name, "%s.so", lib) < 0) {
+                if (err_handler)
+                        err_handler(err_arg, "out of memory");
+                return NULL;
+        }
         dlerror();
-        h = dlopen(lib, RTLD_NOW);
+        h = dlopen(name, RTLD_NOW);
+        free(name);
         if (!h && err_handler) {
                 const char *msg = dlerror();
                 err_handler(err_arg, msg ? msg : "dlopen failed");

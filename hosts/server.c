@@ -36,6 +36,8 @@ struct job {
 struct server {
         struct nk_transport tr;
         struct nk_library lib;
+        bool opened;            /* OPEN done: lib is set, load() not run yet */
+        unsigned workers;
         bool loaded;
 
         pthread_mutex_t lock;
@@ -318,56 +320,12 @@ static int enqueue(struct server *s, struct nk_msg *m)
 
 /* ---- requests on the main thread ---------------------------------------- */
 
-static void handle_load(struct server *s, const struct nk_msg *m)
+/* The LOADED reply: module name and function table. */
+static void send_loaded(struct server *s, uint64_t id)
 {
-        uint64_t id = m->h.id;
-        struct nk_rd rd = nk_rd_init(m->payload, m->h.payload_len);
-        const uint8_t *path_p, *info;
-        size_t path_len, info_len;
-        uint32_t workers;
-
-        if (s->loaded) {
-                reply_error(s, id, NK_PERR_REJECTED, "a library is already loaded (%s)", s->lib.path);
-                return;
-        }
-        if (!nk_rd_u32(&rd, &workers) || !nk_rd_str(&rd, PATH_MAX - 1, &path_p, &path_len) || path_len == 0 ||
-            memchr(path_p, 0, path_len)) {
-                reply_error(s, id, NK_PERR_REJECTED, "malformed LOAD: bad library path");
-                return;
-        }
-        nk_rd_rest(&rd, &info, &info_len);
-        if (workers == 0)
-                workers = DEFAULT_WORKERS;
-        if (workers > MAX_WORKERS)
-                workers = MAX_WORKERS;
-        char path[PATH_MAX];
-        memcpy(path, path_p, path_len);
-        path[path_len] = '\0';
-
-        char err[900];
-        nk_set_scheduler_count((int) workers);
-        int r = nk_loader_load(path, info, info_len, &s->lib, err, sizeof err);
-        if (r < 0) {
-                reply_error(s, id, r == -ENOMEM ? NK_PERR_INTERNAL : NK_PERR_LOAD, "%s", err);
-                return;
-        }
-
-        unsigned started = 0;
-        for (; started < workers; started++) {
-                pthread_t t;
-                if (pthread_create(&t, NULL, worker_main, s) != 0)
-                        break;
-                pthread_detach(t);
-        }
-        if (started == 0) {
-                reply_error(s, id, NK_PERR_INTERNAL, "%s: cannot start worker threads", path);
-                return;
-        }
-        s->loaded = true;
-
         const ErlNifEntry *e = s->lib.entry;
         struct nk_buf b = {};
-        r = nk_put_str(&b, e->name, strlen(e->name));
+        int r = nk_put_str(&b, e->name, strlen(e->name));
         if (r >= 0)
                 r = nk_put_u32(&b, (uint32_t) e->num_of_funcs);
         for (int i = 0; r >= 0 && i < e->num_of_funcs; i++) {
@@ -386,6 +344,105 @@ static void handle_load(struct server *s, const struct nk_msg *m)
         nk_buf_free(&b);
 }
 
+/* LOAD's and OPEN's first half: workers, path, dlopen and entry checks.
+ * Leaves the rest of the payload (LOAD's load_info) in rd. */
+static bool open_library(struct server *s, uint64_t id, struct nk_rd *rd)
+{
+        const uint8_t *path_p;
+        size_t path_len;
+        uint32_t workers;
+
+        if (s->opened || s->loaded) {
+                reply_error(s, id, NK_PERR_REJECTED, "a library is already loaded (%s)", s->lib.path);
+                return false;
+        }
+        if (!nk_rd_u32(rd, &workers) || !nk_rd_str(rd, PATH_MAX - 1, &path_p, &path_len) || path_len == 0 ||
+            memchr(path_p, 0, path_len)) {
+                reply_error(s, id, NK_PERR_REJECTED, "malformed LOAD: bad library path");
+                return false;
+        }
+        if (workers == 0)
+                workers = DEFAULT_WORKERS;
+        if (workers > MAX_WORKERS)
+                workers = MAX_WORKERS;
+        char path[PATH_MAX];
+        memcpy(path, path_p, path_len);
+        path[path_len] = '\0';
+
+        char err[900];
+        nk_set_scheduler_count((int) workers);
+        int r = nk_loader_open(path, &s->lib, err, sizeof err);
+        if (r < 0) {
+                reply_error(s, id, r == -ENOMEM ? NK_PERR_INTERNAL : NK_PERR_LOAD, "%s", err);
+                return false;
+        }
+        s->workers = workers;
+        s->opened = true;
+        return true;
+}
+
+/* The second half: load(), then the workers. */
+static bool run_load(struct server *s, uint64_t id, const uint8_t *info, size_t info_len)
+{
+        char err[900];
+        int r = nk_loader_run_load(&s->lib, info, info_len, err, sizeof err);
+        if (r < 0) {
+                reply_error(s, id, r == -ENOMEM ? NK_PERR_INTERNAL : NK_PERR_LOAD, "%s", err);
+                return false;
+        }
+
+        unsigned started = 0;
+        for (; started < s->workers; started++) {
+                pthread_t t;
+                if (pthread_create(&t, NULL, worker_main, s) != 0)
+                        break;
+                pthread_detach(t);
+        }
+        if (started == 0) {
+                reply_error(s, id, NK_PERR_INTERNAL, "%s: cannot start worker threads", s->lib.path);
+                return false;
+        }
+        s->loaded = true;
+        return true;
+}
+
+static void handle_load(struct server *s, const struct nk_msg *m)
+{
+        struct nk_rd rd = nk_rd_init(m->payload, m->h.payload_len);
+        const uint8_t *info;
+        size_t info_len;
+
+        if (!open_library(s, m->h.id, &rd))
+                return;
+        nk_rd_rest(&rd, &info, &info_len);
+        if (run_load(s, m->h.id, info, info_len))
+                send_loaded(s, m->h.id);
+}
+
+static void handle_open(struct server *s, const struct nk_msg *m)
+{
+        struct nk_rd rd = nk_rd_init(m->payload, m->h.payload_len);
+
+        if (!open_library(s, m->h.id, &rd))
+                return;
+        if (rd.left != 0) {
+                reply_error(s, m->h.id, NK_PERR_REJECTED, "malformed OPEN: trailing bytes");
+                return;
+        }
+        send_loaded(s, m->h.id);
+}
+
+static void handle_run_load(struct server *s, const struct nk_msg *m)
+{
+        if (!s->opened || s->loaded) {
+                reply_error(s, m->h.id, NK_PERR_REJECTED, "RUN_LOAD %s",
+                            s->loaded ? "after the library was loaded" : "before OPEN");
+                return;
+        }
+        if (run_load(s, m->h.id, m->payload, m->h.payload_len))
+                nk_transport_send(&s->tr, NK_MSG_LOAD_DONE, m->h.id, NULL, 0);
+}
+
 /* Returns false when the server must stop. */
 static bool handle(struct server *s, struct nk_msg *m)
 {
@@ -400,6 +457,12 @@ static bool handle(struct server *s, struct nk_msg *m)
         switch (m->h.type) {
         case NK_MSG_LOAD:
                 handle_load(s, m);
+                return true;
+        case NK_MSG_OPEN:
+                handle_open(s, m);
+                return true;
+        case NK_MSG_RUN_LOAD:
+                handle_run_load(s, m);
                 return true;
         case NK_MSG_CALL:
                 if (!s->loaded)

@@ -37,6 +37,12 @@ struct nk_library {
 int nk_loader_load(const char *path, const uint8_t *load_info, size_t load_info_len,
                    struct nk_library *ret, char *errbuf, size_t errlen);
 
+/* nk_loader_load in two halves: open (everything but load()), then load()
+ * with load_info, which sets lib->priv. */
+int nk_loader_open(const char *path, struct nk_library *ret, char *errbuf, size_t errlen);
+int nk_loader_run_load(struct nk_library *lib, const uint8_t *load_info, size_t load_info_len,
+                       char *errbuf, size_t errlen);
+
 /*
  * Serves the runtime on channel fd until STOP or until the runtime closes
  * the channel. Returns the process exit status.

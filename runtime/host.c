@@ -73,6 +73,7 @@ struct nk_host {
 
         pthread_mutex_t lock;   /* everything below */
         enum host_state state;
+        bool opened;            /* nk_host_open done, nk_host_load not yet */
         int fd;
         struct nk_transport tr;
         bool tr_ready;
@@ -380,6 +381,8 @@ static const char *check_reply(nk_host *h, const struct nk_msg *m, uint32_t expe
                 return parse_loaded(h, m);
         case NK_MSG_PONG:
                 return m->h.payload_len == 0 ? NULL : "PONG with a payload";
+        case NK_MSG_LOAD_DONE:
+                return m->h.payload_len == 0 ? NULL : "LOAD_DONE with a payload";
         }
         return "reply to an unknown request";
 }
@@ -430,6 +433,7 @@ static int dispatch(nk_host *h, struct nk_msg *m)
         case NK_MSG_LOADED:
         case NK_MSG_RESULT:
         case NK_MSG_ERROR:
+        case NK_MSG_LOAD_DONE:
         case NK_MSG_PONG: {
                 pthread_mutex_lock(&h->lock);
                 struct pending *p = find_pending_locked(h, m->h.id);
@@ -965,7 +969,9 @@ static int launch(nk_host *h, nk_error *err)
         return 0;
 }
 
-NK_EXPORT int nk_host_start(nk_host *h, const uint8_t *load_info, size_t load_info_len, nk_error *err)
+/* Launches the host and sends LOAD (with load_info) or OPEN (load_info
+ * NULL and open set); waits for LOADED. On failure the host is gone. */
+static int start(nk_host *h, bool open, const uint8_t *load_info, size_t load_info_len, nk_error *err)
 {
         if (!h->library)
                 return nk_error_set(err, NK_ERR_SYSTEM, -EINVAL, "no library set");
@@ -994,21 +1000,64 @@ NK_EXPORT int nk_host_start(nk_host *h, const uint8_t *load_info, size_t load_in
                 { &workers, sizeof workers },
                 { &path_len, sizeof path_len },
                 { h->library, path_len },
-                { (void *) load_info, load_info_len },
+                { (void *) load_info, open ? 0 : load_info_len },
         };
         struct pending p;
         unsigned timeout = h->call_timeout_ms > START_TIMEOUT_MS ? h->call_timeout_ms : START_TIMEOUT_MS;
-        r = request(h, &p, NK_MSG_LOAD, NK_MSG_LOADED, iov, NK_ARRAY_SIZE(iov), timeout, "LOAD", err);
+        const char *what = open ? "OPEN" : "LOAD";
+        r = request(h, &p, open ? NK_MSG_OPEN : NK_MSG_LOAD, NK_MSG_LOADED, iov, NK_ARRAY_SIZE(iov), timeout,
+                    what, err);
         if (r == 0 && p.msg.h.type == NK_MSG_ERROR) {
-                r = reply_error(h, &p.msg, NK_ERR_LOAD, "LOAD", err);
+                r = reply_error(h, &p.msg, NK_ERR_LOAD, what, err);
                 pending_done(&p);
         } else if (r == 0) {
                 pending_done(&p);
+                h->opened = open;
                 return 0;
         }
         teardown(h, "failed to load");
         forget_discovery(h);
         h->state = ST_NEW;
+        return r;
+}
+
+NK_EXPORT int nk_host_start(nk_host *h, const uint8_t *load_info, size_t load_info_len, nk_error *err)
+{
+        return start(h, false, load_info, load_info_len, err);
+}
+
+NK_EXPORT int nk_host_open(nk_host *h, nk_error *err)
+{
+        return start(h, true, NULL, 0, err);
+}
+
+NK_EXPORT int nk_host_load(nk_host *h, const uint8_t *load_info, size_t load_info_len, nk_error *err)
+{
+        static const uint8_t nil[] = { ETF_VERSION, 106 };
+        if (h->state != ST_RUNNING || !h->opened)
+                return nk_error_set(err, NK_ERR_SYSTEM, -EALREADY, "host for %s is not opened",
+                                    h->library ? h->library : "(no library)");
+        if (!load_info) {
+                load_info = nil;
+                load_info_len = sizeof nil;
+        }
+        const struct iovec iov[] = { { (void *) load_info, load_info_len } };
+        struct pending p;
+        unsigned timeout = h->call_timeout_ms > START_TIMEOUT_MS ? h->call_timeout_ms : START_TIMEOUT_MS;
+        int r = request(h, &p, NK_MSG_RUN_LOAD, NK_MSG_LOAD_DONE, iov, NK_ARRAY_SIZE(iov), timeout, "RUN_LOAD",
+                        err);
+        if (r == 0 && p.msg.h.type == NK_MSG_ERROR) {
+                r = reply_error(h, &p.msg, NK_ERR_LOAD, "RUN_LOAD", err);
+                pending_done(&p);
+        } else if (r == 0) {
+                pending_done(&p);
+                h->opened = false;
+                return 0;
+        }
+        teardown(h, "failed to load");
+        forget_discovery(h);
+        h->state = ST_NEW;
+        h->opened = false;
         return r;
 }
 

@@ -154,6 +154,22 @@ enum nk_msg_type {
          * descriptor (SCM_RIGHTS); nothing else ever does.
          */
         NK_MSG_BROKER_REPLY = 17,
+        /*
+         * runtime → host. The first half of LOAD, for the proxy NIF, which
+         * must hand BEAM the function table (nif_init) before BEAM gives it
+         * load_info (load()): loads the library and checks its entry without
+         * running load(). Payload: u32 workers, str library path.
+         * Reply: LOADED or ERROR (NK_PERR_LOAD). Sent once, instead of LOAD.
+         */
+        NK_MSG_OPEN = 32,
+        /*
+         * runtime → host, after OPEN: the second half, runs load() once.
+         * Payload: rest load_info ETF (empty means the atom []).
+         * Reply: LOAD_DONE or ERROR (NK_PERR_LOAD).
+         */
+        NK_MSG_RUN_LOAD = 33,
+        /* host → runtime, reply to RUN_LOAD, empty payload. */
+        NK_MSG_LOAD_DONE = 34,
 };
 
 /* Largest datagram on the broker socket: a header, three u32 and a path of

@@ -20,6 +20,8 @@ const char *nk_msg_type_name(uint32_t type)
                 [NK_MSG_RELEASE] = "RELEASE", [NK_MSG_PING] = "PING",
                 [NK_MSG_PONG] = "PONG",       [NK_MSG_STOP] = "STOP",
                 [NK_MSG_VIOLATION] = "VIOLATION",
+                [NK_MSG_OPEN] = "OPEN",       [NK_MSG_RUN_LOAD] = "RUN_LOAD",
+                [NK_MSG_LOAD_DONE] = "LOAD_DONE",
         };
         if (type < NK_ARRAY_SIZE(names) && names[type])
                 return names[type];

@@ -127,7 +127,18 @@ void nk_host_set_policy(nk_host *h, const struct nk_policy *policy);
  */
 int nk_host_start(nk_host *h, const uint8_t *load_info, size_t load_info_len, nk_error *err);
 
-/* What discovery found; valid from a successful start until free. */
+/*
+ * Two-step start, for the proxy NIF: BEAM asks for the function table
+ * (nif_init) before it hands over load_info (load()). nk_host_open launches
+ * the host and loads the library without running its load(), then discovers
+ * its functions; nk_host_load then runs load() once. Calls are refused until
+ * nk_host_load succeeded. On failure of either the host is gone, as for
+ * nk_host_start.
+ */
+int nk_host_open(nk_host *h, nk_error *err);
+int nk_host_load(nk_host *h, const uint8_t *load_info, size_t load_info_len, nk_error *err);
+
+/* What discovery found; valid from a successful start (or open) until free. */
 const char *nk_host_module(const nk_host *h);
 unsigned nk_host_function_count(const nk_host *h);
 const nk_function *nk_host_function(const nk_host *h, unsigned index);
