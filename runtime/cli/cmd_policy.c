@@ -3,11 +3,15 @@
  * nifkit policy check FILE...: load each file as the runtime would and say
  * "FILE: ok" or why not, with the place in the file. Checking every file,
  * not stopping at the first bad one, lets a CI job list all its mistakes.
+ *
+ * nifkit policy suggest LOG: the smallest policy that allows what an audit
+ * log (the broker's JSON lines, NIFKIT_AUDIT_LOG) saw allowed.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "../broker.h"
 #include "cmd_policy.h"
 #include "nifkit_policy.h"
 
@@ -17,12 +21,20 @@
 static void usage(FILE *f)
 {
         fputs("usage: nifkit policy check FILE...\n"
+              "       nifkit policy suggest LOG\n"
               "Check that each FILE is a valid nifkit policy (see policies/schema.json).\n"
               "\n"
               "Prints \"FILE: ok\" on stdout for a valid policy, and FILE:LINE:COLUMN: PATH: REASON\n"
               "on stderr for one that is not.\n"
               "\n"
-              "Exit status: 0 all valid, 1 some file invalid or unreadable, 64 usage error.\n",
+              "suggest reads LOG, the capability broker's audit log (JSON lines, written where\n"
+              "NIFKIT_AUDIT_LOG says, under a policy with \"mode\": \"audit\"; \"-\" is stdin), and\n"
+              "prints the smallest policy that allows what the log records as allowed: the\n"
+              "directory of each file with the weakest access that covers it, the endpoints\n"
+              "and the names. Limits and launcher are left to their defaults: add your own.\n"
+              "\n"
+              "Exit status: 0 all valid (or a policy printed), 1 some file invalid or\n"
+              "unreadable, 64 usage error.\n",
               f);
 }
 
@@ -53,6 +65,32 @@ static int check_file(const char *path)
         return 0;
 }
 
+/* argv[0] is "suggest". */
+static int suggest(int argc, char **argv)
+{
+        if (argc == 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+                usage(stdout);
+                return 0;
+        }
+        if (argc != 2)
+                return usage_error("suggest takes one audit log");
+        bool stdin_log = strcmp(argv[1], "-") == 0;
+        FILE *in = stdin_log ? stdin : fopen(argv[1], "re");
+        if (!in) {
+                fprintf(stderr, "nifkit policy suggest: %s: %s\n", argv[1], strerror(errno));
+                return EXIT_INVALID;
+        }
+        char err[256] = "";
+        int r = nk_audit_suggest(in, stdout, err, sizeof err);
+        if (!stdin_log)
+                fclose(in);
+        if (r < 0) {
+                fprintf(stderr, "nifkit policy suggest: %s: %s\n", argv[1], err);
+                return EXIT_INVALID;
+        }
+        return 0;
+}
+
 int nk_cmd_policy(int argc, char **argv)
 {
         int status = 0, first = 2;
@@ -63,8 +101,10 @@ int nk_cmd_policy(int argc, char **argv)
         }
         if (argc < 2)
                 return usage_error("missing subcommand");
+        if (strcmp(argv[1], "suggest") == 0)
+                return suggest(argc - 1, argv + 1);
         if (strcmp(argv[1], "check") != 0)
-                return usage_error("unknown subcommand; the only one is 'check'");
+                return usage_error("unknown subcommand; they are 'check' and 'suggest'");
         if (argc >= 3 && (strcmp(argv[2], "-h") == 0 || strcmp(argv[2], "--help") == 0)) {
                 usage(stdout);
                 return 0;
