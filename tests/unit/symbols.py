@@ -8,7 +8,9 @@ so the host must define every function a NIF may call:
   (b) every enif_* the installed beam.smp exports,
   (c) the NIF API 2.17 additions (OTP 26/27).
 It must also export nothing else (exports.list): a NIF must not bind to the
-host's internals by accident.
+host's internals by accident. The one exception is the capability broker's
+set (BROKER): the libc entry points nifkit-host interposes so that a NIF's
+files and sockets go through the broker, and the broker's explicit API.
 
 With --host, the built executable's dynamic symbols are checked. Before the
 executable exists (--lib), the static library's objects are checked for
@@ -28,6 +30,15 @@ API_2_17 = [
     "enif_make_new_atom_len",
     "enif_set_option",
 ]
+
+# hosts/interpose.c: exactly these, besides enif_*, may be exported.
+BROKER = {
+    "open", "open64", "openat", "openat64", "__open_2", "__open64_2", "__openat_2", "__openat64_2",
+    "creat", "creat64", "fopen", "fopen64", "freopen", "freopen64",
+    "stat", "stat64", "lstat", "lstat64", "fstatat", "fstatat64", "access",
+    "socket", "connect", "bind", "listen", "getaddrinfo", "freeaddrinfo",
+    "nifkit_open", "nifkit_connect", "nifkit_listen",
+}
 
 # Symbols the toolchain puts in an executable's dynamic table whatever the
 # export list says (glibc's crt objects and the linker's section markers).
@@ -130,6 +141,13 @@ def main():
         extra = sorted(s for s in defined
                        if s not in TOOLCHAIN and not any(fnmatch.fnmatchcase(s, p) for p in patterns))
         print(f"exports: {len(defined)} dynamic symbols, patterns {patterns}")
+        for p in patterns:
+            if p != "enif_*" and p not in BROKER:
+                print(f"  exports.list allows {p}: neither enif_* nor the broker's")
+                failed = True
+        for s in sorted(BROKER - defined):
+            print(f"  MISSING (broker): {s}")
+            failed = True
         for s in extra:
             print(f"  NOT IN exports.list: {s}")
             failed = True
