@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <erl_nif.h>
@@ -336,7 +338,62 @@ static ERL_NIF_TERM make_link(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
         return link(a, b) < 0 ? error(env, errno) : enif_make_atom(env, "ok");
 }
 
+static long long now_ns(void)
+{
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (long long) t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* bench_open(Path, N, Direct) -> nanoseconds per open+close: through the
+ * interposed open() (the broker), or with the system call itself (Direct =
+ * 1; only meaningful where the host can see the file, unsandboxed). */
+static ERL_NIF_TERM bench_open(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        char path[4096];
+        int n, direct;
+        if (path_arg(env, argv[0], path, sizeof path) < 0 || !enif_get_int(env, argv[1], &n) ||
+            !enif_get_int(env, argv[2], &direct) || n < 1)
+                return enif_make_badarg(env);
+        long long t0 = now_ns();
+        for (int i = 0; i < n; i++) {
+                int fd = direct ? (int) syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC) : open(path, O_RDONLY);
+                if (fd < 0)
+                        return error(env, errno);
+                close(fd);
+        }
+        return enif_make_int64(env, (now_ns() - t0) / n);
+}
+
+/* bench_connect(Port, N, Direct) -> nanoseconds per socket+connect+close to
+ * 127.0.0.1:Port, through the broker or with the system calls themselves. */
+static ERL_NIF_TERM bench_connect(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        int port, n, direct;
+        if (!enif_get_int(env, argv[0], &port) || !enif_get_int(env, argv[1], &n) ||
+            !enif_get_int(env, argv[2], &direct) || n < 1)
+                return enif_make_badarg(env);
+        struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        long long t0 = now_ns();
+        for (int i = 0; i < n; i++) {
+                int fd = direct ? (int) syscall(SYS_socket, AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)
+                                : socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (fd < 0)
+                        return error(env, errno);
+                int r = direct ? (int) syscall(SYS_connect, fd, &in, sizeof in)
+                               : connect(fd, (struct sockaddr *) &in, sizeof in);
+                int e = errno;
+                close(fd);
+                if (r < 0)
+                        return error(env, e);
+        }
+        return enif_make_int64(env, (now_ns() - t0) / n);
+}
+
 static ErlNifFunc funcs[] = {
+        { "bench_open", 3, bench_open, 0 },
+        { "bench_connect", 3, bench_connect, 0 },
         { "read_file", 1, read_file, 0 },
         { "write_file", 3, write_file, 0 },
         { "open", 2, open_path, 0 },
