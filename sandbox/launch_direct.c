@@ -107,9 +107,10 @@ static int direct_launch(const struct nk_launch_config *cfg, int channel_fd, str
         _cleanup_close_ int rd = pipefd[0];
         _cleanup_close_ int wr = pipefd[1];
 
-        /* exit_signal 0, not fork()'s SIGCHLD: inside BEAM SIGCHLD may be
-         * ignored, and the kernel then reaps SIGCHLD children by itself and
-         * the host's exit status is lost. wait uses __WALL to collect it. */
+        /* exit_signal 0, not fork()'s SIGCHLD, so that nothing else reaps
+         * the child before it execs (exec makes it SIGCHLD again, and where
+         * SIGCHLD is ignored, as in BEAM, the kernel reaps it: wait then
+         * reads the status through the pidfd, nk_pidfd_exit). */
         struct {
                 uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
         } args = {};
@@ -190,6 +191,12 @@ static int direct_wait(struct nk_child *child, int timeout_ms, struct nk_child_e
                                           : waitid(P_PID, (id_t) child->pid, &si, options);
                 if (r < 0 && errno == EINTR)
                         continue;
+                if (r < 0 && errno == ECHILD && child->pidfd >= 0) {
+                        int e = nk_pidfd_exit(child->pidfd, ret);
+                        if (e == 0)
+                                child->reaped = true;
+                        return e;
+                }
                 if (r < 0)
                         return -errno;
                 if (si.si_pid != 0)

@@ -9,6 +9,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -74,6 +76,41 @@ static int native_kill(struct nk_child *child, int signo)
         return 0;
 }
 
+/* The pidfd info of Linux 6.15, spelled out for older headers. */
+struct pidfd_info_v0 {
+        uint64_t mask;
+        uint64_t cgroupid;
+        uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+        int32_t exit_code;
+};
+#define NK_PIDFD_GET_INFO _IOWR(0xFF, 11, struct pidfd_info_v0)
+#define NK_PIDFD_INFO_EXIT (1ULL << 3)
+
+static void fill_exit_status(int status, struct nk_child_exit *ret)
+{
+        *ret = (struct nk_child_exit) {};
+        if (WIFSIGNALED(status)) {
+                ret->signo = WTERMSIG(status);
+                ret->core_dumped = WCOREDUMP(status);
+        } else {
+                ret->status = WEXITSTATUS(status);
+        }
+}
+
+int nk_pidfd_exit(int pidfd, struct nk_child_exit *ret)
+{
+        /* Where SIGCHLD is ignored the kernel reaps the host itself; Linux
+         * 6.15 keeps the status for the pidfd's holder. Before that it is
+         * lost: ECHILD. */
+        struct pidfd_info_v0 info = { .mask = NK_PIDFD_INFO_EXIT };
+        if (ioctl(pidfd, NK_PIDFD_GET_INFO, &info) < 0)
+                return errno == ENOTTY || errno == EINVAL ? -ECHILD : -errno;
+        if (!(info.mask & NK_PIDFD_INFO_EXIT))
+                return -ECHILD;
+        fill_exit_status(info.exit_code, ret);
+        return 0;
+}
+
 static int native_wait(struct nk_child *child, int timeout_ms, struct nk_child_exit *ret)
 {
         if (child->reaped)
@@ -95,6 +132,12 @@ static int native_wait(struct nk_child *child, int timeout_ms, struct nk_child_e
         do
                 r = waitid((idtype_t) P_PIDFD, (id_t) child->pidfd, &si, WEXITED | __WALL);
         while (r < 0 && errno == EINTR);
+        if (r < 0 && errno == ECHILD) {
+                r = nk_pidfd_exit(child->pidfd, ret);
+                if (r == 0)
+                        child->reaped = true;
+                return r;
+        }
         if (r < 0)
                 return -errno;
         child->reaped = true;

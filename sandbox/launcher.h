@@ -87,6 +87,10 @@ extern const struct nk_launcher nk_launcher_native;
  * prefer its setup code; launch_bwrap.c lists what still differs. */
 extern const struct nk_launcher nk_launcher_bwrap;
 
+/* How a host that something else reaped ended, from its pidfd (Linux
+ * 6.15+): 0, or -ECHILD where the kernel does not keep it. */
+int nk_pidfd_exit(int pidfd, struct nk_child_exit *ret);
+
 /* Closes the child's pidfd and destroys its cgroup leaf (killing whatever
  * is left in it); does not reap. Accepts NULL. */
 void nk_child_release(struct nk_child *child);

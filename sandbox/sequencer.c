@@ -14,10 +14,11 @@
  *       → rlimits → every other fd closed → capabilities, bounding set,
  *       securebits, no_new_privs → seccomp, last → exec nifkit-host.
  *
- * exit_signal is 0, not SIGCHLD: inside BEAM SIGCHLD may be ignored, and an
- * ignored SIGCHLD makes the kernel reap SIGCHLD children by itself, losing
- * the exit status a reason needs. A child with no exit signal is never
- * auto-reaped; waitid(P_PIDFD, …, __WALL) collects it.
+ * BEAM ignores SIGCHLD, and the kernel then reaps a SIGCHLD child by itself,
+ * losing the exit status a reason needs. exit_signal 0 keeps the child out
+ * of that (and out of BEAM's own wait4(-1) calls) until it execs, but exec
+ * resets the exit signal to SIGCHLD; so the launcher reads a reaped host's
+ * status through its pidfd (launch_native.c, nk_pidfd_exit).
  *
  * The host is the init of its pid namespace. SIGKILL from the runtime (an
  * ancestor namespace) always works; signals sent from inside, which cannot

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -444,6 +445,18 @@ static void test_reason_crashed(void **state)
         expect_death("crash", NULL, 0, 0, "crashed", "signal 11 (SIGSEGV)");
 }
 
+/* BEAM ignores SIGCHLD, so the kernel reaps the host by itself: the
+ * status must still come back (through the pidfd). */
+static void test_reason_crashed_sigchld_ignored(void **state)
+{
+        (void) state;
+        struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+        sigemptyset(&ign.sa_mask);
+        assert_int_equal(sigaction(SIGCHLD, &ign, &old), 0);
+        expect_death("crash", NULL, 0, 0, "crashed", "signal 11 (SIGSEGV)");
+        assert_int_equal(sigaction(SIGCHLD, &old, NULL), 0);
+}
+
 static void test_reason_exited(void **state)
 {
         (void) state;
@@ -498,6 +511,7 @@ int main(void)
         const struct CMUnitTest reasons[] = {
                 cmocka_unit_test(test_reason_seccomp),
                 cmocka_unit_test(test_reason_crashed),
+                cmocka_unit_test(test_reason_crashed_sigchld_ignored),
                 cmocka_unit_test(test_reason_exited),
                 cmocka_unit_test(test_reason_timeout),
         };
