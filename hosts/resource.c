@@ -414,6 +414,10 @@ struct handle_entry {
         struct handle_entry *next;
         uint64_t handle;
         struct nk_resource *res;
+        /* Times the handle was given out (encoded for the runtime) and not
+         * yet released: a counted RELEASE subtracts what the runtime saw, so
+         * a copy still in flight when the runtime let go keeps the entry. */
+        uint64_t outstanding;
 };
 
 static pthread_mutex_t handle_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -470,7 +474,9 @@ uint64_t nk_resource_handle(struct nk_resource *res)
         size_t b;
 
         pthread_mutex_lock(&handle_lock);
-        if (res->handle && handle_find(res->handle)) {
+        e = res->handle ? handle_find(res->handle) : NULL;
+        if (e) {
+                e->outstanding++;
                 h = res->handle;
                 goto out;
         }
@@ -483,6 +489,7 @@ uint64_t nk_resource_handle(struct nk_resource *res)
                 res->handle = next_handle++;
         e->handle = res->handle;
         e->res = res;
+        e->outstanding = 1;
         nk_resource_keep(res);
         b = bucket_of(e->handle, nbuckets);
         e->next = buckets[b];
@@ -509,19 +516,27 @@ struct nk_resource *nk_resource_by_handle(uint64_t handle)
         return res;
 }
 
-void nk_resource_handle_drop(uint64_t handle)
+/* Removes the entry when count is 0 (unconditional) or brings its
+ * outstanding count to 0. */
+static void handle_release(uint64_t handle, uint64_t count)
 {
         struct handle_entry **pp, *e = NULL;
 
         pthread_mutex_lock(&handle_lock);
         if (nbuckets)
-                for (pp = &buckets[bucket_of(handle, nbuckets)]; *pp; pp = &(*pp)->next)
-                        if ((*pp)->handle == handle) {
-                                e = *pp;
-                                *pp = e->next;
-                                nentries--;
+                for (pp = &buckets[bucket_of(handle, nbuckets)]; *pp; pp = &(*pp)->next) {
+                        if ((*pp)->handle != handle)
+                                continue;
+                        e = *pp;
+                        if (count != 0 && count < e->outstanding) {
+                                e->outstanding -= count;
+                                e = NULL;
                                 break;
                         }
+                        *pp = e->next;
+                        nentries--;
+                        break;
+                }
         pthread_mutex_unlock(&handle_lock);
         /* The destructor may run here: outside the lock, since it may make
          * and drop handles itself. */
@@ -529,4 +544,17 @@ void nk_resource_handle_drop(uint64_t handle)
                 nk_resource_release(e->res);
                 free(e);
         }
+}
+
+void nk_resource_handle_drop(uint64_t handle)
+{
+        handle_release(handle, 0);
+}
+
+void nk_resource_handle_release(uint64_t handle, uint64_t count)
+{
+        /* 0 would mean "unconditional": a runtime that saw nothing has
+         * nothing to release. */
+        if (count > 0)
+                handle_release(handle, count);
 }

@@ -471,12 +471,17 @@ static bool handle(struct server *s, struct nk_msg *m)
                         reply_error(s, id, NK_PERR_INTERNAL, "out of memory");
                 return true;
         case NK_MSG_RELEASE:
-                if (m->h.payload_len != sizeof handle) {
+                if (m->h.payload_len == sizeof handle) {
+                        memcpy(&handle, m->payload, sizeof handle);
+                        nk_resource_handle_drop(handle);
+                } else if (m->h.payload_len == 2 * sizeof handle) {
+                        uint64_t count;
+                        memcpy(&handle, m->payload, sizeof handle);
+                        memcpy(&count, m->payload + sizeof handle, sizeof count);
+                        nk_resource_handle_release(handle, count);
+                } else {
                         reply_error(s, id, NK_PERR_REJECTED, "malformed RELEASE");
-                        return true;
                 }
-                memcpy(&handle, m->payload, sizeof handle);
-                nk_resource_handle_drop(handle);
                 return true;
         case NK_MSG_PING:
                 nk_transport_send(&s->tr, NK_MSG_PONG, id, NULL, 0);

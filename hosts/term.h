@@ -343,6 +343,11 @@ void nk_resource_release(struct nk_resource *res);
 uint64_t nk_resource_handle(struct nk_resource *res);           /* 0 on ENOMEM */
 struct nk_resource *nk_resource_by_handle(uint64_t handle);     /* new reference, or NULL */
 void nk_resource_handle_drop(uint64_t handle);
+/* Counted release: every nk_resource_handle() call counts one copy given
+ * out; this takes back count of them and drops the table's reference once
+ * none is left, so that a copy sent while the runtime released the others
+ * is not lost. */
+void nk_resource_handle_release(uint64_t handle, uint64_t count);
 static inline struct nk_resource *nk_resource_of_data(void *obj)
 {
         return (struct nk_resource *) ((char *) obj - offsetof(struct nk_resource, data));

@@ -95,7 +95,13 @@ enum nk_msg_type {
         NK_MSG_SEND = 6,
         /*
          * runtime → host, id 0, no reply: the runtime dropped its last
-         * reference to a resource handle. Payload: u64 handle.
+         * reference to a resource handle. Payload: u64 handle, then
+         * optionally u64 count. With a count (the proxy NIF), it is how
+         * many times the runtime received the handle since its previous
+         * RELEASE of it: the host counts every time it sends a handle and
+         * drops its reference only once the counts match, so a handle sent
+         * again while a RELEASE was in flight stays valid. Without a count
+         * the reference is dropped at once.
          */
         NK_MSG_RELEASE = 7,
         /* runtime → host: liveness probe, empty payload. Reply: PONG. */
