@@ -52,6 +52,8 @@ struct pending {
         uint32_t expect;        /* the reply type besides ERROR */
         bool done;
         bool failed;            /* the host died: err says why */
+        bool abandoned;         /* an nk_call its caller cancelled: whoever
+                                 * completes it frees it (it is an nk_call) */
         nk_error err;
         struct nk_msg msg;      /* the reply when done && !failed */
         pthread_cond_t cond;
@@ -233,9 +235,24 @@ static void fail_host_locked(nk_host *h, int kind, int code, const char *fmt, ..
                 shutdown(h->fd, SHUT_RDWR);
 }
 
+static void free_abandoned(struct pending *p)
+{
+        nk_msg_free(&p->msg);
+        pthread_cond_destroy(&p->cond);
+        free(p);
+}
+
 static void fail_pending_locked(nk_host *h)
 {
-        for (struct pending *p = h->pending; p; p = p->next) {
+        struct pending **pp = &h->pending;
+        while (*pp) {
+                struct pending *p = *pp;
+                if (p->abandoned) {
+                        *pp = p->next;
+                        free_abandoned(p);
+                        continue;
+                }
+                pp = &p->next;
                 if (p->done)
                         continue;
                 p->done = true;
@@ -443,6 +460,10 @@ static int dispatch(nk_host *h, struct nk_msg *m)
                                          h->library, type, (unsigned long long) m->h.id, bad);
                         r = -EPROTO;
                         nk_msg_free(m);
+                } else if (p->abandoned) {
+                        unlink_pending_locked(h, p);
+                        nk_msg_free(m);
+                        free_abandoned(p);
                 } else {
                         p->msg = *m;
                         p->done = true;
@@ -552,11 +573,17 @@ static void *reader_main(void *arg)
                         break;
                 if (r < 0) {
                         pthread_mutex_lock(&h->lock);
-                        if (r == -EMSGSIZE)
+                        if (r == -EMSGSIZE) {
+                                /* Refused from its header, before anything
+                                 * is allocated for it. */
+                                bool was_dead = h->dead;
                                 fail_host_locked(h, NK_ERR_PROTOCOL, -EPROTO,
-                                                 "host for %s sent a %llu-byte message, above the limit of %zu",
+                                                 "host for %s killed: it sent a %llu-byte message, above the "
+                                                 "limit of %zu (max_result_bytes)",
                                                  h->library, (unsigned long long) m.h.payload_len, h->tr.max_payload);
-                        else
+                                if (!was_dead)
+                                        snprintf(h->death.reason, sizeof h->death.reason, "result_too_large");
+                        } else
                                 fail_host_locked(h, NK_ERR_PROTOCOL, r == -ENOMEM ? -ENOMEM : -EPROTO,
                                                  "host for %s: cannot receive: %s", h->library,
                                                  r == -EBADMSG ? "malformed datagram" : strerror(-r));
@@ -606,31 +633,52 @@ static void pending_done(struct pending *p)
         pthread_cond_destroy(&p->cond);
 }
 
-/* Waits for p's reply. Returns 0, or -ETIMEDOUT after timeout_ms (0 = no
- * limit) with p unlinked; p is unlinked on return in every case. */
-static int wait_reply(nk_host *h, struct pending *p, unsigned timeout_ms)
+/* CLOCK_MONOTONIC, timeout_ms from now. */
+static struct timespec deadline_in(unsigned timeout_ms)
 {
-        struct timespec deadline;
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += timeout_ms / 1000;
-        deadline.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-                deadline.tv_sec++;
-                deadline.tv_nsec -= 1000000000L;
+        struct timespec d;
+        clock_gettime(CLOCK_MONOTONIC, &d);
+        d.tv_sec += timeout_ms / 1000;
+        d.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+        if (d.tv_nsec >= 1000000000L) {
+                d.tv_sec++;
+                d.tv_nsec -= 1000000000L;
         }
+        return d;
+}
 
+static bool before(const struct timespec *a, const struct timespec *b)
+{
+        return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* Waits for p's reply until deadline (NULL: no limit). Returns 0 once it
+ * is done, else -ETIMEDOUT; p stays linked either way. */
+static int wait_until(nk_host *h, struct pending *p, const struct timespec *deadline)
+{
         int r = 0;
         pthread_mutex_lock(&h->lock);
         while (!p->done) {
-                if (timeout_ms == 0) {
+                if (!deadline) {
                         pthread_cond_wait(&p->cond, &h->lock);
                         continue;
                 }
-                if (pthread_cond_timedwait(&p->cond, &h->lock, &deadline) == ETIMEDOUT && !p->done) {
+                if (pthread_cond_timedwait(&p->cond, &h->lock, deadline) == ETIMEDOUT && !p->done) {
                         r = -ETIMEDOUT;
                         break;
                 }
         }
+        pthread_mutex_unlock(&h->lock);
+        return r;
+}
+
+/* Waits for p's reply. Returns 0, or -ETIMEDOUT after timeout_ms (0 = no
+ * limit); p is unlinked on return in every case. */
+static int wait_reply(nk_host *h, struct pending *p, unsigned timeout_ms)
+{
+        struct timespec deadline = deadline_in(timeout_ms);
+        int r = wait_until(h, p, timeout_ms ? &deadline : NULL);
+        pthread_mutex_lock(&h->lock);
         unlink_pending_locked(h, p);
         pthread_mutex_unlock(&h->lock);
         return r;
@@ -653,10 +701,10 @@ static void leave(nk_host *h)
         pthread_mutex_unlock(&h->lock);
 }
 
-/* Registers a request, sends it and waits. On 0, p->msg is the reply (or
- * p->failed is set and p->err says why the host died). */
-static int request(nk_host *h, struct pending *p, uint32_t type, uint32_t expect,
-                   const struct iovec *iov, size_t niov, unsigned timeout_ms, const char *what, nk_error *err)
+/* Registers a request and sends it. On 0, p is linked and its reply
+ * comes to it; on failure p is finished. */
+static int request_send(nk_host *h, struct pending *p, uint32_t type, uint32_t expect,
+                        const struct iovec *iov, size_t niov, unsigned timeout_ms, const char *what, nk_error *err)
 {
         pthread_mutex_lock(&h->lock);
         if (h->state != ST_RUNNING || h->dead) {
@@ -710,17 +758,27 @@ static int request(nk_host *h, struct pending *p, uint32_t type, uint32_t expect
                                     strerror(-r));
         }
         /* On EPIPE the host is gone; the reader fails p with the reason. */
+        return 0;
+}
 
-        if (wait_reply(h, p, timeout_ms) == -ETIMEDOUT) {
+/* After the wait for an unlinked p ended with wait_r: on 0, p->msg is the
+ * reply; on failure p is finished. reason names a timeout's cause. */
+static int request_finish(nk_host *h, struct pending *p, int wait_r, unsigned timeout_ms, const char *what,
+                          const char *reason, nk_error *err)
+{
+        if (wait_r == -ETIMEDOUT) {
                 pthread_mutex_lock(&h->lock);
+                bool was_dead = h->dead;
                 fail_host_locked(h, NK_ERR_TIMEOUT, -ETIMEDOUT, "host for %s killed: %s timed out after %u ms",
                                  h->library, what, timeout_ms);
+                if (!was_dead)
+                        snprintf(h->death.reason, sizeof h->death.reason, "%s", reason);
                 pthread_mutex_unlock(&h->lock);
                 pending_done(p);
                 return with_reason(err, nk_error_set(err, NK_ERR_TIMEOUT, -ETIMEDOUT,
                                                      "host for %s killed: %s timed out after %u ms", h->library,
                                                      what, timeout_ms),
-                                   "timeout");
+                                   reason);
         }
         if (p->failed) {
                 int code = nk_error_copy(err, &p->err);
@@ -728,6 +786,17 @@ static int request(nk_host *h, struct pending *p, uint32_t type, uint32_t expect
                 return code;
         }
         return 0;
+}
+
+/* Registers a request, sends it and waits. On 0, p->msg is the reply (or
+ * p->failed is set and p->err says why the host died). */
+static int request(nk_host *h, struct pending *p, uint32_t type, uint32_t expect,
+                   const struct iovec *iov, size_t niov, unsigned timeout_ms, const char *what, nk_error *err)
+{
+        int r = request_send(h, p, type, expect, iov, niov, timeout_ms, what, err);
+        if (r < 0)
+                return r;
+        return request_finish(h, p, wait_reply(h, p, timeout_ms), timeout_ms, what, "timeout", err);
 }
 
 /* Turns an ERROR reply into err. */
@@ -921,7 +990,10 @@ static int launch(nk_host *h, nk_error *err)
                                             strerror(errno));
         }
 
-        r = nk_transport_init(&h->tr, h->fd, 0);
+        /* max_result_bytes bounds every message from the host (a result is
+         * the largest); a few bytes on top for RESULT's status word. */
+        uint64_t max_result = h->policy->limits.max_result_bytes;
+        r = nk_transport_init(&h->tr, h->fd, max_result && max_result < SIZE_MAX - 64 ? (size_t) max_result + 64 : 0);
         if (r < 0)
                 return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot start host for %s: %s", h->library, strerror(-r));
         h->tr_ready = true;
@@ -1061,10 +1133,18 @@ NK_EXPORT int nk_host_load(nk_host *h, const uint8_t *load_info, size_t load_inf
         return r;
 }
 
-NK_EXPORT int nk_host_call(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t caller_pid_len,
-                           const uint8_t *args, size_t args_len, nk_result *res, nk_error *err)
+struct nk_call {
+        struct pending p;       /* first: an abandoned call is freed through it */
+        nk_host *h;
+        unsigned timeout_ms;
+        struct timespec deadline;
+        char what[NK_PROTO_NAME_MAX + 32];
+};
+
+NK_EXPORT int nk_host_call_start(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t caller_pid_len,
+                                 const uint8_t *args, size_t args_len, nk_call **ret_call, nk_error *err)
 {
-        *res = (nk_result) {};
+        *ret_call = NULL;
         if (h->state != ST_RUNNING)
                 return nk_error_set(err, NK_ERR_NOT_RUNNING, -ENOTCONN, "host for %s is not running",
                                     h->library ? h->library : "(no library)");
@@ -1079,8 +1159,12 @@ NK_EXPORT int nk_host_call(nk_host *h, unsigned index, const uint8_t *caller_pid
         if (caller_pid_len > UINT32_MAX)
                 return nk_error_set(err, NK_ERR_REJECTED, -EINVAL, "caller pid ETF too long");
 
-        char what[NK_PROTO_NAME_MAX + 32];
-        snprintf(what, sizeof what, "call to %s/%u", h->funcs[index].name, h->funcs[index].arity);
+        _cleanup_free_ nk_call *c = calloc(1, sizeof *c);
+        if (!c)
+                return nk_error_set(err, NK_ERR_SYSTEM, -ENOMEM, "out of memory");
+        c->h = h;
+        c->timeout_ms = h->call_timeout_ms;
+        snprintf(c->what, sizeof c->what, "call to %s/%u", h->funcs[index].name, h->funcs[index].arity);
         uint32_t idx = index, pid_len = (uint32_t) caller_pid_len;
         const struct iovec iov[] = {
                 { &idx, sizeof idx },
@@ -1088,24 +1172,111 @@ NK_EXPORT int nk_host_call(nk_host *h, unsigned index, const uint8_t *caller_pid
                 { (void *) caller_pid, caller_pid_len },
                 { (void *) args, args_len },
         };
-        struct pending p;
-        int r = request(h, &p, NK_MSG_CALL, NK_MSG_RESULT, iov, NK_ARRAY_SIZE(iov), h->call_timeout_ms, what, err);
+        c->deadline = deadline_in(c->timeout_ms);
+        int r = request_send(h, &c->p, NK_MSG_CALL, NK_MSG_RESULT, iov, NK_ARRAY_SIZE(iov), c->timeout_ms, c->what,
+                             err);
         if (r < 0)
                 return r;
-        if (p.msg.h.type == NK_MSG_ERROR) {
-                r = reply_error(h, &p.msg, NK_ERR_REJECTED, what, err);
-                pending_done(&p);
-                return r;
-        }
-        /* The reader checked: u32 status in {0, 1}, then ETF. Hand the
-         * payload itself to the caller instead of copying it. */
-        uint32_t status;
-        memcpy(&status, p.msg.payload, sizeof status);
-        size_t len = p.msg.h.payload_len - sizeof status;
-        memmove(p.msg.payload, p.msg.payload + sizeof status, len);
-        *res = (nk_result) { .exception = (int) status, .etf = TAKE_PTR(p.msg.payload), .len = len };
-        pending_done(&p);
+        *ret_call = TAKE_PTR(c);
         return 0;
+}
+
+/* Turns a finished call's reply into res or err. */
+static int call_result(nk_call *c, nk_result *res, nk_error *err)
+{
+        struct pending *p = &c->p;
+        int r = 0;
+
+        if (p->msg.h.type == NK_MSG_ERROR) {
+                r = reply_error(c->h, &p->msg, NK_ERR_REJECTED, c->what, err);
+        } else {
+                /* The reader checked: u32 status in {0, 1}, then ETF. Hand
+                 * the payload itself to the caller instead of copying it. */
+                uint32_t status;
+                memcpy(&status, p->msg.payload, sizeof status);
+                size_t len = p->msg.h.payload_len - sizeof status;
+                memmove(p->msg.payload, p->msg.payload + sizeof status, len);
+                *res = (nk_result) { .exception = (int) status, .etf = TAKE_PTR(p->msg.payload), .len = len };
+        }
+        pending_done(p);
+        return r;
+}
+
+NK_EXPORT int nk_host_call_poll(nk_call *c, int wait_ms, nk_result *res, nk_error *err)
+{
+        nk_host *h = c->h;
+        struct timespec until;
+        const struct timespec *up = NULL;
+
+        *res = (nk_result) {};
+        if (wait_ms >= 0) {
+                until = deadline_in((unsigned) wait_ms);
+                if (c->timeout_ms && before(&c->deadline, &until))
+                        until = c->deadline;
+                up = &until;
+        } else if (c->timeout_ms) {
+                up = &c->deadline;
+        }
+        int r = wait_until(h, &c->p, up);
+        if (r == -ETIMEDOUT) {
+                struct timespec now;
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                if (!c->timeout_ms || before(&now, &c->deadline))
+                        return -EAGAIN;
+        }
+        pthread_mutex_lock(&h->lock);
+        unlink_pending_locked(h, &c->p);
+        pthread_mutex_unlock(&h->lock);
+        r = request_finish(h, &c->p, r, c->timeout_ms, c->what, "timeout", err);
+        if (r >= 0)
+                r = call_result(c, res, err);
+        free(c);
+        return r;
+}
+
+NK_EXPORT void nk_host_call_cancel(nk_call *c)
+{
+        if (!c)
+                return;
+        nk_host *h = c->h;
+        pthread_mutex_lock(&h->lock);
+        bool done = c->p.done;
+        if (done)
+                unlink_pending_locked(h, &c->p);
+        else
+                c->p.abandoned = true;
+        pthread_mutex_unlock(&h->lock);
+        if (done) {
+                pending_done(&c->p);
+                free(c);
+        }
+}
+
+NK_EXPORT int nk_host_call(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t caller_pid_len,
+                           const uint8_t *args, size_t args_len, nk_result *res, nk_error *err)
+{
+        nk_call *c;
+
+        *res = (nk_result) {};
+        int r = nk_host_call_start(h, index, caller_pid, caller_pid_len, args, args_len, &c, err);
+        if (r < 0)
+                return r;
+        return nk_host_call_poll(c, -1, res, err);
+}
+
+NK_EXPORT int nk_host_ping(nk_host *h, unsigned timeout_ms, nk_error *err)
+{
+        struct pending p;
+        int r = request_send(h, &p, NK_MSG_PING, NK_MSG_PONG, NULL, 0, timeout_ms, "PING", err);
+        if (r < 0)
+                return r;
+        r = request_finish(h, &p, wait_reply(h, &p, timeout_ms), timeout_ms, "PING", "heartbeat", err);
+        if (r < 0)
+                return r;
+        if (p.msg.h.type == NK_MSG_ERROR)
+                r = reply_error(h, &p.msg, NK_ERR_PROTOCOL, "PING", err);
+        pending_done(&p);
+        return r;
 }
 
 NK_EXPORT int nk_host_release_resource(nk_host *h, uint64_t handle)
@@ -1119,6 +1290,23 @@ NK_EXPORT int nk_host_release_resource(nk_host *h, uint64_t handle)
                 return -ENOTCONN;
         const struct iovec iov[] = { { &handle, sizeof handle } };
         int r = nk_transport_send(&h->tr, NK_MSG_RELEASE, 0, iov, 1);
+        leave(h);
+        return r == -EPIPE || r == -ECONNRESET ? -ENOTCONN : r;
+}
+
+NK_EXPORT int nk_host_release_resource_counted(nk_host *h, uint64_t handle, uint64_t count)
+{
+        if (count == 0)
+                return -EINVAL;
+        pthread_mutex_lock(&h->lock);
+        bool up = h->state == ST_RUNNING && !h->dead;
+        if (up)
+                h->active++;
+        pthread_mutex_unlock(&h->lock);
+        if (!up)
+                return -ENOTCONN;
+        const struct iovec iov[] = { { &handle, sizeof handle }, { &count, sizeof count } };
+        int r = nk_transport_send(&h->tr, NK_MSG_RELEASE, 0, iov, NK_ARRAY_SIZE(iov));
         leave(h);
         return r == -EPIPE || r == -ECONNRESET ? -ENOTCONN : r;
 }

@@ -159,13 +159,93 @@ int nk_host_pid(const nk_host *h);
 int nk_host_call(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t caller_pid_len,
                  const uint8_t *args, size_t args_len, nk_result *res, nk_error *err);
 
+/*
+ * The same call in steps, for a caller that must not block long (the proxy
+ * NIF on a normal scheduler): start sends the request; poll waits up to
+ * wait_ms (0: only looks; -1: until the reply or the call timeout) and
+ * returns -EAGAIN while the reply has not come, the call still the
+ * caller's; any other return finishes the call and frees it, with res or
+ * err filled as by nk_host_call. cancel gives up on a call not finished:
+ * its reply, when it comes, is dropped. A call must be finished or
+ * cancelled before its host is freed.
+ */
+typedef struct nk_call nk_call;
+int nk_host_call_start(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t caller_pid_len,
+                       const uint8_t *args, size_t args_len, nk_call **ret_call, nk_error *err);
+int nk_host_call_poll(nk_call *call, int wait_ms, nk_result *res, nk_error *err);
+void nk_host_call_cancel(nk_call *call);
+
+/* Liveness: PING, PONG within timeout_ms (0: no limit), else the host is
+ * killed with reason "heartbeat". 0 or a negative errno as for calls. */
+int nk_host_ping(nk_host *h, unsigned timeout_ms, nk_error *err);
+
 /* Tells the host the runtime dropped its last reference to a resource handle. */
 int nk_host_release_resource(nk_host *h, uint64_t handle);
+/* The same, counted: count is how many times the runtime received the
+ * handle since it last released it; the host keeps the resource until
+ * every copy it sent is accounted for (protocol.h, RELEASE). */
+int nk_host_release_resource_counted(nk_host *h, uint64_t handle, uint64_t count);
 
 /* Stops the host (asks, then kills) and reaps it. Idempotent. */
 void nk_host_stop(nk_host *h);
 /* Stops if needed and frees. Accepts NULL. */
 void nk_host_free(nk_host *h);
+
+/* ---- observability: JSON-lines events and per-host statistics ---------- */
+
+enum nk_log_level {
+        NK_LOG_DEBUG = 0,
+        NK_LOG_INFO,
+        NK_LOG_WARNING,
+        NK_LOG_ERROR,
+};
+
+/*
+ * Where libnifkit's events go: one JSON object per call, without the
+ * newline, e.g. {"ts":"…","level":"info","library":"…","event":"host_started",…}.
+ * Process-wide. Without a sink nothing is written (the default): a library
+ * never writes on its own. Events below min_level are dropped. The sink may
+ * be called from any thread, one line at a time.
+ */
+typedef void (*nk_log_sink_fn)(void *arg, enum nk_log_level level, const char *line);
+void nk_log_set_sink(nk_log_sink_fn fn, void *arg, enum nk_log_level min_level);
+/*
+ * For applications that let the operator choose: NIFKIT_LOG=stderr, or a
+ * file path (appended to), with NIFKIT_LOG_LEVEL=debug|info|warning|error
+ * (default info). Returns 1 when a sink was set, 0 when NIFKIT_LOG is
+ * unset, -errno when the file cannot be opened.
+ */
+int nk_log_sink_from_env(void);
+
+#define NK_STATS_LATENCY_BUCKETS 32
+#define NK_STATS_MAX_REASONS 16
+
+/*
+ * What the hosts of one library did in this process, across restarts
+ * (every nk_host of the same library path counts into the same record).
+ * latency_us[i] counts calls that took less than 2^i µs and at least
+ * 2^(i-1) (bucket 0: under 1 µs); p50_us and p99_us are the upper bounds of
+ * the buckets those percentiles fall in.
+ */
+struct nk_stats {
+        int host_pid;                   /* the current host, or -1 */
+        int64_t started;                /* Unix time the current host started */
+        uint64_t calls;                 /* every nk_host_call, failed ones included */
+        uint64_t errors;                /* calls that failed */
+        unsigned nreasons;
+        struct {
+                char reason[32];        /* nk_error.reason, else the kind's name; "other" */
+                uint64_t count;
+        } errors_by_reason[NK_STATS_MAX_REASONS];
+        uint64_t restarts;              /* hosts started after one of the library died */
+        char last_reason[32];           /* why the last host died, or "" */
+        uint64_t latency_us[NK_STATS_LATENCY_BUCKETS];
+        uint64_t p50_us, p99_us;
+        uint64_t memory_peak;           /* bytes: the cgroup's memory.peak, else the host's VmHWM; 0 unknown */
+};
+
+/* 0, or -ENOTCONN when h was never started. */
+int nk_host_stats(const nk_host *h, struct nk_stats *ret);
 
 #ifdef __cplusplus
 }
