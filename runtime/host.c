@@ -1311,12 +1311,26 @@ NK_EXPORT int nk_host_release_resource_counted(nk_host *h, uint64_t handle, uint
         return r == -EPIPE || r == -ECONNRESET ? -ENOTCONN : r;
 }
 
+NK_EXPORT int nk_host_kill(nk_host *h, const char *reason, const char *msg)
+{
+        pthread_mutex_lock(&h->lock);
+        bool up = h->state == ST_RUNNING && !h->dead;
+        if (up) {
+                fail_host_locked(h, NK_ERR_HOST_DIED, -ECONNRESET, "host for %s killed: %s", h->library,
+                                 msg ? msg : reason);
+                snprintf(h->death.reason, sizeof h->death.reason, "%s", reason);
+        }
+        pthread_mutex_unlock(&h->lock);
+        return up ? 0 : -ENOTCONN;
+}
+
 NK_EXPORT void nk_host_stop(nk_host *h)
 {
         if (h->state != ST_RUNNING)
                 return;
         teardown(h, "was stopped");
         h->state = ST_STOPPED;
+        nk_status_stopped(&h->status, h->dead ? &h->death : NULL);
 }
 
 NK_EXPORT void nk_host_free(nk_host *h)

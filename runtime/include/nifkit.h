@@ -186,6 +186,11 @@ int nk_host_release_resource(nk_host *h, uint64_t handle);
  * every copy it sent is accounted for (protocol.h, RELEASE). */
 int nk_host_release_resource_counted(nk_host *h, uint64_t handle, uint64_t count);
 
+/* Kills the host because its user found it misbehaving: later calls and
+ * the death report say reason (e.g. "atom_budget") and msg. 0, or
+ * -ENOTCONN when it is not running. The reader still reaps it. */
+int nk_host_kill(nk_host *h, const char *reason, const char *msg);
+
 /* Stops the host (asks, then kills) and reaps it. Idempotent. */
 void nk_host_stop(nk_host *h);
 /* Stops if needed and frees. Accepts NULL. */
