@@ -31,6 +31,7 @@
 #include "nifkit_policy.h"
 #include "protocol.h"
 #include "sandbox.h"
+#include "status.h"
 #include "transport.h"
 #include "violation.h"
 
@@ -98,6 +99,8 @@ struct nk_host {
         nk_function *funcs;
         unsigned nfuncs;
         char *names;
+
+        struct nk_status_ref status;    /* statistics and the state file (status.h) */
 };
 
 NK_EXPORT void nk_result_free(nk_result *res)
@@ -1085,6 +1088,8 @@ static int start(nk_host *h, bool open, const uint8_t *load_info, size_t load_in
         } else if (r == 0) {
                 pending_done(&p);
                 h->opened = open;
+                nk_status_started(&h->status, h->library, nk_host_pid(h),
+                                  h->child.cgroup ? nk_cgroup_path(h->child.cgroup) : NULL);
                 return 0;
         }
         teardown(h, "failed to load");
@@ -1139,10 +1144,11 @@ struct nk_call {
         unsigned timeout_ms;
         struct timespec deadline;
         char what[NK_PROTO_NAME_MAX + 32];
+        uint64_t started_ns;    /* for the latency histogram (status.h) */
 };
 
-NK_EXPORT int nk_host_call_start(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t caller_pid_len,
-                                 const uint8_t *args, size_t args_len, nk_call **ret_call, nk_error *err)
+static int call_start(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t caller_pid_len,
+                      const uint8_t *args, size_t args_len, nk_call **ret_call, nk_error *err)
 {
         *ret_call = NULL;
         if (h->state != ST_RUNNING)
@@ -1163,6 +1169,7 @@ NK_EXPORT int nk_host_call_start(nk_host *h, unsigned index, const uint8_t *call
         if (!c)
                 return nk_error_set(err, NK_ERR_SYSTEM, -ENOMEM, "out of memory");
         c->h = h;
+        c->started_ns = nk_status_now_ns();
         c->timeout_ms = h->call_timeout_ms;
         snprintf(c->what, sizeof c->what, "call to %s/%u", h->funcs[index].name, h->funcs[index].arity);
         uint32_t idx = index, pid_len = (uint32_t) caller_pid_len;
@@ -1179,6 +1186,15 @@ NK_EXPORT int nk_host_call_start(nk_host *h, unsigned index, const uint8_t *call
                 return r;
         *ret_call = TAKE_PTR(c);
         return 0;
+}
+
+NK_EXPORT int nk_host_call_start(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t caller_pid_len,
+                                 const uint8_t *args, size_t args_len, nk_call **ret_call, nk_error *err)
+{
+        int r = call_start(h, index, caller_pid, caller_pid_len, args, args_len, ret_call, err);
+        if (r < 0)
+                nk_status_call(&h->status, 0, err);
+        return r;
 }
 
 /* Turns a finished call's reply into res or err. */
@@ -1230,6 +1246,7 @@ NK_EXPORT int nk_host_call_poll(nk_call *c, int wait_ms, nk_result *res, nk_erro
         r = request_finish(h, &c->p, r, c->timeout_ms, c->what, "timeout", err);
         if (r >= 0)
                 r = call_result(c, res, err);
+        nk_status_call(&h->status, nk_status_now_ns() - c->started_ns, r < 0 ? err : NULL);
         free(c);
         return r;
 }
@@ -1277,6 +1294,11 @@ NK_EXPORT int nk_host_ping(nk_host *h, unsigned timeout_ms, nk_error *err)
                 r = reply_error(h, &p.msg, NK_ERR_PROTOCOL, "PING", err);
         pending_done(&p);
         return r;
+}
+
+NK_EXPORT int nk_host_stats(const nk_host *h, struct nk_stats *ret)
+{
+        return nk_status_get(&h->status, ret);
 }
 
 NK_EXPORT int nk_host_release_resource(nk_host *h, uint64_t handle)
