@@ -993,6 +993,22 @@ static int bwrap_wait(struct nk_child *child, int timeout_ms, struct nk_child_ex
                                           : waitid(P_PID, (id_t) child->pid, &si, options);
                 if (r < 0 && errno == EINTR)
                         continue;
+                if (r < 0 && errno == ECHILD && child->pidfd >= 0) {
+                        /* A reparented child's exit signal becomes SIGCHLD,
+                         * and where that is ignored (BEAM) the kernel reaps
+                         * it: when the monitor was cloned by a caller's
+                         * thread (no spawner thread) that has exited. */
+                        struct nk_child_exit ex;
+                        int e = nk_pidfd_exit(child->pidfd, &ex);
+                        if (e < 0)
+                                return e;
+                        child->reaped = true;
+                        if (ex.signo == 0)
+                                nk_bwrap_translate_exit(ex.status, ret);
+                        else
+                                *ret = ex;
+                        return 0;
+                }
                 if (r < 0)
                         return -errno;
                 if (si.si_pid != 0)
