@@ -135,20 +135,47 @@ def build_prerequisites(paths):
     return None
 
 
+def unreachable_by_others(path):
+    """The first directory on the way to PATH that uid 1000 could not enter, or None.
+
+    The guest sees the machine's permissions as they are: a build under /root (0700)
+    is out of reach of the unprivileged run."""
+    path = os.path.abspath(path)
+    while True:
+        st = os.stat(path)
+        if st.st_uid != 1000 and not st.st_mode & 0o001:
+            return path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+
+
+def skip_script(reason):
+    return f'#!/bin/sh\necho {shlex.quote("SKIP: " + reason)}\nexit {SKIP}\n'
+
+
 def build_plan(paths, guest_env):
     """[(id, mode, timeout, script text)] for every test the guest runs, in order."""
     plan = []
+    blocked = unreachable_by_others(paths.builddir) or unreachable_by_others(paths.srcdir)
+    user_skip = skip_script(f'uid 1000 cannot enter {blocked}: build outside it to run the unprivileged tests') \
+        if blocked else None
     guest_dir = os.path.join(paths.srcdir, 'tests', 'vm', 'guest-tests')
     for mode in ('root', 'user'):
         for name, modes in GUEST_TESTS.items():
             if mode in modes:
                 script = test_script([os.path.join(guest_dir, name + '.sh')], guest_env, paths.builddir)
+                if mode == 'user' and user_skip:
+                    script = user_skip
                 plan.append((f'{mode}-{name}', mode, GUEST_TEST_TIMEOUT, script))
         for t in guest_meson_tests(paths):
             limit = t.get('timeout') or 0
             limit = int(limit * TIMEOUT_FACTOR) if limit > 0 else GUEST_TEST_TIMEOUT
             env = dict(t.get('env') or {})
             script = test_script(t['cmd'], env, t.get('workdir') or paths.builddir)
+            if mode == 'user' and user_skip:
+                script = user_skip
             plan.append((f'{mode}-integration-{safe_id(t["name"])}', mode, limit, script))
     return plan
 
@@ -181,6 +208,8 @@ def write_plan(paths, plan):
             with open(os.path.join(paths.plan, ident + '.sh'), 'w') as f:
                 f.write(script)
             lst.write(f'{ident} {mode} {limit}\n')
+    with open(os.path.join(paths.plan, 'user-writable'), 'w') as f:
+        f.write(paths.builddir + '\n')
 
 
 def meson_run():
