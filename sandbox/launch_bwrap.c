@@ -24,21 +24,16 @@
  *    (kernel.unprivileged_userns_clone=1, Debian's default), and the host
  *    binary, the NIF and its libraries must be readable by that uid. The
  *    native launcher maps the ids from the privileged parent instead.
- *  - Two user namespaces instead of one: to mount the devpts of --dev,
- *    bwrap maps the outside id to 0 of an intermediate namespace, then
- *    maps the inside id to that 0 in a nested one. The host's uid_map thus
- *    reads "1000 0 1"; seen from outside it is the outside id either way.
  *  - The environment: empty as in the native launcher (the sanitizers'
  *    options aside), but bwrap always sets PWD=/.
- *  - /dev: bwrap's --dev holds null, zero, full, random, urandom and tty,
- *    plus shm (tmpfs), pts, ptmx and the stdio symlinks; the native root has
- *    only the four nodes null, zero, random, urandom.
- *  - Mount flags: the binds are ro,nosuid,nodev and /proc is
- *    nosuid,nodev,noexec with both launchers, but bwrap's root and /dev
- *    tmpfs and its device binds lack the noexec the native launcher gives
- *    them (the root is read-only and holds only directories either way).
- *    bwrap's root and /tmp belong to the host's uid, /tmp with mode 755
- *    (native: 1777); the host alone uses it with both launchers.
+ *  - Mount flags: the binds are ro,nosuid,nodev, /proc is
+ *    nosuid,nodev,noexec, and /dev is a directory of the read-only root
+ *    holding the same four device nodes (null, zero, random, urandom; not
+ *    --dev, whose devpts would make bwrap nest a second user namespace)
+ *    with both launchers; but bwrap's root and device binds lack the
+ *    noexec the native launcher gives them (the root holds only
+ *    directories either way). bwrap's root and /tmp belong to the host's
+ *    uid, /tmp with mode 755 (native: 1777); the host alone uses it.
  *  - /tmp's size: passed with --size (bubblewrap 0.7.0 and later, not
  *    setuid). With an older or setuid bwrap the tmpfs has the kernel's
  *    default size (half of RAM), only RLIMIT_FSIZE bounds each file, and
@@ -104,6 +99,7 @@ enum {
 #define INFO_MAX 4096
 
 static const char *const passed_env[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS" };
+static const char *const dev_nodes[] = { "/dev/null", "/dev/zero", "/dev/random", "/dev/urandom" };
 
 /* Exposed for the tests (tests/integration/bwrap); not part of the API. */
 int nk_bwrap_find(const char *path_env, char *buf, size_t size);
@@ -377,6 +373,8 @@ static int build_argv(const struct nk_sandbox_config *sc, const struct nk_pathse
         argf(a, "%u", (unsigned) sc->inside_uid);
         arg(a, "--gid");
         argf(a, "%u", (unsigned) sc->inside_gid);
+        arg(a, "--hostname");
+        arg(a, "nifkit-host");
         arg(a, "--die-with-parent");
         arg(a, "--new-session");
         arg(a, "--as-pid-1");
@@ -396,8 +394,14 @@ static int build_argv(const struct nk_sandbox_config *sc, const struct nk_pathse
          * (a build tree, say) must land on the new /tmp, not under it. */
         arg(a, "--proc");
         arg(a, "/proc");
-        arg(a, "--dev");
-        arg(a, "/dev");
+        /* The four nodes the native root has, not --dev: that would add
+         * tty, pts and shm, and its devpts needs bwrap to nest a second
+         * user namespace. /dev itself is read-only with the root. */
+        for (size_t i = 0; i < NK_ARRAY_SIZE(dev_nodes); i++) {
+                arg(a, "--dev-bind");
+                arg(a, dev_nodes[i]);
+                arg(a, dev_nodes[i]);
+        }
         if (have_size && sc->tmp_mb) {
                 arg(a, "--size");
                 argf(a, "%llu", (unsigned long long) sc->tmp_mb << 20);

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #define CHANNEL 3
@@ -191,6 +192,8 @@ static void build_report(int argc, char **argv)
         put("nofile=%llu\n", getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (unsigned long long) rl.rlim_cur : 0ULL);
         put("core=%llu\n", getrlimit(RLIMIT_CORE, &rl) == 0 ? (unsigned long long) rl.rlim_cur : 1ULL);
         put("cwd=%s\n", getcwd(cwd, sizeof cwd) ? cwd : "?");
+        struct utsname u;
+        put("hostname=%s\n", uname(&u) == 0 ? u.nodename : "?");
         /* Every variable but the sanitizers' options, which are passed on. */
         put("env=");
         bool first = true;
