@@ -490,9 +490,12 @@ static void test_sandbox_report(void **state)
                                 pid1 = strcmp(strrchr(line, '\t') + 1, "1\n") == 0;
                 fclose(f);
                 assert_true(pid1);
+                printf("# cgroup leaf %s holds the host, pid 1 of its namespace, alone\n",
+                       nk_cgroup_path(p.child.cgroup));
         } else {
                 printf("# no cgroup v2 leaf on this machine: its placement is not checked here\n");
         }
+        fflush(stdout);
 
         say(&p, "exit 0");
         struct nk_child_exit ex;
