@@ -171,7 +171,7 @@ def build_plan(paths, guest_env):
                 plan.append((f'{mode}-{name}', mode, GUEST_TEST_TIMEOUT, script))
         for t in guest_meson_tests(paths):
             limit = t.get('timeout') or 0
-            limit = int(limit * TIMEOUT_FACTOR) if limit > 0 else GUEST_TEST_TIMEOUT
+            limit = max(10, int(limit * TIMEOUT_FACTOR)) if limit > 0 else GUEST_TEST_TIMEOUT
             env = dict(t.get('env') or {})
             script = test_script(t['cmd'], env, t.get('workdir') or paths.builddir)
             if mode == 'user' and user_skip:
