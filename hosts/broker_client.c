@@ -157,7 +157,7 @@ static int request(uint32_t type, struct iovec *iov, size_t niov, uint8_t *paylo
         if (bc.sock < 0 || bc.broken) {
                 pthread_mutex_unlock(&bc.lock);
                 pthread_cond_destroy(&w.cond);
-                return -EACCES;
+                return -ENOTCONN;
         }
         w.id = ++bc.next_id;
         w.next = bc.waiters;
@@ -221,7 +221,9 @@ int nk_broker_client_open(const char *path, int flags, unsigned mode)
                 return -ENAMETOOLONG;
         uint32_t f = (uint32_t) flags, m = mode;
         struct iovec iov[] = { {}, { &f, 4 }, { &m, 4 }, { (void *) path, len } };
-        return request(NK_MSG_BROKER_OPEN, iov, NK_ARRAY_SIZE(iov), NULL, NULL);
+        int r = request(NK_MSG_BROKER_OPEN, iov, NK_ARRAY_SIZE(iov), NULL, NULL);
+        /* No broker: no grants, so no file exists (see broker.c). */
+        return r == -ENOTCONN ? -ENOENT : r;
 }
 
 int nk_broker_client_connect(int type, int protocol, const struct sockaddr *sa, socklen_t len)
@@ -230,7 +232,8 @@ int nk_broker_client_connect(int type, int protocol, const struct sockaddr *sa, 
         if (len > sizeof(struct sockaddr_storage))
                 return -EINVAL;
         struct iovec iov[] = { {}, { &t, 4 }, { &p, 4 }, { (void *) sa, len } };
-        return request(NK_MSG_BROKER_CONNECT, iov, NK_ARRAY_SIZE(iov), NULL, NULL);
+        int r = request(NK_MSG_BROKER_CONNECT, iov, NK_ARRAY_SIZE(iov), NULL, NULL);
+        return r == -ENOTCONN ? -EACCES : r;
 }
 
 int nk_broker_client_listen(int type, int protocol, int backlog, const struct sockaddr *sa, socklen_t len)
@@ -239,7 +242,8 @@ int nk_broker_client_listen(int type, int protocol, int backlog, const struct so
         if (len > sizeof(struct sockaddr_storage))
                 return -EINVAL;
         struct iovec iov[] = { {}, { &t, 4 }, { &p, 4 }, { &b, 4 }, { (void *) sa, len } };
-        return request(NK_MSG_BROKER_LISTEN, iov, NK_ARRAY_SIZE(iov), NULL, NULL);
+        int r = request(NK_MSG_BROKER_LISTEN, iov, NK_ARRAY_SIZE(iov), NULL, NULL);
+        return r == -ENOTCONN ? -EACCES : r;
 }
 
 int nk_broker_client_resolve(const char *name, int family, struct sockaddr_storage *ret, size_t max)
@@ -253,7 +257,7 @@ int nk_broker_client_resolve(const char *name, int family, struct sockaddr_stora
         struct iovec iov[] = { {}, { &f, 4 }, { (void *) name, len } };
         int r = request(NK_MSG_BROKER_RESOLVE, iov, NK_ARRAY_SIZE(iov), answer, &alen);
         if (r < 0)
-                return r;
+                return r == -ENOTCONN ? -EACCES : r;
         struct nk_rd rd = nk_rd_init(answer, alen);
         uint32_t n;
         if (!nk_rd_u32(&rd, &n))

@@ -6,8 +6,9 @@
  * each request carries an id and its waiter gets the answer with that id.
  *
  * Each function returns a descriptor (close-on-exec, owned by the caller)
- * or 0, or the -errno the NIF should see: -EACCES for what the policy does
- * not grant, and for everything when no broker was passed.
+ * or 0, or the -errno the NIF should see: -ENOENT for a path outside every
+ * grant, -EACCES for what the policy refuses otherwise; without a broker,
+ * every path is outside every grant and every socket refused.
  */
 #ifndef NIFKIT_BROKER_CLIENT_H
 #define NIFKIT_BROKER_CLIENT_H

@@ -10,8 +10,8 @@
  * Paths under /tmp and /dev are the host's own (a private tmpfs and a tiny
  * /dev in the sandbox) and are opened directly; every other path is asked
  * of the broker, relative paths as if from "/", the host's working
- * directory. Without a broker (the policy grants nothing) every brokered
- * request fails with EACCES.
+ * directory. Without a broker (the policy grants nothing) no such path
+ * exists (ENOENT) and every socket is refused (EACCES).
  *
  * Sockets: socket() of an IPv4/IPv6 family returns a placeholder (the read
  * end of a pipe) and remembers its family, type and protocol; connect(),

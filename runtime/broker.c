@@ -62,6 +62,7 @@ struct nk_broker {
         int sock;               /* our end of the broker socket */
         pthread_t thread;
         bool running;
+        bool openat2_missing_said;
 };
 
 bool nk_broker_needed(const struct nk_policy *p)
@@ -257,31 +258,112 @@ static int finish_open(int fd, int flags, int *ret_fd)
         return 0;
 }
 
-static bool openat2_missing_said;
+static uint64_t resolve_flags(const struct grant *g)
+{
+        uint64_t resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+        if (g->file->no_symlinks)
+                resolve |= RESOLVE_NO_SYMLINKS;
+        return resolve;
+}
 
+/* -EXDEV when the path leaves the grant (.., a symlink out). */
 static int open_in_grant(const struct grant *g, const char *rest, int flags, unsigned mode)
 {
         if (g->dirfd < 0)
                 return -g->open_errno;
         if (rest[0] == '\0')
                 return -EISDIR;         /* the grant's directory itself */
-        uint64_t resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
-        if (g->file->no_symlinks)
-                resolve |= RESOLVE_NO_SYMLINKS;
         /* O_NONBLOCK so that a FIFO cannot hold the broker in open();
          * finish_open refuses it and restores the caller's flags. */
-        int fd = sys_openat2(g->dirfd, rest, flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, mode, resolve);
-        if (fd == -ENOSYS && !__atomic_exchange_n(&openat2_missing_said, true, __ATOMIC_RELAXED))
-                fprintf(stderr, "nifkit: openat2() is not available (Linux older than 5.6): the capability "
-                                "broker refuses every file request rather than open files unsafely\n");
-        /* An escape (.., an absolute symlink) is EXDEV: the NIF sees the
-         * same refusal as for a path outside every grant. */
-        return fd == -EXDEV ? -EACCES : fd;
+        return sys_openat2(g->dirfd, rest, flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, mode, resolve_flags(g));
+}
+
+/*
+ * When the last component of rest, beneath the grant, is a symlink with an
+ * absolute target, the target (NUL-terminated, in buf). Only the last
+ * component: its directory is opened beneath the grant first, so nothing
+ * on the way is followed outside it. The target is then judged as a new
+ * request against every grant: /usr/lib/ssl/openssl.cnf → /etc/ssl/… is
+ * opened when both directories are granted, and only then.
+ */
+static int absolute_link_target(const struct grant *g, const char *rest, char *buf, size_t size)
+{
+        const char *slash = strrchr(rest, '/');
+        const char *last = slash ? slash + 1 : rest;
+        _cleanup_close_ int parent = -1;
+        if (slash) {
+                char dir[PATH_MAX];
+                size_t n = (size_t) (slash - rest);
+                if (n >= sizeof dir)
+                        return -ENAMETOOLONG;
+                memcpy(dir, rest, n);
+                dir[n] = '\0';
+                parent = sys_openat2(g->dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, resolve_flags(g));
+                if (parent < 0)
+                        return parent;
+        }
+        if (strcmp(last, "..") == 0 || strcmp(last, ".") == 0)
+                return -EXDEV;
+        ssize_t n = readlinkat(slash ? parent : g->dirfd, last, buf, size - 1);
+        if (n < 0)
+                return -errno;
+        buf[n] = '\0';
+        return n > 0 && buf[0] == '/' ? 0 : -EXDEV;
+}
+
+/* Symlinks followed from grant to grant, as the kernel's own limit on
+ * nested links. */
+#define MAX_LINK_HOPS 8
+
+/* Opens abs (normalised; rewritten when a link is followed) beneath the
+ * grants. *ret_policy says whether a refusal was the policy's (so that
+ * audit mode may override it) rather than the file system's. */
+static int open_granted(struct nk_broker *b, char *abs, size_t size, int flags, unsigned mode, int *ret_fd,
+                        bool *ret_policy)
+{
+        *ret_policy = false;
+        for (int hops = 0;; hops++) {
+                const char *rest = NULL;
+                struct grant *g = find_grant(b, abs, &rest);
+                /* Outside every grant nothing exists, as far as the host
+                 * can tell: libraries that probe for optional files
+                 * (OpenSSL's openssl.cnf) take ENOENT in their stride and
+                 * fail on anything else. Beneath a grant, the refusal is
+                 * the policy's: EACCES. */
+                if (!g) {
+                        *ret_policy = true;
+                        return -ENOENT;
+                }
+                if (!access_allows(g->file->access, flags)) {
+                        *ret_policy = true;
+                        return -EACCES;
+                }
+                int r = open_in_grant(g, rest, flags, mode);
+                /* Linux before 5.6: fail closed, and say why once, where
+                 * the host's notes go (a library does not write to stderr). */
+                if (r == -ENOSYS && !__atomic_exchange_n(&b->openat2_missing_said, true, __ATOMIC_RELAXED) &&
+                    b->log_fn)
+                        b->log_fn(b->log_arg, "openat2() is not available (Linux older than 5.6): the capability "
+                                              "broker refuses every file request rather than open files unsafely");
+                if (r >= 0)
+                        return finish_open(r, flags, ret_fd);
+                if (r != -EXDEV) {
+                        *ret_policy = r == -ELOOP;
+                        return r;
+                }
+                char target[PATH_MAX];
+                if ((flags & O_NOFOLLOW) || g->file->no_symlinks || hops == MAX_LINK_HOPS ||
+                    absolute_link_target(g, rest, target, sizeof target) < 0 ||
+                    normalise(target, strlen(target), abs, size) < 0) {
+                        *ret_policy = true;
+                        return -EACCES;
+                }
+        }
 }
 
 int nk_broker_open(struct nk_broker *b, const char *path, size_t len, int flags, unsigned mode, int *ret_fd)
 {
-        char abs[PATH_MAX + 2];
+        char abs[PATH_MAX + 2], req[PATH_MAX + 2];
         *ret_fd = -1;
         if (len == 0)
                 return -ENOENT;
@@ -289,14 +371,13 @@ int nk_broker_open(struct nk_broker *b, const char *path, size_t len, int flags,
                 return -EINVAL;
         if (len >= PATH_MAX)
                 return -ENAMETOOLONG;
-        int r = normalise(path, len, abs, sizeof abs);
+        int r = normalise(path, len, req, sizeof req);
         if (r < 0)
                 return r;
+        memcpy(abs, req, sizeof abs);
 
-        struct nk_audit_record rec = { .op = "open", .path = abs, .flags = flags };
+        struct nk_audit_record rec = { .op = "open", .path = req, .flags = flags };
         int refusal = 0;
-        const char *rest = NULL;
-        struct grant *g = NULL;
         if ((flags & ~OPEN_FLAGS_KNOWN) & ~(O_DIRECTORY | O_PATH | __O_TMPFILE))
                 refusal = -EINVAL;
         else if (flags & (O_DIRECTORY | O_PATH | __O_TMPFILE))
@@ -311,37 +392,17 @@ int nk_broker_open(struct nk_broker *b, const char *path, size_t len, int flags,
          * open, refuses a mode without O_CREAT. */
         mode = (flags & O_CREAT) ? mode & 0777 : 0;
 
-        g = find_grant(b, abs, &rest);
-        if (g && access_allows(g->file->access, flags)) {
-                r = open_in_grant(g, rest, flags, mode);
-                if (r >= 0) {
-                        r = finish_open(r, flags, ret_fd);
-                        if (r == 0) {
-                                rec.decision = "allow";
-                                audit(b, &rec);
-                                return 0;
-                        }
-                }
-                /* Not found, or not a regular file: what the NIF would see
-                 * with the grant too, so audit mode changes nothing. */
-                if (r != -EACCES && r != -ELOOP) {
-                        rec.decision = "deny";
-                        rec.error = -r;
-                        audit(b, &rec);
-                        return r;
-                }
-        } else
-                r = -EACCES;
-
-        if (!auditing(b)) {
-                rec.decision = "deny";
+        bool policy;
+        r = open_granted(b, abs, sizeof abs, flags, mode, ret_fd, &policy);
+        if (r == 0 || !policy || !auditing(b)) {
+                rec.decision = r == 0 ? "allow" : "deny";
                 rec.error = -r;
                 audit(b, &rec);
                 return r;
         }
         /* Audit mode: what the policy refused is opened with the runtime's
          * own rights, and recorded. Still a regular file only. */
-        int fd = openat(AT_FDCWD, abs, flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, mode);
+        int fd = openat(AT_FDCWD, req, flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, mode);
         r = fd < 0 ? -errno : finish_open(fd, flags, ret_fd);
         rec.decision = r == 0 ? "audit-allow" : "deny";
         rec.error = r < 0 ? -r : 0;
