@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,8 +64,8 @@ static int add_parents(struct nk_pathset *dirs, const char *dst)
         return 0;
 }
 
-static int add_entry(struct nk_mount_plan *plan, size_t *cap, struct nk_pathset *dirs, const char *src,
-                     const char *at, enum nk_mount_kind kind, struct nk_sandbox_error *err)
+static int add_entry(struct nk_mount_plan *plan, size_t *cap, const char *src, const char *at,
+                     enum nk_mount_kind kind, struct nk_sandbox_error *err)
 {
         if (at[0] != '/')
                 return nk_sandbox_error_set(err, -EINVAL, "'%s' is not an absolute path", at);
@@ -92,24 +93,41 @@ static int add_entry(struct nk_mount_plan *plan, size_t *cap, struct nk_pathset 
         char *s = strdup(src);
         if (!s)
                 return -ENOMEM;
-        int r = add_parents(dirs, dst);
-        if (r < 0) {
-                free(s);
-                return r;
-        }
         plan->entries[plan->n++] = (struct nk_mount_entry) { .src = s, .dst = TAKE_PTR(dst), .kind = kind };
         return 0;
 }
 
+/* An entry inside a bound directory is already there, and its mount point
+ * could not be created inside that read-only bind anyway. */
+static void drop_covered(struct nk_mount_plan *plan)
+{
+        size_t w = 0;
+        for (size_t i = 0; i < plan->n; i++) {
+                bool covered = false;
+                for (size_t j = 0; j < plan->n && !covered; j++) {
+                        size_t len = strlen(plan->entries[j].dst);
+                        covered = j != i && plan->entries[j].kind == NK_MOUNT_DIR &&
+                                  strncmp(plan->entries[i].dst, plan->entries[j].dst, len) == 0 &&
+                                  plan->entries[i].dst[len] == '/';
+                }
+                if (covered) {
+                        free(plan->entries[i].src);
+                        free(plan->entries[i].dst);
+                } else {
+                        plan->entries[w++] = plan->entries[i];
+                }
+        }
+        plan->n = w;
+}
+
 /* A path to bind: must exist now; a directory is bound as one. */
-static int add_path(struct nk_mount_plan *plan, size_t *cap, struct nk_pathset *dirs, const char *path,
-                    struct nk_sandbox_error *err)
+static int add_path(struct nk_mount_plan *plan, size_t *cap, const char *path, struct nk_sandbox_error *err)
 {
         struct stat st;
         if (stat(path, &st) < 0)
                 return nk_sandbox_error_set(err, -errno, "cannot bind '%s' into the sandbox: %s", path,
                                             strerror(errno));
-        return add_entry(plan, cap, dirs, path, path, S_ISDIR(st.st_mode) ? NK_MOUNT_DIR : NK_MOUNT_FILE, err);
+        return add_entry(plan, cap, path, path, S_ISDIR(st.st_mode) ? NK_MOUNT_DIR : NK_MOUNT_FILE, err);
 }
 
 int nk_mount_prepare(const struct nk_sandbox_config *cfg, const struct nk_pathset *deps,
@@ -127,15 +145,19 @@ int nk_mount_prepare(const struct nk_sandbox_config *cfg, const struct nk_pathse
         snprintf(plan.tmp_opts, sizeof plan.tmp_opts, "mode=1777,size=%um,nr_inodes=%u",
                  cfg->tmp_mb ? cfg->tmp_mb : 1, cfg->tmp_mb ? cfg->tmp_mb * 64 : 64);
 
-        r = add_path(&plan, &cap, &dirs, cfg->host_binary, err);
+        r = add_path(&plan, &cap, cfg->host_binary, err);
         if (r >= 0)
-                r = add_path(&plan, &cap, &dirs, cfg->library, err);
+                r = add_path(&plan, &cap, cfg->library, err);
         for (size_t i = 0; r >= 0 && i < deps->n; i++)
-                r = add_path(&plan, &cap, &dirs, deps->paths[i], err);
+                r = add_path(&plan, &cap, deps->paths[i], err);
         for (size_t i = 0; r >= 0 && cfg->extra_ro && cfg->extra_ro[i]; i++)
-                r = add_path(&plan, &cap, &dirs, cfg->extra_ro[i], err);
+                r = add_path(&plan, &cap, cfg->extra_ro[i], err);
         for (size_t i = 0; r >= 0 && i < NK_ARRAY_SIZE(dev_nodes); i++)
-                r = add_entry(&plan, &cap, &dirs, dev_nodes[i], dev_nodes[i], NK_MOUNT_DEV, err);
+                r = add_entry(&plan, &cap, dev_nodes[i], dev_nodes[i], NK_MOUNT_DEV, err);
+        if (r >= 0)
+                drop_covered(&plan);
+        for (size_t i = 0; r >= 0 && i < plan.n; i++)
+                r = add_parents(&dirs, plan.entries[i].dst);
         if (r >= 0)
                 r = nk_pathset_add(&dirs, plan.proc_dir);
         if (r >= 0)
@@ -147,8 +169,7 @@ int nk_mount_prepare(const struct nk_sandbox_config *cfg, const struct nk_pathse
                 nk_mount_plan_free(&plan);
                 return r;
         }
-        /* A directory that is itself bound must not also be created as a
-         * plain directory under a later bind; sorting puts parents first. */
+        /* Sorting puts parents before their children. */
         qsort(dirs.paths, dirs.n, sizeof *dirs.paths, cmp_str);
         plan.dirs = TAKE_PTR(dirs.paths);
         plan.ndirs = dirs.n;

@@ -294,6 +294,25 @@ static void test_mount_plan(void **state)
                 if (r >= 0)
                         fail_msg("'%s' was accepted as a bind", bad[i]);
         }
+
+        /* The library's directory bound as a whole: the library's own bind,
+         * inside it, is dropped. */
+        const char *const extra[] = { dir, NULL };
+        const struct nk_sandbox_config with_dir = { .host_binary = "/bin/true", .library = lib, .tmp_mb = 8,
+                                                    .extra_ro = extra };
+        assert_int_equal(nk_mount_prepare(&with_dir, &deps, &plan, &err), 0);
+        assert_int_equal(plan.n, 7);
+        bool have_dir = false;
+        for (size_t i = 0; i < plan.n; i++) {
+                assert_string_not_equal(plan.entries[i].src, lib);
+                if (strcmp(plan.entries[i].src, dir) == 0) {
+                        have_dir = true;
+                        assert_int_equal(plan.entries[i].kind, NK_MOUNT_DIR);
+                }
+        }
+        assert_true(have_dir);
+        nk_mount_plan_free(&plan);
+
         nk_pathset_free(&deps);
         unlink(lib);
         free(lib);
