@@ -216,6 +216,17 @@ static ERL_NIF_TERM crash(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
         return enif_make_atom(env, "survived");
 }
 
+/* A real fault (the kernel forces SIGFPE), unlike raise(). */
+static ERL_NIF_TERM divide(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        volatile int a = 1, b;
+        int d;
+        if (!enif_get_int(env, argv[0], &d))
+                return enif_make_badarg(env);
+        b = d;
+        return enif_make_int(env, a / b);
+}
+
 static ERL_NIF_TERM exit_now(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
         int status;
@@ -235,6 +246,7 @@ static ERL_NIF_TERM sleep_ms(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
 
 static ErlNifFunc funcs[] = {
         { "crash", 0, crash, 0 },
+        { "divide", 1, divide, 0 },
         { "exit", 1, exit_now, 0 },
         { "sleep", 1, sleep_ms, 0 },
         { "ids", 0, ids, 0 },

@@ -286,18 +286,23 @@ static bool is_errno(const char *s, int e)
 static void test_writes(void **state)
 {
         nk_host *h = *state;
-        char *s = write_file(h, "/escape", 1);
-        if (!is_errno(s, EROFS) && !is_errno(s, EACCES))
-                fail_msg("creating /escape gave %s", s);
-        printf("# escape attempt: create /escape -> %s\n", s);
-        free(s);
         char path[512];
         snprintf(path, sizeof path, "%s.x", need_env("NK_SANDBOX_PROBE"));
-        s = write_file(h, path, 1);
-        if (!is_errno(s, EROFS) && !is_errno(s, EACCES))
-                fail_msg("creating a file beside the library gave %s", s);
-        printf("# escape attempt: create a file beside the library -> %s\n", s);
-        free(s);
+        const char *const escapes[] = { "/escape", path, "/proc/escape", "/dev/escape" };
+        for (size_t i = 0; i < sizeof escapes / sizeof escapes[0]; i++) {
+                /* Whichever layer refuses (the broker, seccomp, the
+                 * read-only mount), nothing may be created. */
+                char *s = write_file(h, escapes[i], 1);
+                if (strncmp(s, "{error,", 7) != 0)
+                        fail_msg("creating %s gave %s", escapes[i], s);
+                char *e = call_path(h, "exists", escapes[i]);
+                if (!is_errno(e, ENOENT))
+                        fail_msg("%s exists after a refused creation: %s", escapes[i], e);
+                printf("# escape attempt: create %s -> %s, and it does not exist\n", escapes[i], s);
+                free(s);
+                free(e);
+        }
+        char *s;
 
         /* /tmp is a tmpfs of the policy's size, nosuid and nodev. */
         char want[64];
@@ -445,6 +450,17 @@ static void test_reason_crashed(void **state)
         expect_death("crash", NULL, 0, 0, "crashed", "signal 11 (SIGSEGV)");
 }
 
+/* A fault the kernel forces on the host (its pid namespace's init). */
+static void test_reason_crashed_by_fault(void **state)
+{
+        (void) state;
+        ei_x_buff x;
+        ei_x_new_with_version(&x);
+        ei_x_encode_list_header(&x, 1);
+        ei_x_encode_long(&x, 0);
+        expect_death("divide", &x, 1, 0, "crashed", "signal 8 (SIGFPE)");
+}
+
 /* BEAM ignores SIGCHLD, so the kernel reaps the host by itself: the
  * status must still come back (through the pidfd). */
 static void test_reason_crashed_sigchld_ignored(void **state)
@@ -512,6 +528,7 @@ int main(void)
                 cmocka_unit_test(test_reason_seccomp),
                 cmocka_unit_test(test_reason_crashed),
                 cmocka_unit_test(test_reason_crashed_sigchld_ignored),
+                cmocka_unit_test(test_reason_crashed_by_fault),
                 cmocka_unit_test(test_reason_exited),
                 cmocka_unit_test(test_reason_timeout),
         };
