@@ -260,6 +260,34 @@ static void test_network_decisions(void **state)
         assert_int_equal(ss[0].ss_family, AF_INET);
 }
 
+/* Magic links (/proc/self/root, /proc/self/fd/N, /proc/self/cwd) are
+ * refused even beneath a grant that contains them. */
+static void test_magic_links_refused(void **state)
+{
+        struct nk_policy *p;
+        struct nk_broker *b;
+        struct nk_policy_error err;
+        assert_int_equal(nk_policy_load_string("{\"nifkit_policy\": 1, \"files\": "
+                                               "[{\"path\": \"/proc/self\", \"access\": \"read\"}]}",
+                                               "magic", &p, &err), 0);
+        assert_int_equal(nk_broker_new(p, "magic.so", &b), 0);
+        static const char *const magic[] = { "/proc/self/root/etc/passwd", "/proc/self/fd/0", "/proc/self/cwd/x",
+                                             "/proc/self/exe" };
+        for (size_t i = 0; i < sizeof magic / sizeof *magic; i++) {
+                int fd = -1;
+                int r = nk_broker_open(b, magic[i], strlen(magic[i]), O_RDONLY, 0, &fd);
+                if (r != -ELOOP)
+                        fail_msg("%s: want ELOOP, got %d (%s)", magic[i], r, strerror(-r));
+                assert_int_equal(fd, -1);
+        }
+        /* An ordinary file beneath it is fine. */
+        int fd = -1;
+        assert_int_equal(nk_broker_open(b, "/proc/self/status", 17, O_RDONLY, 0, &fd), 0);
+        close(fd);
+        nk_broker_free(b);
+        nk_policy_free(p);
+}
+
 static int notes;
 
 static void note(void *arg, const char *msg)
@@ -372,6 +400,7 @@ int main(void)
                 cmocka_unit_test(test_open_decisions),
                 cmocka_unit_test(test_network_decisions),
                 cmocka_unit_test(test_no_openat2_fails_closed),
+                cmocka_unit_test(test_magic_links_refused),
                 cmocka_unit_test(test_audit_format),
                 cmocka_unit_test(test_suggest),
         };
