@@ -26,6 +26,7 @@
 #include "broker.h"
 #include "error.h"
 #include "launcher.h"
+#include "log.h"
 #include "macro.h"
 #include "nifkit.h"
 #include "nifkit_policy.h"
@@ -931,6 +932,16 @@ static bool env_flag(const char *name)
         return v && strcmp(v, "1") == 0;
 }
 
+/* What the sandbox does not enforce here (a best-effort policy without
+ * cgroup controllers): to the host's callback and the process's log sink. */
+static void sandbox_note(void *arg, const char *msg)
+{
+        nk_host *h = arg;
+        if (h->log_fn)
+                h->log_fn(h->log_arg, msg);
+        nk_log_event(NK_LOG_WARNING, h->library, "sandbox_not_enforced", NK_LOG_STR("message", msg));
+}
+
 /* Picks the launcher the policy names and the sandbox it describes. */
 static int choose_launcher(nk_host *h, struct nk_sandbox_config *sc, nk_error *err)
 {
@@ -1013,7 +1024,7 @@ static int launch(nk_host *h, nk_error *err)
         }
         struct nk_sandbox_error serr = { 0 };
         const struct nk_launch_config cfg = { .host_binary = hb, .library = h->library, .sandbox = &sc,
-                                              .log = h->log_fn, .log_arg = h->log_arg, .err = &serr };
+                                              .log = sandbox_note, .log_arg = h, .err = &serr };
         r = h->launcher->launch(&cfg, theirs, &h->child);
         if (r < 0 && serr.msg[0])
                 return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot start host '%s' for %s (%s launcher): %s",

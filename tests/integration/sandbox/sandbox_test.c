@@ -39,10 +39,22 @@ static const char *need_env(const char *name)
         return v;
 }
 
+static unsigned notes, sink_notes;
+
 static void note(void *arg, const char *msg)
 {
         (void) arg;
+        notes++;
         printf("# NOTE (not enforced on this machine): %s\n", msg);
+}
+
+static void sink(void *arg, enum nk_log_level level, const char *line)
+{
+        (void) arg;
+        if (strstr(line, "\"event\":\"sandbox_not_enforced\"")) {
+                assert_int_equal(level, NK_LOG_WARNING);
+                sink_notes++;
+        }
 }
 
 static nk_host *start_probe(void)
@@ -416,6 +428,18 @@ static void test_fds(void **state)
         free(s);
 }
 
+/* What is not enforced reaches the host's callback and the log sink alike. */
+static void test_notes_reach_log_sink(void **state)
+{
+        (void) state;
+        notes = sink_notes = 0;
+        nk_log_set_sink(sink, NULL, NK_LOG_DEBUG);
+        nk_host_free(start_probe());
+        nk_log_set_sink(NULL, NULL, NK_LOG_DEBUG);
+        assert_int_equal(notes, sink_notes);
+        printf("# %u note(s) about limits not enforced here, each also logged\n", notes);
+}
+
 /* ---- reasons ---------------------------------------------------------------------- */
 
 static void expect_death(const char *fn, ei_x_buff *args, unsigned arity, unsigned timeout_ms, const char *reason,
@@ -523,6 +547,7 @@ int main(void)
                 cmocka_unit_test(test_no_capabilities),
                 cmocka_unit_test(test_namespaces),
                 cmocka_unit_test(test_fds),
+                cmocka_unit_test(test_notes_reach_log_sink),
         };
         const struct CMUnitTest reasons[] = {
                 cmocka_unit_test(test_reason_seccomp),
