@@ -3,8 +3,8 @@
  * The capability broker end to end: libnifkit starts nifkit-host with a
  * policy, the test NIF (nif_broker.c) uses files and sockets through the
  * interposed libc, and every escape must fail. Runs with the launcher
- * NK_BROKER_LAUNCHER names: "direct" (the development launcher) or
- * "native" (the sandbox; skipped, saying why, where it cannot start).
+ * NK_BROKER_LAUNCHER names: "direct" (the development launcher), "native"
+ * or "bwrap" (the sandbox; skipped, saying why, where it cannot start).
  *
  * Files live in a directory under the build tree, not /tmp: /tmp is the
  * host's own and never goes through the broker. Network tests use loopback
@@ -37,6 +37,7 @@
 
 static char work[PATH_MAX];
 static bool sandboxed;
+static const char *launcher = "unsandboxed-development";
 static bool have_v6;
 static int port_echo4, port_echo6, port_denied, port_listen, port_udp;
 static int denied_accepts;
@@ -166,7 +167,7 @@ static char *policy_text(const char *mode, const char *files, const char *networ
                              "{\"nifkit_policy\": 1, \"launcher\": \"%s\", \"cgroup\": \"best-effort\", "
                              "\"mode\": \"%s\", \"limits\": {\"tmp_mb\": 16, \"open_files\": 256, "
                              "\"call_timeout_ms\": 60000}, \"files\": [%s], \"network\": %s}",
-                             sandboxed ? "native" : "unsandboxed-development", mode, files, network) > 0);
+                             launcher, mode, files, network) > 0);
         return s;
 }
 
@@ -184,7 +185,7 @@ static bool host_start_text(struct host *hs, const char *text)
         nk_error err = {};
         if (nk_host_start(hs->h, NULL, 0, &err) < 0) {
                 if (sandboxed) {
-                        print_message("SKIP: the native sandbox cannot start here: %s\n", err.msg);
+                        print_message("SKIP: the %s sandbox cannot start here: %s\n", launcher, err.msg);
                         nk_host_free(hs->h);
                         nk_policy_free(hs->policy);
                         return false;
@@ -339,7 +340,9 @@ static int setup(void **state)
 {
         const char *base = need_env("NK_BROKER_WORKDIR");
         const char *l = getenv("NK_BROKER_LAUNCHER");
-        sandboxed = l && strcmp(l, "native") == 0;
+        sandboxed = l && strcmp(l, "direct") != 0;
+        if (sandboxed)
+                launcher = l;
         snprintf(work, sizeof work, "%s/work-XXXXXX", base);
         assert_non_null(mkdtemp(work));
         static const char *const dirs[] = { "ro", "ro/sub", "nosym", "rw", "cr", "par", "sibling" };
