@@ -32,7 +32,7 @@ struct nk_status {
         struct nk_status *next;
         char *library;
         char *cgroup;
-        unsigned seq;           /* names the state file: PID-SEQ.json */
+        uint64_t key;           /* names the state file: PID-KEY.json */
         unsigned users;         /* attached hosts */
         bool died;              /* the last host died: the next start is a restart */
         bool dirty;             /* changed since the file was written */
@@ -43,7 +43,6 @@ struct nk_status {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static struct nk_status *records;
-static unsigned next_seq;
 static unsigned live;                   /* records with users > 0 */
 static pthread_t writer;
 static bool writer_joinable, writer_running, stopping;
@@ -92,9 +91,23 @@ static void sample_memory(struct nk_status *s)
                 s->st.memory_peak = v;
 }
 
+/*
+ * Every proxy copy in a VM has its own copy of this file and of its
+ * statics, so the name cannot come from a counter here: it comes from the
+ * library path (FNV-1a), which differs between copies by construction.
+ */
+static uint64_t path_key(const char *path)
+{
+        uint64_t h = 0xcbf29ce484222325ull;
+
+        for (const unsigned char *p = (const unsigned char *) path; *p; p++)
+                h = (h ^ *p) * 0x100000001b3ull;
+        return h;
+}
+
 static void file_name(const struct nk_status *s, char *buf, size_t size)
 {
-        snprintf(buf, size, "%d-%u.json", (int) getpid(), s->seq);
+        snprintf(buf, size, "%d-%016" PRIx64 ".json", (int) getpid(), s->key);
 }
 
 /* Lock held. Best effort: a missing or full directory costs the file, not
@@ -212,7 +225,7 @@ static struct nk_status *find_or_add(const char *library)
                 free(s);
                 return NULL;
         }
-        s->seq = next_seq++;
+        s->key = path_key(library);
         s->st.host_pid = -1;
         s->next = records;
         records = s;
@@ -246,6 +259,7 @@ void nk_status_started(struct nk_status_ref *ref, const char *library, int host_
         }
         ref->st = s;
         ref->attached = true;
+        ref->host_pid = host_pid;
         if (s->users++ == 0)
                 live++;
         if (s->died)
@@ -345,13 +359,15 @@ void nk_status_stopped(struct nk_status_ref *ref, const nk_error *death)
         if (!s || !ref->attached)
                 return;
         pthread_mutex_lock(&lock);
-        pid = s->st.host_pid;
+        pid = ref->host_pid;
         /* A death no call saw (the host crashed while idle). */
         if (death && death->reason[0] && strcmp(death->reason, "stopped") != 0 && !s->died) {
                 s->died = died = true;
                 snprintf(s->st.last_reason, sizeof s->st.last_reason, "%s", death->reason);
         }
-        s->st.host_pid = -1;
+        /* A supervisor may have started the next host before freeing this one. */
+        if (s->st.host_pid == pid)
+                s->st.host_pid = -1;
         detach(ref);
         if (s->users > 0)
                 s->dirty = true;

@@ -22,6 +22,7 @@ struct nk_status;
 struct nk_status_ref {
         struct nk_status *st;
         bool attached;
+        int host_pid;
 };
 
 /* A host of library started: attaches ref to the library's record (made on

@@ -290,6 +290,9 @@ int nk_status_list(int (*fn)(const struct nk_status_record *rec, void *arg), voi
                         dirs[i][0] = '\0';
                         continue;
                 }
+                /* $NIFKIT_STATUS_DIR replaces the others, for writers and readers alike. */
+                if (i == 0)
+                        return list_dir(dirs[0], fn, arg);
                 /* The same directory under two names ($XDG_RUNTIME_DIR may be /run/…). */
                 if (stat(dirs[i], &st) < 0)
                         continue;

@@ -168,6 +168,7 @@ check "status skips a record whose runtime is gone" sh -c "! grep -q /stale/ '$t
 check "status shows a live one with its errors by reason" \
         grep -q "^$$ .* 7 3 (crashed=1,timeout=2) .* 2 timeout .*64 .*4096 .*1024K  /live/\"quoted\".so$" "$tmp/status.txt"
 "$NIFKIT" status --json >"$tmp/status.json"
+sed 's/^/# /' "$tmp/status.json"
 check "status --json prints one valid object per live record" \
         erl -noshell -eval '
             {ok, B} = file:read_file("'"$tmp/status.json"'"),
@@ -179,7 +180,7 @@ check "status --json prints one valid object per live record" \
                         _ -> halt(1)
                     end;
                 _ -> halt(1)
-            catch _:_ -> halt(1)
+            catch C:R -> io:format("# ~p:~p~n", [C, R]), halt(1)
             end.'
 
 echo "1..$((pass + fail))"
