@@ -1,5 +1,6 @@
 %% The README's demo: a real VM uses Debian's jiffy through nifkit, then a
-%% NIF that segfaults, and lives on. Run by scripts/demo.
+%% NIF that segfaults, lives on, and calls that NIF again in a restarted host.
+%% Run by scripts/demo.
 -module(demo).
 -export([main/0]).
 
@@ -18,6 +19,14 @@ main() ->
          fun() -> crashy:crash() end),
     step("jiffy:decode(<<\"[\\\"still here\\\"]\">>)", [],
          fun() -> jiffy:decode(<<"[\"still here\"]">>) end),
+    step("crashy:hello()   % the proxy restarted crashy's host", [],
+         fun() -> crashy:hello() end),
+    %% The state files are rewritten at most once a second.
+    timer:sleep(1100),
+    io:format("> nifkit status~n~s", [indent(os:cmd(os:getenv("NIFKIT") ++ " status"))]),
+    step("[maps:with([library, calls, errors, restarts], S) || S <- nifkit:stats(), own(S)]", [],
+         fun() -> [maps:with([library, calls, errors, restarts], S) || S <- nifkit:stats(),
+                   own(S)] end),
     io:format("~nThe VM survived the segfault: ~p processes alive, uptime ~p ms.~n",
               [erlang:system_info(process_count),
                element(1, erlang:statistics(wall_clock))]),
@@ -30,6 +39,12 @@ step(Fmt, Args, Fun) ->
     catch
         Class:Reason -> io:format("    caught ~p:~p~n", [Class, Reason])
     end.
+
+indent(Text) ->
+    ["    " ++ L ++ "\n" || L <- string:split(string:trim(Text, trailing), "\n", all)].
+
+%% This VM's hosts only: other runtimes on the machine have their own.
+own(#{runtime_pid := Pid}) -> integer_to_list(Pid) =:= os:getpid().
 
 hosts() ->
     os:cmd("ps -o pid=,args= --ppid " ++ os:getpid() ++ " | grep nifkit-host | sed 's/^/      /'").
