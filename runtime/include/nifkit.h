@@ -103,7 +103,10 @@ void nk_host_set_send_callback(nk_host *h, nk_send_fn fn, void *arg);
 
 /* Told, at each start, what the sandbox does not enforce on this machine
  * (a best-effort policy without cgroup controllers). Without a callback
- * these notes are dropped: a library does not write to stderr on its own. */
+ * these notes are dropped: a library does not write to stderr on its own.
+ * Under a policy in "audit" mode (and without $NIFKIT_AUDIT_LOG) the
+ * capability broker's records come here too, one JSON object per call,
+ * from an internal thread; see docs/BROKER.md. */
 typedef void (*nk_log_fn)(void *arg, const char *msg);
 void nk_host_set_log_callback(nk_host *h, nk_log_fn fn, void *arg);
 
