@@ -338,6 +338,50 @@ static void test_audit_format(void **state)
         assert_int_equal(nk_audit_format(&r, buf, 20), -ENOBUFS);
 }
 
+static char last_record[1024];
+static int records;
+
+static void record(void *arg, const char *msg)
+{
+        snprintf(last_record, sizeof last_record, "%s", msg);
+        records++;
+}
+
+/* Audit mode without $NIFKIT_AUDIT_LOG: the records go to the log
+ * callback; enforce mode sends none there. */
+static void test_audit_to_callback(void **state)
+{
+        char text[2 * PATH_MAX];
+        struct nk_policy *p;
+        struct nk_broker *b;
+        struct nk_policy_error err;
+        unsetenv("NIFKIT_AUDIT_LOG");
+        snprintf(text, sizeof text, "{\"nifkit_policy\": 1, \"mode\": \"audit\", \"files\": "
+                                    "[{\"path\": \"%s/a\", \"access\": \"read\"}]}", work);
+        assert_int_equal(nk_policy_load_string(text, "audit", &p, &err), 0);
+        assert_int_equal(nk_broker_new(p, "audit.so", &b), 0);
+        nk_broker_set_log(b, record, NULL);
+        int fd = -1;
+        records = 0;
+        assert_int_equal(nk_broker_open(b, wp("ab/f"), strlen(wp("ab/f")), O_RDONLY, 0, &fd), 0);
+        close(fd);
+        assert_int_equal(records, 1);
+        assert_non_null(strstr(last_record, "\"op\":\"open\""));
+        assert_non_null(strstr(last_record, "\"decision\":\"audit-allow\""));
+        assert_non_null(strstr(last_record, "\"library\":\"audit.so\""));
+        /* Directories stay refused in audit mode. */
+        assert_int_equal(nk_broker_open(b, wp("ab"), strlen(wp("ab")), O_RDONLY, 0, &fd), -EISDIR);
+        assert_non_null(strstr(last_record, "\"decision\":\"deny\""));
+        nk_broker_free(b);
+        nk_policy_free(p);
+
+        records = 0;
+        nk_broker_set_log(broker, record, NULL);
+        assert_int_equal(nk_broker_open(broker, wp("ab/f"), strlen(wp("ab/f")), O_RDONLY, 0, &fd), -ENOENT);
+        nk_broker_set_log(broker, NULL, NULL);
+        assert_int_equal(records, 0);
+}
+
 static char *suggest(const char *log, int *ret)
 {
         FILE *in = fmemopen((void *) log, strlen(log), "r");
@@ -402,6 +446,7 @@ int main(void)
                 cmocka_unit_test(test_no_openat2_fails_closed),
                 cmocka_unit_test(test_magic_links_refused),
                 cmocka_unit_test(test_audit_format),
+                cmocka_unit_test(test_audit_to_callback),
                 cmocka_unit_test(test_suggest),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
