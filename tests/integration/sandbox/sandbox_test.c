@@ -26,6 +26,7 @@
 #include <ei.h>
 
 #include "nifkit.h"
+#include "nifkit_policy.h"
 
 /* An fd the runtime has open without close-on-exec: it must not reach the host. */
 #define MARKER_FD 200
@@ -440,6 +441,72 @@ static void test_notes_reach_log_sink(void **state)
         printf("# %u note(s) about limits not enforced here, each also logged\n", notes);
 }
 
+/* The test policy's text with one substitution, loaded. */
+static struct nk_policy *policy_with(const char *from, const char *to)
+{
+        FILE *f = fopen(need_env("NIFKIT_POLICY"), "r");
+        assert_non_null(f);
+        char text[8192], out[8192];
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        text[n] = '\0';
+        char *at = strstr(text, from);
+        assert_non_null(at);
+        snprintf(out, sizeof out, "%.*s%s%s", (int) (at - text), text, to, at + strlen(from));
+        struct nk_policy *p = NULL;
+        struct nk_policy_error perr;
+        if (nk_policy_load_string(out, "test", &p, &perr) < 0)
+                fail_msg("policy: %s", perr.msg);
+        return p;
+}
+
+static nk_host *start_with_policy(const struct nk_policy *p)
+{
+        nk_host *h = nk_host_new();
+        assert_non_null(h);
+        assert_int_equal(nk_host_set_library(h, need_env("NK_SANDBOX_PROBE")), 0);
+        assert_int_equal(nk_host_set_host_binary(h, need_env("NIFKIT_HOST")), 0);
+        nk_host_set_policy(h, p);
+        nk_error err = { 0 };
+        if (nk_host_start(h, NULL, 0, &err) < 0)
+                fail_msg("cannot start the probe: %s", err.msg);
+        return h;
+}
+
+/* A policy set on the host decides its sandbox's limits... */
+static void test_policy_limits(void **state)
+{
+        (void) state;
+        struct nk_policy *p = policy_with("\"tmp_mb\": 16", "\"tmp_mb\": 4");
+        nk_host *h = start_with_policy(p);
+        char want[64];
+        snprintf(want, sizeof want, "{%lu,", 4UL << 20);
+        char *s = call_path(h, "fs_size", "/tmp");
+        if (strncmp(s, want, strlen(want)) != 0)
+                fail_msg("the policy's tmp_mb 4 gave %s", s);
+        printf("# policy tmp_mb 4: /tmp is 4 MiB\n");
+        free(s);
+        nk_host_free(h);
+        nk_policy_free(p);
+}
+
+/* ...and only a policy that names it runs a host unsandboxed. */
+static void test_policy_unsandboxed(void **state)
+{
+        (void) state;
+        struct nk_policy *p = policy_with("\"launcher\": \"native\"", "\"launcher\": \"unsandboxed-development\"");
+        nk_host *h = start_with_policy(p);
+        char *s = call0(h, "pid");
+        assert_string_not_equal(s, "1");
+        char want[32];
+        snprintf(want, sizeof want, "%d", nk_host_pid(h));
+        assert_string_equal(s, want);
+        printf("# policy launcher unsandboxed-development: the host is pid %s of the caller's namespace\n", s);
+        free(s);
+        nk_host_free(h);
+        nk_policy_free(p);
+}
+
 /* ---- reasons ---------------------------------------------------------------------- */
 
 static void expect_death(const char *fn, ei_x_buff *args, unsigned arity, unsigned timeout_ms, const char *reason,
@@ -548,6 +615,8 @@ int main(void)
                 cmocka_unit_test(test_namespaces),
                 cmocka_unit_test(test_fds),
                 cmocka_unit_test(test_notes_reach_log_sink),
+                cmocka_unit_test(test_policy_limits),
+                cmocka_unit_test(test_policy_unsandboxed),
         };
         const struct CMUnitTest reasons[] = {
                 cmocka_unit_test(test_reason_seccomp),
