@@ -6,7 +6,10 @@
  * unsandboxed development launcher.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <string.h>
 #include <stdint.h>
@@ -40,6 +43,56 @@ static void fill_defaults(struct nk_sandbox_config *sc)
                 sc->tmp_mb = 16;
 }
 
+/* Copies the host's stdout and stderr to the caller's, until the host and
+ * everything in its pid namespace are gone (EOF on both). The caller's
+ * descriptors only ever see write(): the host cannot seek in them, read
+ * from them or learn what they are. */
+struct drain {
+        int fds[2];     /* read ends: the host's stdout, stderr */
+};
+
+static void *drain_main(void *arg)
+{
+        struct drain *d = arg;
+        struct pollfd p[2] = { { .fd = d->fds[0], .events = POLLIN }, { .fd = d->fds[1], .events = POLLIN } };
+        char buf[4096];
+
+        while (p[0].fd >= 0 || p[1].fd >= 0) {
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                for (int i = 0; i < 2; i++) {
+                        if (p[i].fd < 0 || !p[i].revents)
+                                continue;
+                        ssize_t n = read(p[i].fd, buf, sizeof buf);
+                        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                                continue;
+                        if (n <= 0) {
+                                close(p[i].fd);
+                                p[i].fd = -1;   /* poll ignores negative fds */
+                                continue;
+                        }
+                        /* The caller's output may be gone or full of errors:
+                         * the host's output is then dropped, never queued. */
+                        for (ssize_t off = 0; off < n;) {
+                                ssize_t w = write(i + 1, buf + off, (size_t) (n - off));
+                                if (w < 0 && errno == EINTR)
+                                        continue;
+                                if (w <= 0)
+                                        break;
+                                off += w;
+                        }
+                }
+        }
+        for (int i = 0; i < 2; i++)
+                if (p[i].fd >= 0)
+                        close(p[i].fd);
+        free(d);
+        return NULL;
+}
+
 static int native_launch(const struct nk_launch_config *cfg, int channel_fd, struct nk_child *ret_child)
 {
         struct nk_sandbox_config sc = {};
@@ -55,15 +108,51 @@ static int native_launch(const struct nk_launch_config *cfg, int channel_fd, str
         int r = nk_sandbox_prepare(&sc, cfg->log, cfg->log_arg, &plan, err);
         if (r < 0)
                 return r;
+        /* The host's stdout and stderr: pipes, never the caller's own. */
+        int out[2] = { -1, -1 }, errp[2] = { -1, -1 };
+        struct drain *d = calloc(1, sizeof *d);
+        if (!d || pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+                r = nk_sandbox_error_set(err, d ? -errno : -ENOMEM, "cannot create the host's output pipes: %s",
+                                         strerror(d ? errno : ENOMEM));
+                goto fail;
+        }
+
         pid_t pid;
         int pidfd;
         struct nk_cgroup *cg = NULL;
-        r = nk_sandbox_spawn(plan, channel_fd, &pid, &pidfd, &cg, err);
+        r = nk_sandbox_spawn(plan, channel_fd, out[1], errp[1], &pid, &pidfd, &cg, err);
         nk_sandbox_plan_free(plan);
+        plan = NULL;
+        nk_closep(&out[1]);
+        nk_closep(&errp[1]);
+        out[1] = errp[1] = -1;
         if (r < 0)
-                return r;
+                goto fail;
+
+        *d = (struct drain) { .fds = { out[0], errp[0] } };
+        pthread_t t;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        int tr = pthread_create(&t, &a, drain_main, d);
+        pthread_attr_destroy(&a);
+        if (tr != 0) {
+                /* Without a reader the host would block on a full pipe:
+                 * its output goes nowhere instead. */
+                close(out[0]);
+                close(errp[0]);
+                free(d);
+        }
         *ret_child = (struct nk_child) { .pid = pid, .pidfd = pidfd, .cgroup = cg };
         return 0;
+fail:
+        nk_sandbox_plan_free(plan);
+        for (int i = 0; i < 2; i++) {
+                nk_closep(&out[i]);
+                nk_closep(&errp[i]);
+        }
+        free(d);
+        return r;
 }
 
 static int native_kill(struct nk_child *child, int signo)

@@ -8,7 +8,9 @@
  *
  *   launch  starts the host; the channel fd becomes its fd 3 and the host
  *           is told so with `--fd 3`. Every other descriptor the caller has
- *           is closed in the child (stdin, stdout and stderr stay).
+ *           is closed in the child. The development launcher leaves stdin,
+ *           stdout and stderr; the sandboxing ones give /dev/null and pipes
+ *           whose output they copy to the caller's stdout and stderr.
  *   kill    sends a signal to the host, safely even after it exited.
  *   wait    reaps the host, waiting at most timeout_ms (-1: forever).
  *

@@ -421,9 +421,10 @@ void nk_sandbox_plan_free(struct nk_sandbox_plan *p)
 
 /* ---- the child ------------------------------------------------------------- */
 
-static int child_steps(struct nk_sandbox_plan *p, int channel_fd, int *sync_fd, struct nk_child_err *e)
+static int child_steps(struct nk_sandbox_plan *p, struct nk_child_fds *fds, int *sync_fd, struct nk_child_err *e)
 {
-        int r = nk_fds_child_arrange(channel_fd, sync_fd, e);
+        int r = nk_fds_child_arrange(fds, e);
+        *sync_fd = fds->sync;
         if (r < 0)
                 return r;
 
@@ -463,8 +464,9 @@ static int child_steps(struct nk_sandbox_plan *p, int channel_fd, int *sync_fd, 
         return nk_child_fail(e, -errno, "executing '", p->host_binary, "'");
 }
 
-static _Noreturn void child_main(struct nk_sandbox_plan *p, int channel_fd, int sync_fd)
+static _Noreturn void child_main(struct nk_sandbox_plan *p, struct nk_child_fds fds)
 {
+        int sync_fd = fds.sync;
         /* Handlers are the caller's code: none may run here. */
         struct sigaction dfl = { .sa_handler = SIG_DFL };
         for (int sig = 1; sig < NSIG; sig++)
@@ -475,14 +477,14 @@ static _Noreturn void child_main(struct nk_sandbox_plan *p, int channel_fd, int 
         (void) sigprocmask(SIG_SETMASK, &none, NULL);
 
         struct nk_child_err e = { 0 };
-        (void) child_steps(p, channel_fd, &sync_fd, &e);
+        (void) child_steps(p, &fds, &sync_fd, &e);
         (void) !write(sync_fd, &e, sizeof e);
         _exit(127);
 }
 
 /* ---- the parent ---------------------------------------------------------------- */
 
-static int do_clone(struct nk_sandbox_plan *p, int channel_fd, int sync_child, bool into_cgroup, int *ret_pidfd)
+static int do_clone(struct nk_sandbox_plan *p, struct nk_child_fds fds, bool into_cgroup, int *ret_pidfd)
 {
         struct clone_args_v2 args = {
                 .flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC |
@@ -502,7 +504,7 @@ static int do_clone(struct nk_sandbox_plan *p, int channel_fd, int sync_child, b
         pthread_sigmask(SIG_SETMASK, &all, &old);
         long pid = syscall(SYS_clone3, &args, sizeof args);
         if (pid == 0)
-                child_main(p, channel_fd, sync_child);
+                child_main(p, fds);
         int saved = errno;
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         return pid < 0 ? -saved : (int) pid;
@@ -516,8 +518,8 @@ static void kill_and_reap(int pidfd)
                 ;
 }
 
-int nk_sandbox_spawn(struct nk_sandbox_plan *p, int channel_fd, pid_t *ret_pid, int *ret_pidfd,
-                     struct nk_cgroup **ret_cgroup, struct nk_sandbox_error *err)
+int nk_sandbox_spawn(struct nk_sandbox_plan *p, int channel_fd, int out_fd, int err_fd, pid_t *ret_pid,
+                     int *ret_pidfd, struct nk_cgroup **ret_cgroup, struct nk_sandbox_error *err)
 {
         int sv[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -526,13 +528,14 @@ int nk_sandbox_spawn(struct nk_sandbox_plan *p, int channel_fd, pid_t *ret_pid, 
         _cleanup_close_ int sync_child = sv[1];
         _cleanup_close_ int pidfd = -1;
 
-        int pid = do_clone(p, channel_fd, sync_child, p->cgroup != NULL, &pidfd);
+        const struct nk_child_fds fds = { .out = out_fd, .err = err_fd, .channel = channel_fd, .sync = sync_child };
+        int pid = do_clone(p, fds, p->cgroup != NULL, &pidfd);
         if (pid < 0 && p->cgroup && !p->cfg.cgroup_required) {
                 plan_log(p, "cannot start the host for %s in cgroup %s (%s): it runs without a cgroup leaf",
                          p->library, nk_cgroup_path(p->cgroup), strerror(-pid));
                 nk_cgroup_destroy(p->cgroup);
                 p->cgroup = NULL;
-                pid = do_clone(p, channel_fd, sync_child, false, &pidfd);
+                pid = do_clone(p, fds, false, &pidfd);
         }
         if (pid < 0)
                 return nk_sandbox_error_set(err, pid, "clone3 into new namespaces failed: %s%s", strerror(-pid),

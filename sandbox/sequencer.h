@@ -141,12 +141,16 @@ int nk_rlimits_child(const struct nk_rlimits_plan *plan, struct nk_child_err *e)
 
 /* ---- file descriptors (fds.c) ----------------------------------------------- */
 
-/* Child: makes channel_fd fd 3 and sync_fd fd 4 (returned in *sync_fd),
- * neither close-on-exec except the sync fd, whose closing tells the parent
- * that exec succeeded. */
-int nk_fds_child_arrange(int channel_fd, int *sync_fd, struct nk_child_err *e);
-/* Child: closes every fd above 4 (the channel and the sync fd stay, and
- * stdin, stdout, stderr, as the launcher contract says). */
+/* What the host starts with: 0 /dev/null, 1 and 2 the write ends of the
+ * pipes the launcher drains (the caller's own 1 and 2 when -1), 3 the
+ * channel; and 4, close-on-exec, the sync socket, whose closing tells the
+ * parent that exec succeeded. */
+struct nk_child_fds {
+        int out, err, channel, sync;
+};
+/* Child: puts them there; f->sync becomes 4. */
+int nk_fds_child_arrange(struct nk_child_fds *f, struct nk_child_err *e);
+/* Child: closes every fd above 4. */
 int nk_fds_child_close_rest(struct nk_child_err *e);
 
 /* ---- capabilities (caps.c) ---------------------------------------------------- */
@@ -173,10 +177,11 @@ typedef void (*nk_sandbox_log_fn)(void *arg, const char *msg);
 int nk_sandbox_prepare(const struct nk_sandbox_config *cfg, nk_sandbox_log_fn log, void *log_arg,
                        struct nk_sandbox_plan **ret, struct nk_sandbox_error *err);
 /* Clones the host into its namespaces, runs the parent and child steps and
- * execs nifkit-host with channel_fd as fd 3. On success the host runs, and
+ * execs nifkit-host with channel_fd as fd 3, out_fd and err_fd (or -1) as
+ * its stdout and stderr. On success the host runs, and
  * *ret_cgroup (NULL when none) passes to the caller. */
-int nk_sandbox_spawn(struct nk_sandbox_plan *plan, int channel_fd, pid_t *ret_pid, int *ret_pidfd,
-                     struct nk_cgroup **ret_cgroup, struct nk_sandbox_error *err);
+int nk_sandbox_spawn(struct nk_sandbox_plan *plan, int channel_fd, int out_fd, int err_fd, pid_t *ret_pid,
+                     int *ret_pidfd, struct nk_cgroup **ret_cgroup, struct nk_sandbox_error *err);
 void nk_sandbox_plan_free(struct nk_sandbox_plan *plan);
 
 #endif

@@ -227,6 +227,16 @@ static ERL_NIF_TERM divide(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
         return enif_make_int(env, a / b);
 }
 
+/* Writes text on the host's stderr, as a NIF that logs would. */
+static ERL_NIF_TERM say(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        ErlNifBinary bin;
+        if (!enif_inspect_binary(env, argv[0], &bin))
+                return enif_make_badarg(env);
+        ssize_t n = write(2, bin.data, bin.size);
+        return n < 0 ? make_errno(env, errno) : enif_make_long(env, (long) n);
+}
+
 static ERL_NIF_TERM exit_now(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
         int status;
@@ -246,6 +256,7 @@ static ERL_NIF_TERM sleep_ms(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
 
 static ErlNifFunc funcs[] = {
         { "crash", 0, crash, 0 },
+        { "say", 1, say, 0 },
         { "divide", 1, divide, 0 },
         { "exit", 1, exit_now, 0 },
         { "sleep", 1, sleep_ms, 0 },

@@ -507,6 +507,43 @@ static void test_policy_unsandboxed(void **state)
         nk_policy_free(p);
 }
 
+/* The host's stderr is a pipe the launcher copies to the caller's stderr:
+ * a NIF's messages still arrive, but the NIF never holds the caller's. */
+static void test_output_reaches_caller(void **state)
+{
+        (void) state;
+        char path[] = "/tmp/nk-sandbox-stderr.XXXXXX";
+        int log = mkstemp(path);
+        assert_true(log >= 0);
+        fflush(stderr);
+        int saved = dup(2);
+        assert_true(saved >= 0);
+        assert_true(dup2(log, 2) >= 0);
+
+        nk_host *h = start_probe();
+        static const char text[] = "a line from inside the host\n";
+        char *s = call_path(h, "say", text);
+        nk_host_free(h);
+
+        /* The copy runs on its own thread: give it a moment. */
+        char buf[256] = "";
+        for (int i = 0; i < 200 && !strstr(buf, text); i++) {
+                ssize_t k = pread(log, buf, sizeof buf - 1, 0);
+                buf[k > 0 ? k : 0] = '\0';
+                if (!strstr(buf, text))
+                        usleep(10000);
+        }
+        dup2(saved, 2);
+        close(saved);
+        close(log);
+        unlink(path);
+        assert_string_equal(s, "28");
+        free(s);
+        if (!strstr(buf, text))
+                fail_msg("the host's stderr did not reach the caller's: '%s'", buf);
+        printf("# the host's stderr reached the caller's through the launcher's pipe\n");
+}
+
 /* ---- reasons ---------------------------------------------------------------------- */
 
 static void expect_death(const char *fn, ei_x_buff *args, unsigned arity, unsigned timeout_ms, const char *reason,
@@ -615,6 +652,7 @@ int main(void)
                 cmocka_unit_test(test_namespaces),
                 cmocka_unit_test(test_fds),
                 cmocka_unit_test(test_notes_reach_log_sink),
+                cmocka_unit_test(test_output_reaches_caller),
                 cmocka_unit_test(test_policy_limits),
                 cmocka_unit_test(test_policy_unsandboxed),
         };
