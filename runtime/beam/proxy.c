@@ -4,19 +4,19 @@
  *
  * `erlang:load_nif(Path, LoadInfo)` opens this file at Path. Its nif_init()
  * finds the real library beside it, starts a nifkit host that loads the real
- * library, asks the host for the real ErlNifEntry (module, functions,
- * arities) and hands BEAM an entry with the same names, each function bound
- * to a trampoline that knows its index. A call encodes its arguments as
- * External Term Format, runs the real function in the host, and decodes the
- * result (or the exception) into the caller's env.
+ * library without running its load() (nk_host_open), and hands BEAM an entry
+ * with the same module, names, arities and dirty flags, each function bound
+ * to a trampoline that knows its index. BEAM then calls our load() with
+ * load_info, which runs the real load() in the host (nk_host_load) and keeps
+ * load_info's ETF for restarts. docs/PROXY.md tells the whole story; the
+ * parts:
  *
  * Where the real library is: for a proxy installed as DIR/NAME.so, the real
- * library is DIR/NAME.real.so (`nifkit wrap` puts both there; for now
- * scripts/nifkit-wrap-dev does). A sibling rather than a configured path
- * keeps a wrapped directory relocatable, and its name is one BEAM's own
- * lookups (NAME.so) never open. The policy the host runs under is
- * DIR/NAME.policy.json when that file exists; otherwise libnifkit's choice
- * ($NIFKIT_POLICY, else its default policy).
+ * library is DIR/NAME.real.so (`nifkit wrap` puts both there). A sibling
+ * rather than a configured path keeps a wrapped directory relocatable, and
+ * its name is one BEAM's own lookups (NAME.so) never open. The policy is
+ * DIR/NAME.policy.json when that file exists, else $NIFKIT_POLICY, else
+ * libnifkit's default policy; the proxy reads it itself, for its limits.
  *
  * One module at a time per copy: all state is static, and glibc gives every
  * dlopen of the same inode the same handle, hence the same statics. So every
@@ -25,79 +25,111 @@
  * Reloading a module that still has old code (BEAM's upgrade) is refused the
  * same way: there is no upgrade callback, and BEAM says so.
  *
- * Scheduling: every proxied function is flagged ERL_NIF_DIRTY_JOB_IO_BOUND,
- * because a call blocks on a socket round trip (tens of microseconds, or as
- * long as the NIF runs) and must not hold a normal scheduler. The design's
- * fast path (start on the normal scheduler, move to a dirty one with
- * enif_schedule_nif after about a millisecond) comes with the shared-memory
- * transport; the real functions' own dirty flags are then kept.
+ * Calls: the arguments become ETF, the call goes to the
+ * host, the result (or the exception the NIF raised) is decoded into the
+ * caller's env. A function the library flags dirty stays dirty and waits
+ * there. Any other starts on the normal scheduler, waits up to about a
+ * millisecond for the answer, and otherwise continues on a dirty I/O
+ * scheduler (enif_schedule_nif) with the pending call in a resource, so a
+ * slow host never holds a normal scheduler.
  *
- * Resources: the host sends a resource as a reference of the reserved node
- * 'nifkit_resource@nohost' (hosts/etf.h); it decodes here as an external
- * reference. The same host object always gives the same bytes, so identity
- * (=:=) holds, and passing it back in a call decodes to the same resource in
- * the host. BEAM cannot tell us when such a reference dies, so the host keeps
- * those resources until it stops: wrapping them in proxy-side resources with
- * a destructor that calls nk_host_release_resource comes later.
+ * Resources (proxy_res.c): a host resource becomes a proxy-side resource
+ * whose destructor, run when BEAM's GC drops its last term, sends a counted
+ * RELEASE; the same host object gives the same term (=:=) while it lives,
+ * and passing it back gives the host its own object.
  *
- * Atoms: results are decoded without ERL_NIF_BIN2TERM_SAFE, since real NIFs
- * legitimately return new atoms (fast_yaml's plain_as_atom); the atom budget
- * of the design is enforced by libnifkit on the response before it gets here.
+ * Supervision (here): a host that dies, for any reason, fails the calls it
+ * had with error:{nifkit, Reason, Details}, Reason the atom of nk_error's
+ * reason (crashed, oom, timeout, seccomp, exited, pids_limit, protocol,
+ * heartbeat, result_too_large, atom_budget) and Details
+ * #{library, message, signal, syscall}. A new host then replaces it, with
+ * the original load_info, as long as the policy's restart intensity allows
+ * (max_restarts within period_s); beyond it every call raises
+ * {nifkit, restart_limit, Details} until the module is loaded again. A
+ * thread pings the host every HEARTBEAT_MS, so a host that hangs while idle
+ * is killed (reason heartbeat) and replaced too. Unloading the module stops
+ * the host; when the VM exits, the host's channel closes and it exits.
+ *
+ * Limits: libnifkit refuses a message above max_result_bytes from its
+ * header (reason result_too_large). Results are decoded with
+ * ERL_NIF_BIN2TERM_SAFE; only if that fails are the atoms BEAM does not
+ * know counted (proxy_atoms.c), and within the host's lifetime budget of
+ * max_new_atoms the term is decoded without SAFE; beyond it the host is
+ * killed (reason atom_budget) and no atom is made.
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <erl_nif.h>
 
 #include "nifkit.h"
 #include "nifkit_policy.h"
+#include "proxy.h"
 
 #define PROXY_EXPORT __attribute__((visibility("default")))
 
 /* How many functions one proxied library may have: one trampoline each. */
 #define PROXY_MAX_FUNCS 256
-
-/*
- * Two-step start. BEAM asks nif_init() for the function table before it
- * hands load_info to load(), while nk_host_start() runs the real load() as
- * part of discovery. When libnifkit provides nk_host_open() (launch, load the
- * library, discover; load() not run) and nk_host_load() (run load() once),
- * the proxy uses them. Without them it discovers with load_info [] and, when
- * the real load_info differs, starts a second host with it — which cannot
- * work for a library whose load() refuses [] (OTP's crypto checks its
- * load_info), hence the weak references.
- */
-int nk_host_open(nk_host *h, nk_error *err) __attribute__((weak));
-int nk_host_load(nk_host *h, const uint8_t *load_info, size_t load_info_len,
-                 nk_error *err) __attribute__((weak));
+/* How long a call without dirty flags may wait on a normal scheduler. */
+#define FAST_WAIT_MS 1
+/* How often the idle host is pinged, and how long a PONG may take when
+ * the policy sets no call timeout. */
+#define HEARTBEAT_MS 2000
+#define PING_TIMEOUT_MS 5000
+/* Restarts remembered for the intensity check. */
+#define MAX_RESTARTS_TRACKED 1024
 
 struct proxy {
-        pthread_mutex_t lock;
-        nk_host *host;
-        bool loaded;            /* the real load() ran: a module owns this copy */
-        bool discovered_plain;  /* discovery ran the real load() with [] */
-        char *self;             /* this .so, resolved */
-        char *real;             /* the real library beside it */
-        struct nk_policy *policy;       /* NAME.policy.json, or NULL */
+        pthread_mutex_t lock;           /* everything below but restart_lock's */
+        bool loaded;                    /* the real load() ran: a module owns this copy */
+        char *self;                     /* this .so, resolved */
+        char *real;                     /* the real library beside it */
+        struct nk_policy *policy;       /* the one the host runs under */
         char *module;
         ErlNifFunc *funcs;
         unsigned nfuncs;
         ErlNifEntry entry;
+        ErlNifResourceType *call_type;  /* a call waiting on a dirty scheduler */
+
+        struct gen *cur;                /* the current host, NULL before open */
+        unsigned generations;           /* hosts started, the current's number */
+        uint8_t *load_info;             /* ETF, for restarts */
+        size_t load_info_len;
+        bool limited;                   /* restart_limit reached */
+        char limit_msg[sizeof(((nk_error *) 0)->msg)];
+
+        pthread_mutex_t restart_lock;   /* one restart at a time; taken before lock */
+        time_t *restarts;               /* when each recent restart happened */
+        unsigned nrestarts;
+
+        pthread_t heartbeat;
+        bool heartbeat_running;
+        bool stopping;
+        pthread_cond_t wake;            /* the heartbeat's sleep, cut short by unload */
+
+        atomic_ulong hops;              /* calls that moved to a dirty scheduler */
+        struct gen *graveyard;          /* replaced hosts left by their own threads */
 };
 
 static struct proxy P = {
         .lock = PTHREAD_MUTEX_INITIALIZER,
+        .restart_lock = PTHREAD_MUTEX_INITIALIZER,
+        .wake = PTHREAD_COND_INITIALIZER,
 };
 
 static ERL_NIF_TERM proxy_call(ErlNifEnv *env, unsigned index, int argc, const ERL_NIF_TERM argv[]);
+static void pending_call_dtor(ErlNifEnv *env, void *obj);
 
 /*
  * The trampolines: a C function pointer cannot carry an index, so there is
@@ -132,7 +164,7 @@ _Static_assert(sizeof(trampolines) / sizeof(trampolines[0]) == PROXY_MAX_FUNCS,
 /*
  * nif_init() and load() can only say "failed" to BEAM (a NULL entry, a
  * non-zero return), so the reason goes to the VM's stderr, where the
- * operator reads load failures. Nothing else in the proxy writes there.
+ * operator reads load failures; so do restarts and their failures.
  */
 static void report(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void report(const char *fmt, ...)
@@ -155,19 +187,142 @@ static ERL_NIF_TERM make_binary(ErlNifEnv *env, const char *s)
         return t;
 }
 
-/* Raises {nifkit, Kind, Message}: the caller sees why nifkit failed, as a
- * value it can match, never a crash of the VM. */
-static ERL_NIF_TERM raise_nifkit(ErlNifEnv *env, const char *kind, const char *msg)
+/* {nifkit, Kind, Message}: why nifkit failed, as a value the caller can
+ * match, never a crash of the VM. */
+static ERL_NIF_TERM nifkit_error(ErlNifEnv *env, const char *kind, const char *msg)
 {
-        return enif_raise_exception(env, enif_make_tuple3(env, enif_make_atom(env, "nifkit"),
-                                                          enif_make_atom(env, kind),
-                                                          make_binary(env, msg)));
+        return enif_make_tuple3(env, enif_make_atom(env, "nifkit"), enif_make_atom(env, kind),
+                                make_binary(env, msg));
 }
 
-static ERL_NIF_TERM raise_nk_error(ErlNifEnv *env, const nk_error *err)
+/* The host is gone (as opposed to refusing one call): err has a reason. */
+static bool is_death(const nk_error *err)
 {
+        return err->reason[0] != '\0' && strcmp(err->reason, "stopped") != 0;
+}
+
+/* "… seccomp denied NAME(2)" names the system call. */
+static ERL_NIF_TERM syscall_of(ErlNifEnv *env, const nk_error *err)
+{
+        const char *p = strstr(err->msg, "seccomp denied ");
+        if (strcmp(err->reason, "seccomp") != 0 || !p)
+                return enif_make_atom(env, "undefined");
+        p += strlen("seccomp denied ");
+        size_t n = strcspn(p, "( ");
+        if (n == 0)
+                return enif_make_atom(env, "undefined");
+        ERL_NIF_TERM t;
+        unsigned char *b = enif_make_new_binary(env, n, &t);
+        if (b)
+                memcpy(b, p, n);
+        return t;
+}
+
+/* {nifkit, Reason, #{library, message, signal, syscall}}. */
+static ERL_NIF_TERM death_error(ErlNifEnv *env, const char *reason, const nk_error *err)
+{
+        ERL_NIF_TERM keys[] = { enif_make_atom(env, "library"), enif_make_atom(env, "message"),
+                                enif_make_atom(env, "signal"), enif_make_atom(env, "syscall") };
+        ERL_NIF_TERM vals[] = { make_binary(env, P.real ? P.real : ""), make_binary(env, err->msg),
+                                err->signo ? enif_make_int(env, err->signo) : enif_make_atom(env, "undefined"),
+                                syscall_of(env, err) };
+        ERL_NIF_TERM map;
+        if (!enif_make_map_from_arrays(env, keys, vals, 4, &map))
+                map = vals[1];
+        return enif_make_tuple3(env, enif_make_atom(env, "nifkit"), enif_make_atom(env, reason), map);
+}
+
+static ERL_NIF_TERM error_term(ErlNifEnv *env, const nk_error *err)
+{
+        if (is_death(err))
+                return death_error(env, err->reason, err);
         const char *kind = nk_error_kind_name(err->kind);
-        return raise_nifkit(env, kind ? kind : "unknown", err->msg);
+        return nifkit_error(env, kind ? kind : "unknown", err->msg);
+}
+
+/* ---- generations --------------------------------------------------------- */
+
+static void gen_free(struct gen *g)
+{
+        if (!g)
+                return;
+        nk_host_free(g->host);
+        free(g);
+}
+
+struct gen *gen_get(void)
+{
+        pthread_mutex_lock(&P.lock);
+        struct gen *g = P.cur;
+        if (g)
+                g->users++;
+        pthread_mutex_unlock(&P.lock);
+        return g;
+}
+
+void gen_put(struct gen *g)
+{
+        pthread_mutex_lock(&P.lock);
+        bool last = --g->users == 0 && g != P.cur;
+        pthread_mutex_unlock(&P.lock);
+        /* A replaced host lives until its last call finished. */
+        if (last)
+                gen_free(g);
+}
+
+/* gen_put on one of g's own libnifkit threads, which nk_host_free joins:
+ * a last reference leaves g to the heartbeat thread (or unload) to free. */
+static void gen_put_from_host(struct gen *g)
+{
+        pthread_mutex_lock(&P.lock);
+        if (--g->users == 0 && g != P.cur) {
+                g->next_dead = P.graveyard;
+                P.graveyard = g;
+        }
+        pthread_mutex_unlock(&P.lock);
+}
+
+static void free_graveyard(struct proxy *p)
+{
+        pthread_mutex_lock(&p->lock);
+        struct gen *g = p->graveyard;
+        p->graveyard = NULL;
+        pthread_mutex_unlock(&p->lock);
+        while (g) {
+                struct gen *next = g->next_dead;
+                gen_free(g);
+                g = next;
+        }
+}
+
+uint32_t proxy_max_new_atoms(void)
+{
+        return P.policy ? P.policy->limits.max_new_atoms : 0;
+}
+
+bool gen_take_atoms(struct gen *g, uint64_t n, uint64_t max, uint64_t *ret_used)
+{
+        pthread_mutex_lock(&P.lock);
+        bool ok = g->new_atoms + n <= max;
+        if (ret_used)
+                *ret_used = g->new_atoms;
+        if (ok)
+                g->new_atoms += n;
+        pthread_mutex_unlock(&P.lock);
+        return ok;
+}
+
+/* Makes g current; the one it replaces is freed now or by its last user.
+ * Call without P.lock. */
+static void gen_install(struct gen *g)
+{
+        pthread_mutex_lock(&P.lock);
+        struct gen *old = P.cur;
+        P.cur = g;
+        bool free_old = old && old->users == 0;
+        pthread_mutex_unlock(&P.lock);
+        if (free_old)
+                gen_free(old);
 }
 
 /* ---- state --------------------------------------------------------------- */
@@ -183,13 +338,39 @@ static void free_funcs(struct proxy *p)
         p->module = NULL;
 }
 
-/* Back to the state of a freshly mapped copy; the lock is held. */
+static void stop_heartbeat(struct proxy *p)
+{
+        pthread_mutex_lock(&p->lock);
+        bool running = p->heartbeat_running;
+        p->stopping = true;
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->lock);
+        if (running)
+                pthread_join(p->heartbeat, NULL);
+        pthread_mutex_lock(&p->lock);
+        p->heartbeat_running = false;
+        p->stopping = false;
+        pthread_mutex_unlock(&p->lock);
+}
+
+/* Back to the state of a freshly mapped copy. The heartbeat is stopped and
+ * no call runs. */
 static void reset(struct proxy *p)
 {
-        nk_host_free(p->host);
-        p->host = NULL;
+        gen_install(NULL);
+        free_graveyard(p);
+        res_forget_all();
+        pthread_mutex_lock(&p->lock);
         p->loaded = false;
-        p->discovered_plain = false;
+        p->generations = 0;
+        p->limited = false;
+        p->limit_msg[0] = '\0';
+        free(p->load_info);
+        p->load_info = NULL;
+        p->load_info_len = 0;
+        free(p->restarts);
+        p->restarts = NULL;
+        p->nrestarts = 0;
         free_funcs(p);
         free(p->self);
         p->self = NULL;
@@ -198,6 +379,7 @@ static void reset(struct proxy *p)
         nk_policy_free(p->policy);
         p->policy = NULL;
         memset(&p->entry, 0, sizeof p->entry);
+        pthread_mutex_unlock(&p->lock);
 }
 
 /*
@@ -210,9 +392,10 @@ static void reset(struct proxy *p)
 __attribute__((destructor)) static void proxy_fini(void)
 {
         pthread_mutex_lock(&P.lock);
-        if (!P.loaded)
-                reset(&P);
+        bool loaded = P.loaded;
         pthread_mutex_unlock(&P.lock);
+        if (!loaded)
+                reset(&P);
 }
 
 /* DIR/NAME.so → DIR/NAME<suffix>, newly allocated. */
@@ -229,7 +412,35 @@ static char *sibling(const char *self, const char *suffix)
         return s;
 }
 
-/* This .so's path, the real library's, and the policy beside them. */
+/* The policy beside the proxy, else the one libnifkit would choose: the
+ * proxy needs its limits and restart intensity itself. */
+static int load_policy(struct proxy *p)
+{
+        struct nk_policy_error perr;
+        char *beside = sibling(p->self, ".policy.json");
+        const char *env = secure_getenv("NIFKIT_POLICY");
+        int r;
+
+        if (!beside)
+                return -ENOMEM;
+        if (access(beside, F_OK) == 0) {
+                r = nk_policy_load(beside, &p->policy, &perr);
+                if (r < 0)
+                        report("'%s': %s", p->self, perr.msg);
+        } else if (env && *env) {
+                r = nk_policy_load(env, &p->policy, &perr);
+                if (r < 0)
+                        report("'%s': $NIFKIT_POLICY: %s", p->self, perr.msg);
+        } else {
+                r = nk_policy_default(&p->policy);
+                if (r < 0)
+                        report("'%s': cannot build the default policy: %s", p->self, strerror(-r));
+        }
+        free(beside);
+        return r;
+}
+
+/* This .so's path, the real library's, and the policy. */
 static int locate(struct proxy *p)
 {
         Dl_info info;
@@ -244,26 +455,14 @@ static int locate(struct proxy *p)
                 return r;
         }
         p->real = sibling(p->self, ".real.so");
-        char *policy = sibling(p->self, ".policy.json");
-        if (!p->real || !policy) {
-                free(policy);
+        if (!p->real)
                 return -ENOMEM;
-        }
         if (access(p->real, R_OK) < 0) {
                 int r = -errno;
                 report("'%s' wraps no library: '%s': %s", p->self, p->real, strerror(-r));
-                free(policy);
                 return r;
         }
-        int r = 0;
-        if (access(policy, F_OK) == 0) {
-                struct nk_policy_error perr;
-                r = nk_policy_load(policy, &p->policy, &perr);
-                if (r < 0)
-                        report("'%s': %s", p->self, perr.msg);
-        }
-        free(policy);
-        return r;
+        return load_policy(p);
 }
 
 /* What the sandbox cannot enforce on this machine (a best-effort policy
@@ -284,16 +483,40 @@ static void deliver_send(void *arg, const uint8_t *to_pid, size_t to_len, const 
 
         if (!env)
                 return;
-        if (enif_binary_to_term(env, to_pid, to_len, &pid_term, 0) != to_len ||
-            !enif_get_local_pid(env, pid_term, &pid) ||
-            enif_binary_to_term(env, msg, msg_len, &msg_term, 0) != msg_len) {
-                /* A host that sends garbage is broken; its calls will say so.
-                 * A message that cannot be delivered is dropped, as BEAM drops
-                 * a send to a dead process. */
+        struct gen *g = gen_get();
+        if (!g) {
                 enif_free_env(env);
                 return;
         }
+        /* The host's pid may not carry this VM's creation, which SAFE
+         * refuses; its node atom must exist all the same. The message's
+         * new atoms come out of the host's budget, as a result's do. */
+        uint32_t max = proxy_max_new_atoms();
+        long fresh = 0;
+        if (atoms_new_in_etf(env, to_pid, to_len) != 0 ||
+            enif_binary_to_term(env, to_pid, to_len, &pid_term, 0) != to_len ||
+            !enif_get_local_pid(env, pid_term, &pid))
+                goto drop;
+        if (enif_binary_to_term(env, msg, msg_len, &msg_term, ERL_NIF_BIN2TERM_SAFE) != msg_len) {
+                fresh = atoms_new_in_etf(env, msg, msg_len);
+                if (fresh < 0 || (fresh > 0 && max && !gen_take_atoms(g, (uint64_t) fresh, max, NULL)) ||
+                    enif_binary_to_term(env, msg, msg_len, &msg_term, 0) != msg_len)
+                        goto drop;
+        }
+        if (res_etf_has_handles(msg, msg_len))
+                msg_term = res_import(env, g, msg_term);
         enif_send(NULL, &pid, env, msg_term);
+        gen_put_from_host(g);
+        enif_free_env(env);
+        return;
+drop:
+        /* A host that sends garbage or too many atoms is broken; its calls
+         * will say so. A message that cannot be delivered is dropped, as
+         * BEAM drops a send to a dead process. */
+        if (fresh > 0)
+                (void) nk_host_kill(g->host, "atom_budget", "a message it sent has too many new atoms "
+                                                            "(max_new_atoms)");
+        gen_put_from_host(g);
         enif_free_env(env);
 }
 
@@ -309,13 +532,13 @@ static int new_host(const struct proxy *p, nk_host **ret)
         }
         nk_host_set_send_callback(h, deliver_send, NULL);
         nk_host_set_log_callback(h, log_note, NULL);
-        if (p->policy)
-                nk_host_set_policy(h, p->policy);
+        nk_host_set_policy(h, p->policy);
         *ret = h;
         return 0;
 }
 
-/* Copies what discovery found, so that it outlives a host restart. */
+/* Copies what discovery found, so that it outlives a host restart. The
+ * library's dirty flags are kept: its dirty functions run dirty here too. */
 static int take_functions(struct proxy *p, const nk_host *h)
 {
         unsigned n = nk_host_function_count(h);
@@ -344,12 +567,12 @@ static int take_functions(struct proxy *p, const nk_host *h)
                 p->nfuncs = i + 1;
                 p->funcs[i].arity = f->arity;
                 p->funcs[i].fptr = trampolines[i];
-                p->funcs[i].flags = ERL_NIF_DIRTY_JOB_IO_BOUND;
+                p->funcs[i].flags = f->flags;
         }
         return 0;
 }
 
-/* The restarted host must be the library nif_init() described to BEAM. */
+/* A restarted host must be the library nif_init() described to BEAM. */
 static bool same_functions(const struct proxy *p, const nk_host *h)
 {
         const char *module = nk_host_module(h);
@@ -358,7 +581,8 @@ static bool same_functions(const struct proxy *p, const nk_host *h)
                 return false;
         for (unsigned i = 0; i < p->nfuncs; i++) {
                 const nk_function *f = nk_host_function(h, i);
-                if (!f || strcmp(f->name, p->funcs[i].name) != 0 || f->arity != p->funcs[i].arity)
+                if (!f || strcmp(f->name, p->funcs[i].name) != 0 || f->arity != p->funcs[i].arity ||
+                    f->flags != p->funcs[i].flags)
                         return false;
         }
         return true;
@@ -370,29 +594,29 @@ static void unload(ErlNifEnv *env, void *priv_data);
 static int discover(struct proxy *p)
 {
         nk_error err = { 0 };
+        nk_host *h;
         int r;
 
         r = locate(p);
         if (r < 0)
                 return r;
-        r = new_host(p, &p->host);
+        r = new_host(p, &h);
         if (r < 0)
                 return r;
-        if (nk_host_open && nk_host_load) {
-                r = nk_host_open(p->host, &err);
-        } else {
-                r = nk_host_start(p->host, NULL, 0, &err);
-                p->discovered_plain = true;
-        }
+        r = nk_host_open(h, &err);
         if (r < 0) {
-                report("'%s': %s: %s%s", p->real, nk_error_kind_name(err.kind), err.msg,
-                       p->discovered_plain && err.kind == NK_ERR_LOAD
-                       ? " (discovery had to run load() with load_info [], since libnifkit has no "
-                         "two-step start; a library whose load() refuses [] cannot be wrapped yet)"
-                       : "");
+                report("'%s': %s: %s", p->real, nk_error_kind_name(err.kind), err.msg);
+                nk_host_free(h);
                 return r;
         }
-        r = take_functions(p, p->host);
+        struct gen *g = calloc(1, sizeof *g);
+        if (!g) {
+                nk_host_free(h);
+                return -ENOMEM;
+        }
+        *g = (struct gen) { .host = h, .number = ++p->generations };
+        gen_install(g);
+        r = take_functions(p, h);
         if (r < 0)
                 return r;
 
@@ -417,98 +641,401 @@ static int discover(struct proxy *p)
 PROXY_EXPORT const ErlNifEntry *nif_init(void);
 PROXY_EXPORT const ErlNifEntry *nif_init(void)
 {
-        const ErlNifEntry *entry = NULL;
-
         pthread_mutex_lock(&P.lock);
-        if (P.host) {
-                /* BEAM called nif_init again on a copy already set up: either
-                 * a load it refused (the host is still unloaded and can serve
-                 * the retry), or a second user, which load() refuses. */
-                entry = &P.entry;
-        } else if (discover(&P) >= 0) {
-                entry = &P.entry;
-        } else {
-                reset(&P);
-        }
+        bool set_up = P.cur != NULL;
         pthread_mutex_unlock(&P.lock);
-        return entry;
+        /* Called again on a copy already set up: either a load BEAM refused
+         * (the host is still unloaded and can serve the retry), or a second
+         * user, which load() refuses. */
+        if (set_up)
+                return &P.entry;
+        if (discover(&P) >= 0)
+                return &P.entry;
+        reset(&P);
+        return NULL;
 }
 
-/* Runs the real load() with load_info, in the host discovery started, or in
- * a new one when discovery already had to run it with []. */
-static int run_load(struct proxy *p, const uint8_t *li, size_t li_len)
+/* ---- supervision --------------------------------------------------------- */
+
+static time_t now_s(void)
 {
-        static const uint8_t nil_etf[] = { 131, 106 };
-        nk_error err = { 0 };
-        nk_host *h = NULL;
-        int r;
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return t.tv_sec;
+}
 
-        if (!p->discovered_plain) {
-                r = nk_host_load(p->host, li, li_len, &err);
-                if (r < 0)
-                        report("'%s': load: %s: %s", p->real, nk_error_kind_name(err.kind), err.msg);
-                return r;
+/* Whether the restart intensity allows one more now; records it if so. */
+static bool restart_allowed(struct proxy *p)
+{
+        unsigned max = p->policy->restart.max_restarts;
+        time_t now = now_s(), since = now - (time_t) p->policy->restart.period_s;
+        unsigned kept = 0;
+
+        if (max > MAX_RESTARTS_TRACKED)
+                max = MAX_RESTARTS_TRACKED;
+        for (unsigned i = 0; i < p->nrestarts; i++)
+                if (p->restarts[i] > since)
+                        p->restarts[kept++] = p->restarts[i];
+        p->nrestarts = kept;
+        if (kept >= max)
+                return false;
+        if (!p->restarts) {
+                p->restarts = calloc(max, sizeof *p->restarts);
+                if (!p->restarts)
+                        return false;
         }
-        if (li_len == sizeof nil_etf && memcmp(li, nil_etf, li_len) == 0)
-                return 0;
+        p->restarts[p->nrestarts++] = now;
+        return true;
+}
 
-        r = new_host(p, &h);
+/* A new host like the first: open, same functions, load() with the
+ * original load_info. */
+static int start_again(struct proxy *p, struct gen **ret)
+{
+        nk_error err = { 0 };
+        nk_host *h;
+        int r = new_host(p, &h);
         if (r < 0)
                 return r;
-        r = nk_host_start(h, li, li_len, &err);
-        if (r < 0) {
-                report("'%s': load: %s: %s", p->real, nk_error_kind_name(err.kind), err.msg);
-                nk_host_free(h);
-                return r;
+        r = nk_host_open(h, &err);
+        if (r >= 0 && !same_functions(p, h)) {
+                report("'%s': the restarted library's functions differ from the first's", p->real);
+                r = -EPROTO;
+        } else if (r >= 0) {
+                r = nk_host_load(h, p->load_info, p->load_info_len, &err);
         }
-        if (!same_functions(p, h)) {
-                report("'%s': the library's functions changed between discovery and load",
-                       p->real);
+        if (r < 0 && err.msg[0])
+                report("'%s': restart failed: %s: %s", p->real, nk_error_kind_name(err.kind), err.msg);
+        struct gen *g = r < 0 ? NULL : calloc(1, sizeof *g);
+        if (!g) {
                 nk_host_free(h);
-                return -EPROTO;
+                return r < 0 ? r : -ENOMEM;
         }
-        nk_host_free(p->host);
-        p->host = h;
+        pthread_mutex_lock(&p->lock);
+        *g = (struct gen) { .host = h, .number = ++p->generations };
+        pthread_mutex_unlock(&p->lock);
+        *ret = g;
         return 0;
 }
 
+/*
+ * The host of generation number died (why): replace it, once, if the
+ * restart intensity allows. Callers that saw the same death all come here;
+ * only the first still finds that generation current. Runs off the normal
+ * schedulers (a dirty one, or the heartbeat thread): starting a host takes
+ * milliseconds.
+ */
+static void host_died(unsigned number, const nk_error *why)
+{
+        pthread_mutex_lock(&P.restart_lock);
+        pthread_mutex_lock(&P.lock);
+        bool ours = P.loaded && P.cur && P.cur->number == number && !P.limited;
+        pthread_mutex_unlock(&P.lock);
+        if (!ours)
+                goto out;
+
+        if (!restart_allowed(&P)) {
+                pthread_mutex_lock(&P.lock);
+                P.limited = true;
+                snprintf(P.limit_msg, sizeof P.limit_msg,
+                         "%s: more than %u restarts within %u s; the last host died: %.200s (%s); load the module "
+                         "again to start a new one", P.real, P.policy->restart.max_restarts,
+                         P.policy->restart.period_s, why->msg, why->reason);
+                pthread_mutex_unlock(&P.lock);
+                report("%s", P.limit_msg);
+                goto out;
+        }
+        struct gen *g;
+        if (start_again(&P, &g) < 0)
+                goto out;       /* the next caller sees the death and tries again */
+        /* Handles of the dead host mean nothing to the new one. */
+        res_forget_all();
+        gen_install(g);
+        report("'%s': host %u died (%s), host %u started", P.real, number, why->reason, g->number);
+out:
+        pthread_mutex_unlock(&P.restart_lock);
+}
+
+static void *heartbeat_main(void *arg)
+{
+        struct proxy *p = arg;
+        unsigned timeout = p->policy->limits.call_timeout_ms ? p->policy->limits.call_timeout_ms : PING_TIMEOUT_MS;
+
+        pthread_mutex_lock(&p->lock);
+        while (!p->stopping) {
+                struct timespec t;
+                clock_gettime(CLOCK_REALTIME, &t);
+                t.tv_sec += HEARTBEAT_MS / 1000;
+                t.tv_nsec += (long) (HEARTBEAT_MS % 1000) * 1000000L;
+                if (t.tv_nsec >= 1000000000L) {
+                        t.tv_sec++;
+                        t.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&p->wake, &p->lock, &t);
+                if (p->stopping || p->limited || !p->cur)
+                        continue;
+                struct gen *g = p->cur;
+                g->users++;
+                pthread_mutex_unlock(&p->lock);
+
+                nk_error err = { 0 };
+                /* A dead host answers at once with why; a hung one is
+                 * killed with reason heartbeat. */
+                if (nk_host_ping(g->host, timeout, &err) < 0 && is_death(&err))
+                        host_died(g->number, &err);
+                gen_put(g);
+                free_graveyard(p);
+                pthread_mutex_lock(&p->lock);
+        }
+        pthread_mutex_unlock(&p->lock);
+        return NULL;
+}
+
+/* ---- load and unload ----------------------------------------------------- */
+
 static int load_load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM load_info)
 {
+        nk_error err = { 0 };
         ErlNifBinary li;
-        int ret = 1;
+        ErlNifResourceFlags tried;
 
         pthread_mutex_lock(&P.lock);
-        if (!P.host) {
+        bool loaded = P.loaded;
+        struct gen *g = P.cur;
+        pthread_mutex_unlock(&P.lock);
+        if (!g) {
                 report("load without a discovered library");
-        } else if (P.loaded) {
+                return 1;
+        }
+        if (loaded) {
                 report("'%s' is already used by module '%s'; every wrapped library needs its own "
                        "copy of the proxy", P.self, P.module);
                 /* Not ours to reset: the first user still runs on it. */
-                ret = 2;
-        } else if (!enif_term_to_binary(env, load_info, &li)) {
-                report("'%s': cannot encode load_info", P.real);
-        } else {
-                if (run_load(&P, li.data, li.size) >= 0) {
-                        P.loaded = true;
-                        *priv_data = &P;
-                        ret = 0;
-                }
-                enif_release_binary(&li);
+                return 2;
         }
-        if (ret == 1)
-                reset(&P);
+        /* The reserved node of host references exists before any result
+         * is decoded, so that it never counts against the atom budget. */
+        (void) enif_make_atom(env, "nifkit_resource@nohost");
+        P.call_type = enif_open_resource_type(env, NULL, "nifkit_call", pending_call_dtor,
+                                              ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, &tried);
+        if (!P.call_type || res_init(env) < 0) {
+                report("'%s': cannot create the proxy's resource types", P.real);
+                goto fail;
+        }
+        if (!enif_term_to_binary(env, load_info, &li)) {
+                report("'%s': cannot encode load_info", P.real);
+                goto fail;
+        }
+        P.load_info = malloc(li.size ? li.size : 1);
+        if (P.load_info) {
+                memcpy(P.load_info, li.data, li.size);
+                P.load_info_len = li.size;
+        }
+        enif_release_binary(&li);
+        if (!P.load_info)
+                goto fail;
+        if (nk_host_load(g->host, P.load_info, P.load_info_len, &err) < 0) {
+                report("'%s': load: %s: %s", P.real, nk_error_kind_name(err.kind), err.msg);
+                goto fail;
+        }
+        pthread_mutex_lock(&P.lock);
+        P.loaded = true;
+        P.stopping = false;
+        P.heartbeat_running = pthread_create(&P.heartbeat, NULL, heartbeat_main, &P) == 0;
         pthread_mutex_unlock(&P.lock);
-        return ret;
+        if (!P.heartbeat_running)
+                report("'%s': no heartbeat thread: a host that hangs while idle is found by the next call only",
+                       P.real);
+        *priv_data = &P;
+        return 0;
+fail:
+        reset(&P);
+        return 1;
 }
 
+/* The module let go of the library (purge): its host stops, its cgroup is
+ * removed (nk_host_free), and a later load starts afresh. */
 static void unload(ErlNifEnv *env, void *priv_data)
 {
-        pthread_mutex_lock(&P.lock);
+        stop_heartbeat(&P);
         reset(&P);
-        pthread_mutex_unlock(&P.lock);
 }
 
 /* ---- calls --------------------------------------------------------------- */
+
+/* A call that moved to a dirty scheduler: the ticket and its host. */
+struct pending_call {
+        nk_call *call;
+        struct gen *g;
+        unsigned index;
+};
+
+static void pending_call_dtor(ErlNifEnv *env, void *obj)
+{
+        struct pending_call *pc = obj;
+        /* Only when the continuation never ran (enif_schedule_nif failed). */
+        if (pc->call)
+                nk_host_call_cancel(pc->call);
+        if (pc->g)
+                gen_put(pc->g);
+}
+
+/* Raises the death's error after the restart it calls for, on a dirty
+ * scheduler. argv: the error term, the dead generation's number, and the
+ * nk_error as a binary. */
+static ERL_NIF_TERM restart_then_raise(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        unsigned number;
+        ErlNifBinary b;
+        if (argc == 3 && enif_get_uint(env, argv[1], &number) && enif_inspect_binary(env, argv[2], &b) &&
+            b.size == sizeof(nk_error)) {
+                nk_error why;
+                memcpy(&why, b.data, sizeof why);
+                host_died(number, &why);
+        }
+        return enif_raise_exception(env, argv[0]);
+}
+
+/* The host of g died during a call: the caller gets why, after the
+ * restart, which must not run on a normal scheduler. */
+static ERL_NIF_TERM died(ErlNifEnv *env, struct gen *g, const nk_error *err, bool dirty)
+{
+        ERL_NIF_TERM e = error_term(env, err);
+        unsigned number = g->number;
+        gen_put(g);
+        if (dirty) {
+                host_died(number, err);
+                return enif_raise_exception(env, e);
+        }
+        ERL_NIF_TERM why;
+        unsigned char *p = enif_make_new_binary(env, sizeof *err, &why);
+        if (!p)
+                return enif_raise_exception(env, e);
+        memcpy(p, err, sizeof *err);
+        ERL_NIF_TERM a[3] = { e, enif_make_uint(env, number), why };
+        return enif_schedule_nif(env, "nifkit_restart", ERL_NIF_DIRTY_JOB_IO_BOUND, restart_then_raise, 3, a);
+}
+
+/* The host broke a limit or the protocol in its result: it is killed, and
+ * the call fails as for any death. */
+static void kill_host(struct gen *g, const char *reason, const char *msg, nk_error *err)
+{
+        (void) nk_host_kill(g->host, reason, msg);
+        *err = (nk_error) { .kind = NK_ERR_HOST_DIED, .code = -ECONNRESET };
+        snprintf(err->msg, sizeof err->msg, "host for %s killed: %s", P.real, msg);
+        snprintf(err->reason, sizeof err->reason, "%s", reason);
+}
+
+/*
+ * The result's ETF as a term of env. SAFE first: it refuses atoms BEAM does
+ * not have. Only then are those counted, and decoded if the host's budget
+ * allows them. Returns false with err filled when the host was killed.
+ */
+static bool decode_result(ErlNifEnv *env, struct gen *g, const nk_result *res, ERL_NIF_TERM *ret, nk_error *err)
+{
+        char msg[224];
+
+        if (enif_binary_to_term(env, res->etf, res->len, ret, ERL_NIF_BIN2TERM_SAFE) != res->len) {
+                long fresh = atoms_new_in_etf(env, res->etf, res->len);
+                uint32_t max = proxy_max_new_atoms();
+                if (fresh < 0) {
+                        kill_host(g, "protocol", "its result is not one valid term", err);
+                        return false;
+                }
+                uint64_t used = 0;
+                if (fresh > 0 && max && !gen_take_atoms(g, (uint64_t) fresh, max, &used)) {
+                        snprintf(msg, sizeof msg, "its result has %ld new atoms; with the %" PRIu64 " it made "
+                                 "before, beyond the budget of %u for the host's lifetime (max_new_atoms)",
+                                 fresh, used, max);
+                        kill_host(g, "atom_budget", msg, err);
+                        return false;
+                }
+                if (enif_binary_to_term(env, res->etf, res->len, ret, 0) != res->len) {
+                        kill_host(g, "protocol", "its result is not one valid term", err);
+                        return false;
+                }
+        }
+        if (res_etf_has_handles(res->etf, res->len))
+                *ret = res_import(env, g, *ret);
+        return true;
+}
+
+/* Ends a call with its outcome r (nk_host_call_poll's). dirty: on a dirty
+ * scheduler now. Lets go of g. */
+static ERL_NIF_TERM finish(ErlNifEnv *env, struct gen *g, int r, nk_result *res, nk_error *err, bool dirty)
+{
+        ERL_NIF_TERM t;
+
+        if (r < 0) {
+                if (is_death(err))
+                        return died(env, g, err, dirty);
+                gen_put(g);
+                return enif_raise_exception(env, error_term(env, err));
+        }
+        bool ok = decode_result(env, g, res, &t, err);
+        int exception = res->exception;
+        nk_result_free(res);
+        if (!ok)
+                return died(env, g, err, dirty);
+        gen_put(g);
+        return exception ? enif_raise_exception(env, t) : t;
+}
+
+/* The continuation on a dirty I/O scheduler: waits for the rest. */
+static ERL_NIF_TERM resume(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct pending_call *pc;
+        nk_result res = { 0 };
+        nk_error err = { 0 };
+
+        if (argc != 1 || !enif_get_resource(env, argv[0], P.call_type, (void **) &pc) || !pc->call)
+                return enif_raise_exception(env, nifkit_error(env, "system", "lost a pending call"));
+        nk_call *c = pc->call;
+        struct gen *g = pc->g;
+        pc->call = NULL;
+        pc->g = NULL;
+        int r = nk_host_call_poll(c, -1, &res, &err);
+        return finish(env, g, r, &res, &err, true);
+}
+
+/* Moves a call still running in the host to a dirty I/O scheduler. */
+static ERL_NIF_TERM hop(ErlNifEnv *env, unsigned index, struct gen *g, nk_call *c)
+{
+        struct pending_call *pc = enif_alloc_resource(P.call_type, sizeof *pc);
+        if (!pc) {
+                /* Nowhere to keep it: wait here after all. */
+                nk_result res = { 0 };
+                nk_error err = { 0 };
+                int r = nk_host_call_poll(c, -1, &res, &err);
+                return finish(env, g, r, &res, &err, false);
+        }
+        *pc = (struct pending_call) { .call = c, .g = g, .index = index };
+        ERL_NIF_TERM a[1] = { enif_make_resource(env, pc) };
+        enif_release_resource(pc);
+        atomic_fetch_add(&P.hops, 1);
+        return enif_schedule_nif(env, P.funcs[index].name, ERL_NIF_DIRTY_JOB_IO_BOUND, resume, 1, a);
+}
+
+/* The current host for a call, or NULL with the exception to raise. */
+static struct gen *call_gen(ErlNifEnv *env, ERL_NIF_TERM *exc)
+{
+        pthread_mutex_lock(&P.lock);
+        struct gen *g = P.loaded && !P.limited ? P.cur : NULL;
+        if (g)
+                g->users++;
+        bool limited = P.limited;
+        nk_error why = { .kind = NK_ERR_NOT_RUNNING };
+        if (limited) {
+                snprintf(why.msg, sizeof why.msg, "%s", P.limit_msg);
+                snprintf(why.reason, sizeof why.reason, "restart_limit");
+        }
+        pthread_mutex_unlock(&P.lock);
+        if (g)
+                return g;
+        *exc = limited ? death_error(env, "restart_limit", &why)
+                       : nifkit_error(env, "not_running", "the wrapped library is not loaded");
+        return NULL;
+}
 
 static ERL_NIF_TERM proxy_call(ErlNifEnv *env, unsigned index, int argc, const ERL_NIF_TERM argv[])
 {
@@ -517,36 +1044,31 @@ static ERL_NIF_TERM proxy_call(ErlNifEnv *env, unsigned index, int argc, const E
         bool have_pid = false;
         nk_result res = { 0 };
         nk_error err = { 0 };
-        ERL_NIF_TERM ret;
-        nk_host *h;
-        int r;
+        ERL_NIF_TERM exc;
+        nk_call *c = NULL;
 
-        /* Calls run while the module holds the library, and unload only runs
-         * once no code refers to the functions any more: no lock needed to
-         * read the host pointer, and nk_host_call is safe from many threads. */
-        h = P.host;
-        if (!h || !P.loaded)
-                return raise_nifkit(env, "not_running", "the wrapped library is not loaded");
-
-        if (!enif_term_to_binary(env, enif_make_list_from_array(env, argv, (unsigned) argc), &args))
-                return raise_nifkit(env, "system", "cannot encode the arguments");
-        if (enif_self(env, &self) &&
-            enif_term_to_binary(env, enif_make_pid(env, &self), &pid_etf))
+        struct gen *g = call_gen(env, &exc);
+        if (!g)
+                return enif_raise_exception(env, exc);
+        if (!res_encode_args(env, g, argc, argv, &args, &exc)) {
+                gen_put(g);
+                return enif_raise_exception(env, exc);
+        }
+        if (enif_self(env, &self) && enif_term_to_binary(env, enif_make_pid(env, &self), &pid_etf))
                 have_pid = true;
 
-        r = nk_host_call(h, index, have_pid ? pid_etf.data : NULL, have_pid ? pid_etf.size : 0,
-                         args.data, args.size, &res, &err);
+        int r = nk_host_call_start(g->host, index, have_pid ? pid_etf.data : NULL, have_pid ? pid_etf.size : 0,
+                                   args.data, args.size, &c, &err);
         enif_release_binary(&args);
         if (have_pid)
                 enif_release_binary(&pid_etf);
-        if (r < 0)
-                return raise_nk_error(env, &err);
-
-        if (enif_binary_to_term(env, res.etf, res.len, &ret, 0) != res.len) {
-                nk_result_free(&res);
-                return raise_nifkit(env, "protocol", "the host's result is not one valid term");
+        /* A function the library flags dirty already runs on a dirty
+         * scheduler: it waits there, as it would for the real NIF. */
+        bool dirty = P.funcs[index].flags != 0;
+        if (r >= 0) {
+                r = nk_host_call_poll(c, dirty ? -1 : FAST_WAIT_MS, &res, &err);
+                if (r == -EAGAIN)
+                        return hop(env, index, g, c);
         }
-        r = res.exception;
-        nk_result_free(&res);
-        return r ? enif_raise_exception(env, ret) : ret;
+        return finish(env, g, r, &res, &err, dirty);
 }

@@ -1,0 +1,624 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Host resources as BEAM resources.
+ *
+ * The host sends a resource as a reference of the reserved node
+ * 'nifkit_resource@nohost' carrying its handle (hosts/etf.h). Here each
+ * handle becomes an object of the proxy's own resource type
+ * "nifkit_handle" holding {generation, handle}, so that BEAM's garbage
+ * collector tells us when the last term referring to it dies: the
+ * destructor sends a counted RELEASE (protocol.h) and the host drops its
+ * reference once every copy it sent is accounted for.
+ *
+ * Identity: the same host object must give =:= terms, so the same handle
+ * must give the same BEAM object while it lives. A table maps handle →
+ * object without holding a reference (a strong one would keep every object
+ * forever); the destructor removes the entry. Between BEAM dropping the
+ * count to zero and the destructor taking the table's lock, a lookup could
+ * find an object already doomed, and enif_keep_resource cannot refuse. So
+ * a lookup only takes an object whose count it can raise from a non-zero
+ * value (compare-and-swap on BEAM's reference count, whose place next to
+ * the object is measured at load: see calibrate()); a doomed object is
+ * replaced by a new one for the same handle, and both RELEASEs count. Where
+ * the measurement fails, every result gets new objects: lifetimes stay
+ * right, only =:= across calls is lost, and load says so.
+ *
+ * Arguments: enif_term_to_binary would encode a proxy resource as BEAM's own
+ * reference, which the host does not know. When the arguments hold one,
+ * they are encoded here: containers (tuples, lists, maps) by this code,
+ * proxy resources as the host's reference, and every other term by
+ * enif_term_to_binary. A resource of an older generation (the host
+ * restarted since) raises error:{nifkit, stale_resource, Message}.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy.h"
+
+#define RESOURCE_NODE "nifkit_resource@nohost"
+/* Nesting deeper than this is encoded by BEAM as is: a resource down there
+ * reaches the host as a plain reference (enif_get_resource fails there). */
+#define MAX_DEPTH 1000
+
+enum { ATOM_EXT = 100, SMALL_ATOM_EXT = 115, ATOM_UTF8_EXT = 118, SMALL_ATOM_UTF8_EXT = 119,
+       NEWER_REFERENCE_EXT = 90, SMALL_TUPLE_EXT = 104, LARGE_TUPLE_EXT = 105, NIL_EXT = 106,
+       LIST_EXT = 108, MAP_EXT = 116 };
+
+struct pres {
+        uint64_t handle;        /* 0: the calibration object */
+        unsigned gen;
+        uint64_t seen;          /* copies received, under T.lock */
+        bool in_table;
+        struct pres *next;      /* bucket chain, under T.lock */
+};
+
+static struct {
+        pthread_mutex_t lock;
+        struct pres **buckets;
+        size_t nbuckets, n;
+} T = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static ErlNifResourceType *handle_type;
+/* Bytes from an object's data back to BEAM's reference count; 0: unknown. */
+static size_t refc_offset;
+
+/* ---- the table ----------------------------------------------------------- */
+
+static size_t bucket(uint64_t h, size_t n)
+{
+        h ^= h >> 31;
+        h *= UINT64_C(0x9e3779b97f4a7c15);
+        return (size_t) (h >> 32) & (n - 1);
+}
+
+static struct pres *table_find(uint64_t handle)
+{
+        if (!T.nbuckets)
+                return NULL;
+        for (struct pres *o = T.buckets[bucket(handle, T.nbuckets)]; o; o = o->next)
+                if (o->handle == handle)
+                        return o;
+        return NULL;
+}
+
+static void table_remove(struct pres *o)
+{
+        for (struct pres **pp = &T.buckets[bucket(o->handle, T.nbuckets)]; *pp; pp = &(*pp)->next)
+                if (*pp == o) {
+                        *pp = o->next;
+                        T.n--;
+                        break;
+                }
+        o->in_table = false;
+        o->next = NULL;
+}
+
+/* Call with T.lock. Returns false (object not tracked) without memory. */
+static bool table_add(struct pres *o)
+{
+        if (T.n >= T.nbuckets) {
+                size_t n = T.nbuckets ? 2 * T.nbuckets : 256;
+                struct pres **b = calloc(n, sizeof *b);
+                if (!b)
+                        return false;
+                for (size_t i = 0; i < T.nbuckets; i++)
+                        for (struct pres *x = T.buckets[i], *next; x; x = next) {
+                                next = x->next;
+                                x->next = b[bucket(x->handle, n)];
+                                b[bucket(x->handle, n)] = x;
+                        }
+                free(T.buckets);
+                T.buckets = b;
+                T.nbuckets = n;
+        }
+        size_t k = bucket(o->handle, T.nbuckets);
+        o->next = T.buckets[k];
+        T.buckets[k] = o;
+        o->in_table = true;
+        T.n++;
+        return true;
+}
+
+void res_forget_all(void)
+{
+        pthread_mutex_lock(&T.lock);
+        for (size_t i = 0; i < T.nbuckets; i++) {
+                for (struct pres *x = T.buckets[i], *next; x; x = next) {
+                        next = x->next;
+                        x->in_table = false;
+                        x->next = NULL;
+                }
+                T.buckets[i] = NULL;
+        }
+        T.n = 0;
+        pthread_mutex_unlock(&T.lock);
+}
+
+/* ---- BEAM's reference count ------------------------------------------------ */
+
+static _Atomic long *refc_of(struct pres *o)
+{
+        return (_Atomic long *) ((uintptr_t) o - refc_offset);
+}
+
+/* enif_keep_resource, unless the count already reached zero. */
+static bool try_keep(struct pres *o)
+{
+        if (!refc_offset)
+                return false;
+        _Atomic long *c = refc_of(o);
+        long v = atomic_load(c);
+        while (v > 0)
+                if (atomic_compare_exchange_weak(c, &v, v + 1))
+                        return true;
+        return false;
+}
+
+/*
+ * Finds the word before a fresh object that follows enif_keep_resource and
+ * enif_release_resource exactly (1, 2, 3, 2, 1), and accepts it only if it
+ * is the one word that does. The object lives in one allocation with BEAM's
+ * header in front, so the words read are BEAM's own.
+ */
+static void calibrate(void)
+{
+        struct pres *o = enif_alloc_resource(handle_type, sizeof *o);
+        size_t found = 0;
+        unsigned hits = 0;
+
+        if (!o)
+                return;
+        memset(o, 0, sizeof *o);
+        for (size_t off = sizeof(long); off <= 96; off += sizeof(long)) {
+                volatile long *w = (volatile long *) ((uintptr_t) o - off);
+                if (*w != 1)
+                        continue;
+                enif_keep_resource(o);
+                bool two = *w == 2;
+                enif_keep_resource(o);
+                bool three = *w == 3;
+                enif_release_resource(o);
+                bool back = *w == 2;
+                enif_release_resource(o);
+                if (two && three && back && *w == 1) {
+                        found = off;
+                        hits++;
+                }
+        }
+        refc_offset = hits == 1 ? found : 0;
+        enif_release_resource(o);
+}
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+static void handle_dtor(ErlNifEnv *env, void *obj)
+{
+        struct pres *o = obj;
+
+        if (o->handle == 0)
+                return;
+        pthread_mutex_lock(&T.lock);
+        if (o->in_table)
+                table_remove(o);
+        uint64_t seen = o->seen;
+        pthread_mutex_unlock(&T.lock);
+
+        /* A handle of an older generation died with its host. */
+        struct gen *g = gen_get();
+        if (g && g->number == o->gen)
+                (void) nk_host_release_resource_counted(g->host, o->handle, seen);
+        if (g)
+                gen_put(g);
+}
+
+int res_init(ErlNifEnv *env)
+{
+        ErlNifResourceFlags tried;
+        handle_type = enif_open_resource_type(env, NULL, "nifkit_handle", handle_dtor,
+                                              ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, &tried);
+        if (!handle_type)
+                return -1;
+        calibrate();
+        if (!refc_offset)
+                fprintf(stderr, "nifkit proxy: cannot find BEAM's resource reference count; resources "
+                                "from the host get a new term on every call (=:= across calls is lost)\n");
+        return 0;
+}
+
+/* The proxy resource for handle of g: the live one, or a new one. */
+static ERL_NIF_TERM import_handle(ErlNifEnv *env, const struct gen *g, uint64_t handle)
+{
+        pthread_mutex_lock(&T.lock);
+        struct pres *o = table_find(handle);
+        if (o && o->gen == g->number && try_keep(o)) {
+                o->seen++;
+                pthread_mutex_unlock(&T.lock);
+        } else {
+                if (o)
+                        table_remove(o);        /* doomed: its destructor still releases what it saw */
+                o = enif_alloc_resource(handle_type, sizeof *o);
+                if (!o) {
+                        pthread_mutex_unlock(&T.lock);
+                        return enif_make_badarg(env);
+                }
+                *o = (struct pres) { .handle = handle, .gen = g->number, .seen = 1 };
+                if (refc_offset)
+                        (void) table_add(o);
+                pthread_mutex_unlock(&T.lock);
+        }
+        ERL_NIF_TERM t = enif_make_resource(env, o);
+        enif_release_resource(o);
+        return t;
+}
+
+/* ---- results: host references → proxy resources ------------------------ */
+
+bool res_etf_has_handles(const uint8_t *etf, size_t len)
+{
+        return memmem(etf, len, RESOURCE_NODE, sizeof RESOURCE_NODE - 1) != NULL;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+        return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
+}
+
+/* Whether ref is a host handle reference; its handle in *ret. */
+static bool host_ref(ErlNifEnv *env, ERL_NIF_TERM ref, uint64_t *ret)
+{
+        ErlNifBinary b;
+        bool ok = false;
+
+        if (!enif_term_to_binary(env, ref, &b))
+                return false;
+        const uint8_t *p = b.data, *end = b.data + b.size;
+        const size_t nl = sizeof RESOURCE_NODE - 1;
+        if (b.size < 5 || p[0] != 131 || p[1] != NEWER_REFERENCE_EXT || p[2] != 0 || p[3] != 3)
+                goto out;
+        p += 4;
+        if ((p[0] == ATOM_EXT || p[0] == ATOM_UTF8_EXT) && end - p >= 3 && p[1] == 0 && p[2] == nl)
+                p += 3;
+        else if ((p[0] == SMALL_ATOM_EXT || p[0] == SMALL_ATOM_UTF8_EXT) && end - p >= 2 && p[1] == nl)
+                p += 2;
+        else
+                goto out;
+        if ((size_t) (end - p) != nl + 4 + 12 || memcmp(p, RESOURCE_NODE, nl) != 0)
+                goto out;
+        p += nl + 4;
+        *ret = be32(p) | (uint64_t) be32(p + 4) << 32;
+        ok = be32(p + 8) == 0 && *ret != 0;
+out:
+        enif_release_binary(&b);
+        return ok;
+}
+
+static ERL_NIF_TERM import(ErlNifEnv *env, const struct gen *g, ERL_NIF_TERM t, int depth);
+
+static ERL_NIF_TERM import_list(ErlNifEnv *env, const struct gen *g, ERL_NIF_TERM t, int depth)
+{
+        unsigned n = 0;
+        ERL_NIF_TERM head, tail = t;
+        while (enif_get_list_cell(env, tail, &head, &tail))
+                n++;
+        ERL_NIF_TERM *items = enif_alloc((n ? n : 1) * sizeof *items);
+        if (!items)
+                return t;
+        bool changed = false;
+        tail = t;
+        for (unsigned i = 0; i < n; i++) {
+                (void) enif_get_list_cell(env, tail, &head, &tail);
+                items[i] = import(env, g, head, depth + 1);
+                changed |= items[i] != head;
+        }
+        ERL_NIF_TERM end = import(env, g, tail, depth + 1);
+        changed |= end != tail;
+        ERL_NIF_TERM out = t;
+        if (changed) {
+                out = end;
+                for (unsigned i = n; i-- > 0;)
+                        out = enif_make_list_cell(env, items[i], out);
+        }
+        enif_free(items);
+        return out;
+}
+
+static ERL_NIF_TERM import_map(ErlNifEnv *env, const struct gen *g, ERL_NIF_TERM t, int depth)
+{
+        size_t n;
+        ErlNifMapIterator it;
+        if (!enif_get_map_size(env, t, &n) || n == 0 ||
+            !enif_map_iterator_create(env, t, &it, ERL_NIF_MAP_ITERATOR_FIRST))
+                return t;
+        ERL_NIF_TERM *keys = enif_alloc(2 * n * sizeof *keys), *vals = keys + n, k, v;
+        bool changed = false;
+        size_t i = 0;
+        if (!keys) {
+                enif_map_iterator_destroy(env, &it);
+                return t;
+        }
+        while (i < n && enif_map_iterator_get_pair(env, &it, &k, &v)) {
+                keys[i] = import(env, g, k, depth + 1);
+                vals[i] = import(env, g, v, depth + 1);
+                changed |= keys[i] != k || vals[i] != v;
+                i++;
+                enif_map_iterator_next(env, &it);
+        }
+        enif_map_iterator_destroy(env, &it);
+        ERL_NIF_TERM out = t;
+        if (changed && !enif_make_map_from_arrays(env, keys, vals, i, &out))
+                out = t;
+        enif_free(keys);
+        return out;
+}
+
+static ERL_NIF_TERM import(ErlNifEnv *env, const struct gen *g, ERL_NIF_TERM t, int depth)
+{
+        uint64_t handle;
+        const ERL_NIF_TERM *el;
+        int arity;
+
+        if (depth > MAX_DEPTH)
+                return t;
+        switch (enif_term_type(env, t)) {
+        case ERL_NIF_TERM_TYPE_REFERENCE:
+                return host_ref(env, t, &handle) ? import_handle(env, g, handle) : t;
+        case ERL_NIF_TERM_TYPE_TUPLE: {
+                if (!enif_get_tuple(env, t, &arity, &el) || arity == 0)
+                        return t;
+                ERL_NIF_TERM *items = enif_alloc((size_t) arity * sizeof *items);
+                if (!items)
+                        return t;
+                bool changed = false;
+                for (int i = 0; i < arity; i++) {
+                        items[i] = import(env, g, el[i], depth + 1);
+                        changed |= items[i] != el[i];
+                }
+                ERL_NIF_TERM out = changed ? enif_make_tuple_from_array(env, items, (unsigned) arity) : t;
+                enif_free(items);
+                return out;
+        }
+        case ERL_NIF_TERM_TYPE_LIST:
+                return import_list(env, g, t, depth);
+        case ERL_NIF_TERM_TYPE_MAP:
+                return import_map(env, g, t, depth);
+        default:
+                return t;
+        }
+}
+
+ERL_NIF_TERM res_import(ErlNifEnv *env, const struct gen *g, ERL_NIF_TERM t)
+{
+        return import(env, g, t, 0);
+}
+
+/* ---- arguments: proxy resources → host references ----------------------- */
+
+static bool has_handles(ErlNifEnv *env, ERL_NIF_TERM t, int depth)
+{
+        const ERL_NIF_TERM *el;
+        int arity;
+        void *obj;
+
+        if (depth > MAX_DEPTH)
+                return false;
+        switch (enif_term_type(env, t)) {
+        case ERL_NIF_TERM_TYPE_REFERENCE:
+                return enif_get_resource(env, t, handle_type, &obj);
+        case ERL_NIF_TERM_TYPE_TUPLE:
+                if (!enif_get_tuple(env, t, &arity, &el))
+                        return false;
+                for (int i = 0; i < arity; i++)
+                        if (has_handles(env, el[i], depth + 1))
+                                return true;
+                return false;
+        case ERL_NIF_TERM_TYPE_LIST: {
+                ERL_NIF_TERM head;
+                while (enif_get_list_cell(env, t, &head, &t))
+                        if (has_handles(env, head, depth + 1))
+                                return true;
+                return !enif_is_empty_list(env, t) && has_handles(env, t, depth + 1);
+        }
+        case ERL_NIF_TERM_TYPE_MAP: {
+                ErlNifMapIterator it;
+                ERL_NIF_TERM k, v;
+                bool found = false;
+                if (!enif_map_iterator_create(env, t, &it, ERL_NIF_MAP_ITERATOR_FIRST))
+                        return false;
+                while (!found && enif_map_iterator_get_pair(env, &it, &k, &v)) {
+                        found = has_handles(env, k, depth + 1) || has_handles(env, v, depth + 1);
+                        enif_map_iterator_next(env, &it);
+                }
+                enif_map_iterator_destroy(env, &it);
+                return found;
+        }
+        default:
+                return false;
+        }
+}
+
+struct enc {
+        ErlNifEnv *env;
+        const struct gen *g;
+        ErlNifBinary bin;
+        size_t len;
+        unsigned stale;         /* generation of a stale resource met, or 0 */
+};
+
+static bool put(struct enc *e, const void *p, size_t n)
+{
+        if (e->len + n > e->bin.size) {
+                size_t cap = e->bin.size * 2;
+                while (cap < e->len + n)
+                        cap *= 2;
+                if (!enif_realloc_binary(&e->bin, cap))
+                        return false;
+        }
+        memcpy(e->bin.data + e->len, p, n);
+        e->len += n;
+        return true;
+}
+
+static bool put_u8_u32(struct enc *e, uint8_t tag, uint32_t v)
+{
+        uint8_t b[5] = { tag, (uint8_t) (v >> 24), (uint8_t) (v >> 16), (uint8_t) (v >> 8), (uint8_t) v };
+        return put(e, b, sizeof b);
+}
+
+static bool put_handle(struct enc *e, uint64_t handle)
+{
+        const size_t nl = sizeof RESOURCE_NODE - 1;
+        uint8_t b[4 + 2 + sizeof RESOURCE_NODE + 16];
+        size_t n = 0;
+        b[n++] = NEWER_REFERENCE_EXT;
+        b[n++] = 0;
+        b[n++] = 3;
+        b[n++] = SMALL_ATOM_UTF8_EXT;
+        b[n++] = (uint8_t) nl;
+        memcpy(b + n, RESOURCE_NODE, nl);
+        n += nl;
+        uint32_t words[4] = { 0, (uint32_t) handle, (uint32_t) (handle >> 32), 0 };   /* creation, ids */
+        for (int i = 0; i < 4; i++) {
+                b[n++] = (uint8_t) (words[i] >> 24);
+                b[n++] = (uint8_t) (words[i] >> 16);
+                b[n++] = (uint8_t) (words[i] >> 8);
+                b[n++] = (uint8_t) words[i];
+        }
+        return put(e, b, n);
+}
+
+/* Any term without containers to look into: BEAM's own encoding. */
+static bool put_leaf(struct enc *e, ERL_NIF_TERM t)
+{
+        ErlNifBinary b;
+        if (!enif_term_to_binary(e->env, t, &b))
+                return false;
+        bool ok = put(e, b.data + 1, b.size - 1);
+        enif_release_binary(&b);
+        return ok;
+}
+
+static bool encode(struct enc *e, ERL_NIF_TERM t, int depth);
+
+static bool encode_list(struct enc *e, ERL_NIF_TERM t, int depth)
+{
+        ERL_NIF_TERM head, tail = t;
+        uint32_t n = 0;
+        while (enif_get_list_cell(e->env, tail, &head, &tail))
+                n++;
+        if (n == 0)
+                return encode(e, tail, depth + 1);
+        if (!put_u8_u32(e, LIST_EXT, n))
+                return false;
+        tail = t;
+        while (enif_get_list_cell(e->env, tail, &head, &tail))
+                if (!encode(e, head, depth + 1))
+                        return false;
+        return encode(e, tail, depth + 1);
+}
+
+static bool encode_map(struct enc *e, ERL_NIF_TERM t, int depth)
+{
+        size_t n;
+        ErlNifMapIterator it;
+        ERL_NIF_TERM k, v;
+        bool ok = true;
+
+        if (!enif_get_map_size(e->env, t, &n) || n > UINT32_MAX || !put_u8_u32(e, MAP_EXT, (uint32_t) n))
+                return false;
+        if (n == 0)
+                return true;
+        if (!enif_map_iterator_create(e->env, t, &it, ERL_NIF_MAP_ITERATOR_FIRST))
+                return false;
+        while (ok && enif_map_iterator_get_pair(e->env, &it, &k, &v)) {
+                ok = encode(e, k, depth + 1) && encode(e, v, depth + 1);
+                enif_map_iterator_next(e->env, &it);
+        }
+        enif_map_iterator_destroy(e->env, &it);
+        return ok;
+}
+
+static bool encode(struct enc *e, ERL_NIF_TERM t, int depth)
+{
+        const ERL_NIF_TERM *el;
+        int arity;
+        void *obj;
+
+        if (depth > MAX_DEPTH)
+                return put_leaf(e, t);
+        switch (enif_term_type(e->env, t)) {
+        case ERL_NIF_TERM_TYPE_REFERENCE:
+                if (!enif_get_resource(e->env, t, handle_type, &obj))
+                        return put_leaf(e, t);
+                if (((const struct pres *) obj)->gen != e->g->number) {
+                        e->stale = ((const struct pres *) obj)->gen;
+                        return false;
+                }
+                return put_handle(e, ((const struct pres *) obj)->handle);
+        case ERL_NIF_TERM_TYPE_TUPLE:
+                if (!enif_get_tuple(e->env, t, &arity, &el))
+                        return false;
+                if (arity < 256) {
+                        uint8_t b[2] = { SMALL_TUPLE_EXT, (uint8_t) arity };
+                        if (!put(e, b, 2))
+                                return false;
+                } else if (!put_u8_u32(e, LARGE_TUPLE_EXT, (uint32_t) arity)) {
+                        return false;
+                }
+                for (int i = 0; i < arity; i++)
+                        if (!encode(e, el[i], depth + 1))
+                                return false;
+                return true;
+        case ERL_NIF_TERM_TYPE_LIST:
+                return encode_list(e, t, depth);
+        case ERL_NIF_TERM_TYPE_MAP:
+                return encode_map(e, t, depth);
+        default:
+                return put_leaf(e, t);
+        }
+}
+
+static ERL_NIF_TERM nifkit_error(ErlNifEnv *env, const char *kind, const char *msg)
+{
+        ERL_NIF_TERM bin;
+        size_t n = strlen(msg);
+        unsigned char *p = enif_make_new_binary(env, n, &bin);
+        if (p)
+                memcpy(p, msg, n);
+        return enif_make_tuple3(env, enif_make_atom(env, "nifkit"), enif_make_atom(env, kind), bin);
+}
+
+int res_encode_args(ErlNifEnv *env, const struct gen *g, int argc, const ERL_NIF_TERM argv[],
+                    ErlNifBinary *bin, ERL_NIF_TERM *ret_exception)
+{
+        ERL_NIF_TERM list = enif_make_list_from_array(env, argv, (unsigned) argc);
+
+        if (!has_handles(env, list, 0)) {
+                if (enif_term_to_binary(env, list, bin))
+                        return 1;
+                *ret_exception = nifkit_error(env, "system", "cannot encode the arguments");
+                return 0;
+        }
+        struct enc e = { .env = env, .g = g };
+        if (!enif_alloc_binary(256, &e.bin)) {
+                *ret_exception = nifkit_error(env, "system", "cannot encode the arguments: out of memory");
+                return 0;
+        }
+        uint8_t version = 131;
+        if (put(&e, &version, 1) && encode(&e, list, 0) && enif_realloc_binary(&e.bin, e.len)) {
+                *bin = e.bin;
+                return 1;
+        }
+        enif_release_binary(&e.bin);
+        if (e.stale) {
+                char msg[96];
+                snprintf(msg, sizeof msg, "resource of host generation %u used after restart", e.stale);
+                *ret_exception = nifkit_error(env, "stale_resource", msg);
+        } else {
+                *ret_exception = nifkit_error(env, "system", "cannot encode the arguments");
+        }
+        return 0;
+}

@@ -1,0 +1,253 @@
+%% SPDX-License-Identifier: Apache-2.0
+%%
+%% The proxy NIF as a production runtime, in a real BEAM, with res_nif.c
+%% behind it (proxy_beam.sh sets up the wrapped copy and the policy each
+%% test needs):
+%%
+%%   erl -noshell -pa DIR -run nk_proxy_test main TEST
+%%
+%% Every test ends the VM with status 0 when it held, 1 otherwise.
+-module(nk_proxy_test).
+-export([main/1]).
+-export([resources/0, stale/0, crash/0, restart_limit/0, timeout/0, scheduler/0, heartbeat/0,
+         result_size/0, atom_budget/0]).
+
+-define(M, nk_res_nif).
+
+main([Test]) ->
+    Status = try
+                 ok = ?MODULE:(list_to_atom(Test))(),
+                 io:format("~s: ok~n", [Test]),
+                 0
+             catch
+                 C:R:St ->
+                     io:format(standard_error, "~s failed: ~p:~p~n~p~n", [Test, C, R, St]),
+                     1
+             end,
+    erlang:halt(Status).
+
+%% --- resources --------------------------------------------------------------
+
+resources() ->
+    0 = ?M:live(),
+    A = ?M:new(7),
+    7 = ?M:value(A),
+    true = is_reference(A),
+    %% The same host object gives the same term, however it comes back.
+    A = ?M:echo(A),
+    {A, [A], #{k := A}} = ?M:echo({A, [A], #{k => A}}),
+    true = ?M:same(A, ?M:echo(A)),
+    B = ?M:new(8),
+    false = A =:= B,
+    false = ?M:same(A, B),
+    2 = ?M:live(),
+    %% Many round trips keep one object in the host.
+    [A = ?M:echo(A) || _ <- lists:seq(1, 1000)],
+    2 = ?M:live(),
+    %% Dropping B's last reference lets the host's destructor run.
+    drop(B),
+    ok = wait_live(1),
+    %% Objects made and dropped by another process die with it.
+    Parent = self(),
+    P = spawn(fun() ->
+                      Rs = [?M:new(I) || I <- lists:seq(1, 200)],
+                      200 = length([R || R <- Rs, is_reference(R)]),
+                      Parent ! {made, ?M:live()}
+              end),
+    receive {made, N} -> true = N >= 201 end,
+    wait_dead(P),
+    ok = wait_live(1),
+    7 = ?M:value(A),
+    io:format("identity across calls, and the host's destructors ran after GC~n"),
+    ok.
+
+%% B is referred to by this process only: forget it and collect.
+drop(B) ->
+    _ = ?M:value(B),
+    ok.
+
+wait_live(N) -> wait_live(N, 100).
+wait_live(N, 0) -> {live, ?M:live(), expected, N};
+wait_live(N, Tries) ->
+    erlang:garbage_collect(),
+    case ?M:live() of
+        N -> ok;
+        _ -> timer:sleep(50), wait_live(N, Tries - 1)
+    end.
+
+wait_dead(P) ->
+    Ref = monitor(process, P),
+    receive {'DOWN', Ref, process, P, _} -> ok after 5000 -> error(still_alive) end.
+
+%% A resource from a host that has since died is refused with a clear error.
+stale() ->
+    A = ?M:new(1),
+    {error, {nifkit, crashed, _}} = step(fun() -> ?M:crash() end),
+    {error, {nifkit, stale_resource, <<"resource of host generation 1 used after restart">>}} =
+        step(fun() -> ?M:value(A) end),
+    B = ?M:new(2),
+    2 = ?M:value(B),
+    ok.
+
+%% --- supervision -------------------------------------------------------------
+
+crash() ->
+    42 = ?M:load_info(),
+    [H1] = hosts(),
+    {error, {nifkit, crashed, #{library := Lib, message := Msg, signal := 11, syscall := undefined}}} =
+        step(fun() -> ?M:crash() end),
+    true = is_binary(Lib) andalso is_binary(Msg),
+    %% A new host, whose load() had the original load_info.
+    ok = ?M:fast(),
+    [H2] = hosts(),
+    true = H1 =/= H2,
+    42 = ?M:load_info(),
+    io:format("crash: host ~s replaced by ~s, load_info kept~n", [H1, H2]),
+    ok.
+
+%% The policy allows 2 restarts: the third death stops the restarts until
+%% the module is loaded again.
+restart_limit() ->
+    {error, {nifkit, crashed, _}} = step(fun() -> ?M:crash() end),
+    ok = ?M:fast(),
+    {error, {nifkit, crashed, _}} = step(fun() -> ?M:crash() end),
+    ok = ?M:fast(),
+    {error, {nifkit, crashed, _}} = step(fun() -> ?M:crash() end),
+    {error, {nifkit, restart_limit, #{message := Msg}}} = step(fun() -> ?M:fast() end),
+    io:format("restart limit: ~s~n", [Msg]),
+    {error, {nifkit, restart_limit, _}} = step(fun() -> ?M:fast() end),
+    true = code:delete(?M),
+    _ = code:purge(?M),
+    {module, ?M} = code:load_file(?M),
+    ok = ?M:fast(),
+    42 = ?M:load_info(),
+    ok.
+
+%% The policy's call timeout is 1 s.
+timeout() ->
+    {error, {nifkit, timeout, #{message := Msg}}} = step(fun() -> ?M:sleep(5000) end),
+    io:format("timeout: ~s~n", [Msg]),
+    ok = ?M:fast(),
+    ok.
+
+%% A host that stops while idle is found by the heartbeat, killed and
+%% replaced, without any call failing for it.
+heartbeat() ->
+    H1 = ?M:os_pid(),
+    ok = ?M:freeze(),
+    ok = wait(fun() -> not lists:member(integer_to_list(H1), hosts()) andalso hosts() =/= [] end, 15000),
+    ok = ?M:fast(),
+    H2 = ?M:os_pid(),
+    true = H1 =/= H2,
+    io:format("heartbeat: frozen host ~p replaced by ~p~n", [H1, H2]),
+    ok.
+
+%% --- scheduling ----------------------------------------------------------------
+
+%% Run with +S 1: while a call hangs in the host for 2 s, the only normal
+%% scheduler keeps running other processes; fast calls mostly finish on it.
+scheduler() ->
+    1 = erlang:system_info(schedulers_online),
+    Self = self(),
+    Ticker = spawn(fun() -> tick(Self, 0) end),
+    T0 = erlang:monotonic_time(millisecond),
+    Caller = spawn(fun() -> Self ! {slept, ?M:sleep(2000)} end),
+    receive {slept, ok} -> ok after 10000 -> error(sleep_lost) end,
+    Elapsed = erlang:monotonic_time(millisecond) - T0,
+    Ticker ! {report, self()},
+    Ticks = receive {ticks, T} -> T after 5000 -> error(no_ticks) end,
+    io:format("during a ~b ms host call the ticker ticked ~b times~n", [Elapsed, Ticks]),
+    wait_dead(Caller),
+    true = Elapsed >= 1900,
+    true = Ticks >= 200,
+    %% The same hang in a function the library flags dirty.
+    {ok, DirtyTicks} = ticks_during(fun() -> ?M:dirty_sleep(1000) end),
+    true = DirtyTicks >= 100,
+    %% Fast calls: dirty I/O schedulers stay mostly idle.
+    erlang:system_flag(scheduler_wall_time, true),
+    W0 = dirty_io_time(),
+    F0 = erlang:monotonic_time(microsecond),
+    [ok = ?M:fast() || _ <- lists:seq(1, 2000)],
+    F1 = erlang:monotonic_time(microsecond),
+    W1 = dirty_io_time(),
+    {Active, Total} = diff(W0, W1),
+    Share = Active / max(Total, 1),
+    io:format("2000 fast calls in ~b us; dirty I/O schedulers active ~.3f of the time~n",
+              [F1 - F0, Share]),
+    true = Share < 0.25,
+    ok.
+
+ticks_during(F) ->
+    Self = self(),
+    Ticker = spawn(fun() -> tick(Self, 0) end),
+    F(),
+    Ticker ! {report, self()},
+    receive {ticks, T} -> {ok, T} after 5000 -> error(no_ticks) end.
+
+tick(Parent, N) ->
+    receive
+        {report, To} -> To ! {ticks, N}
+    after 1 ->
+            tick(Parent, N + 1)
+    end.
+
+%% {Active, Total} summed over the dirty I/O schedulers.
+dirty_io_time() ->
+    S = erlang:statistics(scheduler_wall_time_all),
+    Normal = erlang:system_info(schedulers),
+    Cpu = erlang:system_info(dirty_cpu_schedulers),
+    [{A, T} || {Id, A, T} <- S, Id > Normal + Cpu].
+
+diff(W0, W1) ->
+    lists:foldl(fun({{A0, T0}, {A1, T1}}, {A, T}) -> {A + A1 - A0, T + T1 - T0} end,
+                {0, 0}, lists:zip(W0, W1)).
+
+%% --- limits --------------------------------------------------------------------
+
+%% max_result_bytes is 1 MiB.
+result_size() ->
+    Small = ?M:big(1000),
+    1000 = byte_size(Small),
+    {error, {nifkit, result_too_large, #{message := Msg}}} = step(fun() -> ?M:big(4 * 1024 * 1024) end),
+    io:format("result_too_large: ~s~n", [Msg]),
+    ok = ?M:fast(),
+    ok.
+
+%% max_new_atoms is 50, per host lifetime.
+atom_budget() ->
+    C0 = erlang:system_info(atom_count),
+    Few = ?M:atoms(<<"nk_budget_few_">>, 30),
+    30 = length(Few),
+    true = lists:all(fun is_atom/1, Few),
+    C1 = erlang:system_info(atom_count),
+    true = C1 - C0 >= 30,
+    %% Existing atoms cost nothing.
+    Few = ?M:atoms(<<"nk_budget_few_">>, 30),
+    C1b = erlang:system_info(atom_count),
+    Refused = step(fun() -> ?M:atoms(<<"nk_budget_many_">>, 40) end),
+    C2 = erlang:system_info(atom_count),
+    {error, {nifkit, atom_budget, #{message := Msg}}} = Refused,
+    io:format("atom_budget: ~s; atoms made meanwhile: ~b~n", [Msg, C2 - C1b]),
+    %% The refused atoms were never made.
+    true = C2 - C1b < 40,
+    {'EXIT', {badarg, _}} = (catch binary_to_existing_atom(<<"nk_budget_many_0">>)),
+    %% A new host, a new budget.
+    40 = length(?M:atoms(<<"nk_budget_other_">>, 40)),
+    ok.
+
+%% --- helpers ---------------------------------------------------------------------
+
+step(F) ->
+    try {ok, F()} catch C:R -> {C, R} end.
+
+hosts() ->
+    Out = os:cmd("ps --ppid " ++ os:getpid() ++ " -o pid=,comm="),
+    [Pid || Line <- string:split(Out, "\n", all),
+            [Pid, "nifkit-host"] <- [string:lexemes(Line, " ")]].
+
+wait(F, T) when T =< 0 -> {timeout, F()};
+wait(F, T) ->
+    case F() of
+        true -> ok;
+        false -> timer:sleep(50), wait(F, T - 50)
+    end.

@@ -1,0 +1,71 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+#
+# The proxy NIF as a production runtime, in a real BEAM: one test of
+# nk_proxy_test.erl against res_nif.c wrapped by the proxy, under a policy
+# made for that test (limits small enough to reach quickly).
+#
+#   proxy_beam.sh TEST
+#
+# Environment: NIFKIT_PROXY, NIFKIT_HOST, NIFKIT_WRAP, NK_RES_NIF (the test
+# library built from res_nif.c).
+set -eu
+export ERL_CRASH_DUMP_SECONDS=0
+test=${1:?usage: proxy_beam.sh TEST}
+
+if [ -z "${NIFKIT_PROXY:-}" ] || [ ! -f "$NIFKIT_PROXY" ]; then
+        echo "SKIP: no proxy NIF built"
+        exit 77
+fi
+here=$(cd "$(dirname "$0")" && pwd)
+wrap=${NIFKIT_WRAP:-$here/../../scripts/nifkit-wrap-dev}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/nk-proxy-beam.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+launcher=native timeout=5000 result=67108864 atoms=10000 restarts=5 sched=
+case $test in
+timeout) timeout=1000 ;;
+restart_limit) restarts=2 ;;
+result_size) result=1048576 ;;
+atom_budget) atoms=50 ;;
+# Stopping the host needs a signal to itself, which the sandbox's init
+# (pid 1 of its namespace) cannot receive from inside.
+heartbeat) launcher=unsandboxed-development timeout=1000 ;;
+scheduler) sched="+S 1" ;;
+esac
+
+cat >"$tmp/nk_res_nif.policy.json" <<JSON
+{
+  "nifkit_policy": 1,
+  "launcher": "$launcher",
+  "cgroup": "best-effort",
+  "mode": "enforce",
+  "limits": {
+    "memory_mb": 256, "pids": 16, "cpu_percent": 100,
+    "call_timeout_ms": $timeout,
+    "max_result_bytes": $result,
+    "max_new_atoms": $atoms,
+    "tmp_mb": 16, "open_files": 256
+  },
+  "restart": {"max_restarts": $restarts, "period_s": 60},
+  "files": [],
+  "network": {"connect": [], "listen": [], "resolve": []},
+  "workers": 4
+}
+JSON
+"$wrap" "$NIFKIT_PROXY" "$NK_RES_NIF" "$tmp/nk_res_nif.so"
+erlc -o "$tmp" "$here/nk_res_nif.erl" "$here/nk_proxy_test.erl"
+
+# shellcheck disable=SC2086
+NK_RES_NIF_DIR=$tmp erl -noshell $sched -pa "$tmp" -run nk_proxy_test main "$test" 2>"$tmp/stderr" || {
+        cat "$tmp/stderr" >&2
+        exit 1
+}
+cat "$tmp/stderr" >&2
+case $test in
+heartbeat)
+        grep -q "died (heartbeat)" "$tmp/stderr" || {
+                echo "FAIL: the proxy did not report a death by heartbeat" >&2
+                exit 1
+        } ;;
+esac
