@@ -62,7 +62,9 @@ typedef struct nk_error {
          * after pids.max refused a fork), "timeout", "seccomp" (the filter
          * trapped a system call; msg names it), "crashed" (a signal killed
          * it; signo), "exited" (status), "protocol" (it sent a malformed
-         * message and was killed), "stopped"; "" otherwise. */
+         * message and was killed), "result_too_large" (a result above
+         * max_result_bytes), "heartbeat" (it stopped answering PING),
+         * "stopped", or the reason given to nk_host_kill; "" otherwise. */
         char reason[32];
 } nk_error;
 
