@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The capability broker, runtime side (see broker.h). One thread per host
- * serves the broker socket: it reads one request datagram, decides, and
- * answers with the errno or the descriptor. Requests are answered in order;
- * the host matches answers to its waiting threads by id.
+ * The capability broker, runtime side (see broker.h). Per host, one thread
+ * reads request datagrams from the broker socket and queues them; a few
+ * workers decide and answer each with the errno or the descriptor, so a
+ * slow connect or name lookup does not hold the host's other requests.
+ * Answers go out in whatever order they are ready; the host matches them
+ * to its waiting threads by id.
  *
  * Nothing in a request is trusted: lengths are checked against the
  * datagram, a path with a NUL is refused, a request that carries a
@@ -33,6 +35,10 @@
 #include "nifkit_policy.h"
 #include "protocol.h"
 
+/* Requests served at once for one host, and how many may wait: a host
+ * that asks faster than that waits for room (the socket's buffer fills). */
+#define WORKERS 4
+#define QUEUE_MAX 256
 /* How long a brokered connect may take before the NIF sees ETIMEDOUT. */
 #define CONNECT_TIMEOUT_MS 10000
 /* Flags a brokered open may carry. O_DIRECTORY, O_PATH and O_TMPFILE are
@@ -49,6 +55,12 @@ struct grant {
         int open_errno;         /* why not */
 };
 
+struct job {
+        struct job *next;
+        size_t len;
+        uint8_t data[];
+};
+
 struct nk_broker {
         const struct nk_policy *policy;
         char *library;
@@ -60,8 +72,16 @@ struct nk_broker {
         pthread_mutex_t log_lock;
 
         int sock;               /* our end of the broker socket */
-        pthread_t thread;
+        pthread_t thread;       /* the reader */
         bool running;
+        pthread_t workers[WORKERS];
+        size_t nworkers;
+
+        pthread_mutex_t qlock;  /* the queue and stopping */
+        pthread_cond_t work, room;
+        struct job *head, *tail;
+        size_t queued;
+        bool stopping;
         bool openat2_missing_said;
 };
 
@@ -79,6 +99,9 @@ int nk_broker_new(const struct nk_policy *policy, const char *library, struct nk
         b->sock = -1;
         b->audit_fd = -1;
         pthread_mutex_init(&b->log_lock, NULL);
+        pthread_mutex_init(&b->qlock, NULL);
+        pthread_cond_init(&b->work, NULL);
+        pthread_cond_init(&b->room, NULL);
         b->library = strdup(library ? library : "");
         b->grants = calloc(policy->nfiles ? policy->nfiles : 1, sizeof *b->grants);
         if (!b->library || !b->grants) {
@@ -117,10 +140,23 @@ void nk_broker_free(struct nk_broker *b)
 {
         if (!b)
                 return;
-        if (b->running) {
-                /* Wakes the thread's recvmsg with end-of-file. */
+        if (b->sock >= 0)
+                /* Wakes the reader's recvmsg with end-of-file, and fails a
+                 * worker's send to a host that stopped reading. */
                 shutdown(b->sock, SHUT_RDWR);
+        if (b->running)
                 pthread_join(b->thread, NULL);
+        pthread_mutex_lock(&b->qlock);
+        b->stopping = true;
+        pthread_cond_broadcast(&b->work);
+        pthread_cond_broadcast(&b->room);
+        pthread_mutex_unlock(&b->qlock);
+        for (size_t i = 0; i < b->nworkers; i++)
+                pthread_join(b->workers[i], NULL);
+        while (b->head) {
+                struct job *j = b->head;
+                b->head = j->next;
+                free(j);
         }
         if (b->sock >= 0)
                 close(b->sock);
@@ -130,6 +166,9 @@ void nk_broker_free(struct nk_broker *b)
         if (b->audit_fd >= 0)
                 close(b->audit_fd);
         pthread_mutex_destroy(&b->log_lock);
+        pthread_cond_destroy(&b->work);
+        pthread_cond_destroy(&b->room);
+        pthread_mutex_destroy(&b->qlock);
         free(b->grants);
         free(b->library);
         free(b);
@@ -709,6 +748,31 @@ static int serve_one(struct nk_broker *b, const uint8_t *buf, size_t n)
         return r;
 }
 
+static void *worker_main(void *arg)
+{
+        struct nk_broker *b = arg;
+        for (;;) {
+                pthread_mutex_lock(&b->qlock);
+                while (!b->head && !b->stopping)
+                        pthread_cond_wait(&b->work, &b->qlock);
+                struct job *j = b->head;
+                if (!j) {
+                        pthread_mutex_unlock(&b->qlock);
+                        return NULL;
+                }
+                b->head = j->next;
+                if (!b->head)
+                        b->tail = NULL;
+                b->queued--;
+                pthread_cond_signal(&b->room);
+                pthread_mutex_unlock(&b->qlock);
+                /* A failed answer means the host is gone: the reader sees
+                 * it too and stops everything. */
+                (void) serve_one(b, j->data, j->len);
+                free(j);
+        }
+}
+
 static void *broker_main(void *arg)
 {
         struct nk_broker *b = arg;
@@ -723,9 +787,37 @@ static void *broker_main(void *arg)
                         close(fd);
                         continue;
                 }
-                if (n > 0 && serve_one(b, buf, (size_t) n) < 0)
-                        break;
+                if (n <= 0)
+                        continue;
+                struct job *j = malloc(sizeof *j + (size_t) n);
+                if (!j) {
+                        struct nk_msg_header h;
+                        if ((size_t) n >= sizeof h) {
+                                memcpy(&h, buf, sizeof h);
+                                if (h.id)
+                                        (void) reply(b, h.id, ENOMEM, NULL, 0, -1);
+                        }
+                        continue;
+                }
+                j->next = NULL;
+                j->len = (size_t) n;
+                memcpy(j->data, buf, (size_t) n);
+                pthread_mutex_lock(&b->qlock);
+                while (b->queued >= QUEUE_MAX && !b->stopping)
+                        pthread_cond_wait(&b->room, &b->qlock);
+                if (b->tail)
+                        b->tail->next = j;
+                else
+                        b->head = j;
+                b->tail = j;
+                b->queued++;
+                pthread_cond_signal(&b->work);
+                pthread_mutex_unlock(&b->qlock);
         }
+        pthread_mutex_lock(&b->qlock);
+        b->stopping = true;
+        pthread_cond_broadcast(&b->work);
+        pthread_mutex_unlock(&b->qlock);
         return NULL;
 }
 
@@ -741,6 +833,11 @@ int nk_broker_attach(struct nk_broker *b, int channel)
         int r = nk_fdpass_send(channel, &iov, 1, theirs);
         if (r < 0)
                 return r;
+        for (; b->nworkers < WORKERS; b->nworkers++) {
+                r = -pthread_create(&b->workers[b->nworkers], NULL, worker_main, b);
+                if (r < 0)
+                        return r;
+        }
         r = -pthread_create(&b->thread, NULL, broker_main, b);
         if (r < 0)
                 return r;
