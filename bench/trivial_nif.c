@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The smallest useful NIF: add/2 of two small integers. What a call costs
+ * around it is what bench/call_bench.erl measures, in BEAM and wrapped.
+ */
+#include <erl_nif.h>
+
+static ERL_NIF_TERM add(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        long a, b;
+
+        if (!enif_get_long(env, argv[0], &a) || !enif_get_long(env, argv[1], &b))
+                return enif_make_badarg(env);
+        return enif_make_long(env, a + b);
+}
+
+static ErlNifFunc funcs[] = {
+        { "add", 2, add, 0 },
+};
+
+ERL_NIF_INIT(trivial_nif, funcs, NULL, NULL, NULL, NULL)
