@@ -152,6 +152,7 @@ class PlanTest(Base):
              'workdir': None},
             {'name': 'u', 'suite': ['nifkit:unit'], 'cmd': ['/bin/true'], 'env': {}, 'timeout': 10, 'workdir': None},
             {'name': 'v', 'suite': ['nifkit:vm-only'], 'cmd': ['/bin/true'], 'env': {}, 'timeout': 0, 'workdir': '/'},
+            {'name': 'h', 'suite': ['nifkit:hostile'], 'cmd': ['/bin/true'], 'env': {}, 'timeout': 5, 'workdir': None},
         ]
         with open(os.path.join(info, 'intro-tests.json'), 'w') as f:
             json.dump(tests, f)
@@ -159,14 +160,19 @@ class PlanTest(Base):
         ids = [p[0] for p in plan]
         for mode in ('root', 'user'):
             self.assertIn(f'{mode}-integration-a_b', ids)
-            self.assertIn(f'{mode}-integration-v', ids)
+            self.assertIn(f'{mode}-vm-only-v', ids)
+            self.assertIn(f'{mode}-hostile-h', ids)
             self.assertNotIn(f'{mode}-integration-u', ids)
         self.assertIn('user-delegated_leaf', ids)
         self.assertNotIn('root-delegated_leaf', ids)
         limits = {p[0]: p[2] for p in plan}
         self.assertEqual(limits['root-integration-a_b'], max(10, int(10 * vm.TIMEOUT_FACTOR)))
-        self.assertEqual(limits['root-integration-v'], vm.GUEST_TEST_TIMEOUT)
-        self.assertLess(ids.index('root-integration-v'), ids.index('user-cgroup_sanity'))
+        self.assertEqual(limits['root-vm-only-v'], vm.GUEST_TEST_TIMEOUT)
+        self.assertEqual(limits['root-hostile-h'], max(10, int(5 * vm.TIMEOUT_FACTOR)))
+        # suites in GUEST_SUITES order, all of root's before user's
+        self.assertLess(ids.index('root-integration-a_b'), ids.index('root-vm-only-v'))
+        self.assertLess(ids.index('root-vm-only-v'), ids.index('root-hostile-h'))
+        self.assertLess(ids.index('root-hostile-h'), ids.index('user-cgroup_sanity'))
         vm.write_plan(self.paths, plan)
         with open(os.path.join(self.paths.plan, 'list')) as f:
             self.assertEqual([line.split()[0] for line in f], ids)

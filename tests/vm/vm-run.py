@@ -10,7 +10,8 @@ meson tests of suite 'vm' then report.
   vm-run.py boot   COMMON...            boot once, write every result (the 'vm-boot' test)
   vm-run.py result COMMON... ID         report one result; boots first if the results
                                         on disk do not belong to the current build
-  vm-run.py rest   COMMON... MODE ID... report the results of MODE's integration tests
+  vm-run.py rest   COMMON... MODE SUITE ID...
+                                        report the results of MODE's tests of SUITE
                                         that have no meson test of their own
 
 COMMON: --builddir DIR --srcdir DIR [--guest-env NAME=VALUE]...
@@ -33,8 +34,10 @@ import threading
 import time
 
 SKIP = 77
-# Suites whose tests run in the guest besides tests/vm/guest-tests.
-GUEST_SUITES = ('integration', 'vm-only')
+# Suites whose tests run in the guest besides tests/vm/guest-tests, in this order:
+# the sandbox's limits and escape attempts are only fully proven under a kernel
+# with every cgroup controller.
+GUEST_SUITES = tuple(os.environ.get('NKVM_SUITES', 'integration,vm-only,broker,hostile').split(','))
 # TCG runs code several times slower than the machine: stretch meson's limits.
 TIMEOUT_FACTOR = float(os.environ.get('NKVM_TIMEOUT_FACTOR', '3'))
 BOOT_TIMEOUT = int(os.environ.get('NKVM_BOOT_TIMEOUT', '1200'))
@@ -111,8 +114,16 @@ def test_script(cmd, env, workdir):
     return '\n'.join(lines) + '\n'
 
 
+def guest_suite(test):
+    """The first of GUEST_SUITES the meson test belongs to, or None."""
+    names = suite_names(test)
+    return next((s for s in GUEST_SUITES if s in names), None)
+
+
 def guest_meson_tests(paths):
-    return [t for t in load_meson_tests(paths) if suite_names(t) & set(GUEST_SUITES)]
+    """The meson tests the guest runs, grouped by suite in GUEST_SUITES order."""
+    tests = [t for t in load_meson_tests(paths) if guest_suite(t)]
+    return sorted(tests, key=lambda t: GUEST_SUITES.index(guest_suite(t)))
 
 
 def build_prerequisites(paths):
@@ -176,7 +187,7 @@ def build_plan(paths, guest_env):
             script = test_script(t['cmd'], env, t.get('workdir') or paths.builddir)
             if mode == 'user' and user_skip:
                 script = user_skip
-            plan.append((f'{mode}-integration-{safe_id(t["name"])}', mode, limit, script))
+            plan.append((f'{mode}-{guest_suite(t)}-{safe_id(t["name"])}', mode, limit, script))
     return plan
 
 
@@ -433,7 +444,7 @@ def ensure_results(paths, guest_env):
     return read_status(paths) or {'failure': 'the boot left no status'}
 
 
-def report(paths, status, ident, show_log=True):
+def report(paths, status, ident):
     """Prints one test's output and returns its exit status."""
     if 'skip' in status:
         print(f'SKIP: {status["skip"]}')
@@ -453,8 +464,7 @@ def report(paths, status, ident, show_log=True):
         reason = status.get('failure') or 'its result is missing'
         print(NO_RESULT.format(paths.console) + f': {reason}')
         return 1
-    if show_log:
-        sys.stdout.write(log)
+    sys.stdout.write(log)
     print(f'guest exit status: {rc}')
     return rc
 
@@ -488,26 +498,29 @@ def main():
         if len(a.args) != 1:
             ap.error('result takes one test id')
         return report(paths, status, a.args[0])
-    # rest MODE ID...: integration tests without a meson test of their own
-    if not a.args:
-        ap.error('rest takes a mode and the ids that have their own meson test')
-    mode, listed = a.args[0], set(a.args[1:])
-    prefix = f'{mode}-integration-'
+    # rest MODE SUITE ID...: the tests of SUITE without a meson test of their own
+    if len(a.args) < 2:
+        ap.error('rest takes a mode, a suite and the ids that have their own meson test')
+    mode, suite, listed = a.args[0], a.args[1], set(a.args[2:])
     if 'skip' in status:
         return report(paths, status, '')
+    if status.get('failure') and not status.get('tests'):
+        return report(paths, status, '')
+    prefix = f'{mode}-{suite}-'
     rest = [t for t in status.get('tests', []) if t.startswith(prefix) and t not in listed]
     if not rest:
-        print(f'every {mode} integration test has its own meson test in suite vm')
-        return report(paths, status, '') if status.get('failure') and not status.get('tests') else 0
+        print(f'SKIP: no {mode} test of suite {suite} is left without a meson test of its own')
+        return SKIP
     worst = 0
+    summary = []
     for ident in rest:
         print(f'==== {ident}')
         rc = report(paths, status, ident)
+        summary.append(f'{ident:50} {"ok" if rc == 0 else "skip" if rc == SKIP else f"FAIL ({rc})"}')
         if rc not in (0, SKIP):
             worst = rc
-    print('results: ' + ', '.join(rest))
+    print('\n'.join(['==== summary'] + summary))
     return worst
-
 
 if __name__ == '__main__':
     sys.exit(main())
