@@ -9,7 +9,7 @@
 %% Every test ends the VM with status 0 when it held, 1 otherwise.
 -module(nk_proxy_test).
 -export([main/1]).
--export([resources/0, stale/0, crash/0, restart_limit/0, timeout/0, scheduler/0, heartbeat/0,
+-export([resources/0, churn/0, stale/0, crash/0, restart_limit/0, timeout/0, scheduler/0, heartbeat/0,
          result_size/0, atom_budget/0]).
 
 -define(M, nk_res_nif).
@@ -78,6 +78,36 @@ wait_live(N, Tries) ->
 wait_dead(P) ->
     Ref = monitor(process, P),
     receive {'DOWN', Ref, process, P, _} -> ok after 5000 -> error(still_alive) end.
+
+%% Eight processes take the same host object over and over (kept/0) and
+%% drop it, with garbage collections in between, while others make and drop
+%% their own: copies of one handle cross while RELEASEs of it are in
+%% flight. No handle may be lost (value/1 would fail) and, at the end, only
+%% the objects still referred to may live.
+churn() ->
+    K = ?M:new(99),
+    ok = ?M:keep(K),
+    drop(K),
+    Parent = self(),
+    Ps = [spawn_link(fun() -> churn_loop(500), Parent ! {done, self()} end) || _ <- lists:seq(1, 8)],
+    [receive {done, P} -> ok after 60000 -> error(churn_timeout) end || P <- Ps],
+    [wait_dead(P) || P <- Ps],
+    99 = ?M:value(?M:kept()),
+    %% Only the kept object lives: every other was released.
+    ok = wait_live(1),
+    io:format("churn: 8 x 500 rounds, no handle lost, no object leaked~n"),
+    ok.
+
+churn_loop(0) -> ok;
+churn_loop(N) ->
+    K = ?M:kept(),
+    99 = ?M:value(K),
+    K = ?M:echo(K),
+    B = ?M:new(N),
+    {B, K} = ?M:echo({B, K}),
+    true = ?M:same(K, ?M:kept()),
+    N rem 10 =:= 0 andalso erlang:garbage_collect(),
+    churn_loop(N - 1).
 
 %% A resource from a host that has since died is refused with a clear error.
 stale() ->

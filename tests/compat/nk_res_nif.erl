@@ -3,7 +3,7 @@
 %% The Erlang side of res_nif.c: loads the library wrapped by the proxy from
 %% $NK_RES_NIF_DIR, with load_info {nk_res, 42}.
 -module(nk_res_nif).
--export([new/1, value/1, same/2, live/0, echo/1, load_info/0, os_pid/0, crash/0, sleep/1,
+-export([new/1, value/1, same/2, live/0, echo/1, keep/1, kept/0, load_info/0, os_pid/0, crash/0, sleep/1,
          dirty_sleep/1, fast/0, big/1, atoms/2, freeze/0]).
 -on_load(init/0).
 
@@ -15,6 +15,8 @@ value(_) -> erlang:nif_error(not_loaded).
 same(_, _) -> erlang:nif_error(not_loaded).
 live() -> erlang:nif_error(not_loaded).
 echo(_) -> erlang:nif_error(not_loaded).
+keep(_) -> erlang:nif_error(not_loaded).
+kept() -> erlang:nif_error(not_loaded).
 load_info() -> erlang:nif_error(not_loaded).
 os_pid() -> erlang:nif_error(not_loaded).
 crash() -> erlang:nif_error(not_loaded).

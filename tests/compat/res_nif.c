@@ -81,6 +81,34 @@ static ERL_NIF_TERM live(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
         return enif_make_long(env, atomic_load(&live_objects));
 }
 
+/* One object the host itself keeps, handed out again by kept/0: its handle
+ * crosses many times while the runtime drops and releases its terms. */
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct obj *kept_obj;
+
+static ERL_NIF_TERM keep(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct obj *o;
+        if (!enif_get_resource(env, argv[0], obj_type, (void **) &o))
+                return enif_make_badarg(env);
+        enif_keep_resource(o);
+        pthread_mutex_lock(&kept_lock);
+        struct obj *old = kept_obj;
+        kept_obj = o;
+        pthread_mutex_unlock(&kept_lock);
+        if (old)
+                enif_release_resource(old);
+        return enif_make_atom(env, "ok");
+}
+
+static ERL_NIF_TERM kept(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        pthread_mutex_lock(&kept_lock);
+        ERL_NIF_TERM t = kept_obj ? enif_make_resource(env, kept_obj) : enif_make_atom(env, "none");
+        pthread_mutex_unlock(&kept_lock);
+        return t;
+}
+
 static ERL_NIF_TERM echo(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
         return argv[0];
@@ -172,6 +200,8 @@ static ErlNifFunc funcs[] = {
         { "same", 2, same, 0 },
         { "live", 0, live, 0 },
         { "echo", 1, echo, 0 },
+        { "keep", 1, keep, 0 },
+        { "kept", 0, kept, 0 },
         { "load_info", 0, get_load_info, 0 },
         { "os_pid", 0, os_pid, 0 },
         { "crash", 0, crash, 0 },
