@@ -90,6 +90,7 @@ enum {
         FD_INFO = NK_HOST_CHANNEL_FD + 1,
         FD_BLOCK,
         FD_SECCOMP,
+        FD_STATUS,      /* --json-status-fd: the exit code, whoever reaps bwrap */
         FD_ERR,         /* close-on-exec: EOF tells the runtime bwrap was executed */
         FD_FIRST_FREE,
 };
@@ -105,6 +106,7 @@ static const char *const dev_nodes[] = { "/dev/null", "/dev/zero", "/dev/random"
 int nk_bwrap_find(const char *path_env, char *buf, size_t size);
 int nk_bwrap_parse_version(const char *text, unsigned *ret_version);
 int nk_bwrap_parse_child_pid(const char *text, pid_t *ret_pid);
+int nk_bwrap_parse_exit_code(const char *text, int *ret_code);
 void nk_bwrap_translate_exit(int status, struct nk_child_exit *ret);
 
 /* ---- finding bwrap ----------------------------------------------------------- */
@@ -238,13 +240,16 @@ static int bwrap_version(const char *bwrap, unsigned *ret_version)
 
 /* ---- bwrap's information and exit status --------------------------------------- */
 
-/* The "child-pid" member of what bwrap writes to --info-fd. */
-int nk_bwrap_parse_child_pid(const char *text, pid_t *ret_pid)
+/* The integer member `key` (quoted) of bwrap's JSON at p; the last one
+ * when `last` (--json-status-fd writes one document after another). */
+static int parse_member(const char *text, const char *key, bool last, long *ret)
 {
-        const char *p = strstr(text, "\"child-pid\"");
+        const char *p = strstr(text, key);
         if (!p)
                 return -ENOENT;
-        p += strlen("\"child-pid\"");
+        for (const char *q; last && (q = strstr(p + 1, key));)
+                p = q;
+        p += strlen(key);
         while (isspace((unsigned char) *p))
                 p++;
         if (*p++ != ':')
@@ -256,9 +261,35 @@ int nk_bwrap_parse_child_pid(const char *text, pid_t *ret_pid)
         char *end;
         errno = 0;
         long v = strtol(p, &end, 10);
-        if (errno || v <= 0 || v > INT_MAX || !(*end == ',' || *end == '}' || isspace((unsigned char) *end)))
+        if (errno || v > INT_MAX || !(*end == ',' || *end == '}' || isspace((unsigned char) *end)))
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+/* The "child-pid" member of what bwrap writes to --info-fd. */
+int nk_bwrap_parse_child_pid(const char *text, pid_t *ret_pid)
+{
+        long v;
+        int r = parse_member(text, "\"child-pid\"", false, &v);
+        if (r < 0)
+                return r;
+        if (v <= 0)
                 return -EINVAL;
         *ret_pid = (pid_t) v;
+        return 0;
+}
+
+/* The "exit-code" bwrap's monitor writes to --json-status-fd as it exits. */
+int nk_bwrap_parse_exit_code(const char *text, int *ret_code)
+{
+        long v;
+        int r = parse_member(text, "\"exit-code\"", true, &v);
+        if (r < 0)
+                return r;
+        if (v > 255)
+                return -EINVAL;
+        *ret_code = (int) v;
         return 0;
 }
 
@@ -424,6 +455,8 @@ static int build_argv(const struct nk_sandbox_config *sc, const struct nk_pathse
         argf(a, "%d", FD_INFO);
         arg(a, "--block-fd");
         argf(a, "%d", FD_BLOCK);
+        arg(a, "--json-status-fd");
+        argf(a, "%d", FD_STATUS);
         arg(a, "--chdir");
         arg(a, "/");
         arg(a, "--");
@@ -521,7 +554,7 @@ static int cgroup_place(struct nk_cgroup *cg, pid_t pid)
 struct child_args {
         const char *bwrap;
         char *const *argv;
-        int fds[4];             /* channel, info (write end), block (read end), seccomp */
+        int fds[5];             /* channel, info (write end), block (read end), seccomp, status (write end) */
         int err_fd;
         const struct nk_rlimits_plan *rlimits;
         bool set_ids;
@@ -576,13 +609,13 @@ static _Noreturn void child_exec(const struct child_args *a)
         int err_fd = fcntl(a->err_fd, F_DUPFD_CLOEXEC, FD_FIRST_FREE + 8);
         if (err_fd < 0)
                 child_fail(a->err_fd, -errno, "moving descriptors");
-        int tmp[4];
-        for (int i = 0; i < 4; i++) {
+        int tmp[5];
+        for (int i = 0; i < 5; i++) {
                 tmp[i] = fcntl(a->fds[i], F_DUPFD_CLOEXEC, FD_FIRST_FREE + 8);
                 if (tmp[i] < 0)
                         child_fail(err_fd, -errno, "moving descriptors");
         }
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 5; i++)
                 if (dup2(tmp[i], NK_HOST_CHANNEL_FD + i) < 0)
                         child_fail(err_fd, -errno, "moving descriptors");
         if (dup3(err_fd, FD_ERR, O_CLOEXEC) < 0)
@@ -612,6 +645,110 @@ static _Noreturn void child_exec(const struct child_args *a)
         char *const envp[] = { NULL };
         execve(a->bwrap, a->argv, envp);
         child_fail(err_fd, -errno, "executing bwrap");
+}
+
+/* Reads fd to EOF into buf (NUL-terminated), waiting at most timeout_ms
+ * between reads. */
+static int read_all(int fd, char *buf, size_t size, int timeout_ms, size_t *ret_len)
+{
+        size_t len = 0;
+        for (;;) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                int r = poll(&p, 1, timeout_ms);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return -errno;
+                if (r == 0)
+                        return -ETIMEDOUT;
+                ssize_t n = read(fd, buf + len, size - 1 - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        break;
+                len += (size_t) n;
+                if (len == size - 1)
+                        break;
+        }
+        buf[len] = '\0';
+        *ret_len = len;
+        return 0;
+}
+
+/* ---- exit statuses that outlive a reaped bwrap -------------------------------------- */
+
+/*
+ * Where SIGCHLD is ignored (BEAM), kernels before 6.15 reap bwrap's
+ * monitor by themselves once it has exec'd, and its status is gone; 6.15
+ * and later keep it for the pidfd. bwrap's --json-status-fd reports the
+ * exit code whoever reaps it, so the read end of that pipe is kept per
+ * monitor here (struct nk_child has no room for it) until wait.
+ */
+struct status_pipe {
+        pid_t pid;
+        int fd;
+};
+
+static pthread_mutex_t status_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct status_pipe *status_pipes;
+static size_t n_status_pipes, status_pipes_cap;
+
+/* Keeps fd (owned from now on) as pid's status pipe. */
+static int status_keep(pid_t pid, int fd)
+{
+        int r = 0;
+        pthread_mutex_lock(&status_lock);
+        if (n_status_pipes == status_pipes_cap) {
+                size_t cap = status_pipes_cap ? status_pipes_cap * 2 : 8;
+                struct status_pipe *p = realloc(status_pipes, cap * sizeof *p);
+                if (p) {
+                        status_pipes = p;
+                        status_pipes_cap = cap;
+                } else {
+                        r = -ENOMEM;
+                }
+        }
+        if (r == 0)
+                status_pipes[n_status_pipes++] = (struct status_pipe) { .pid = pid, .fd = fd };
+        pthread_mutex_unlock(&status_lock);
+        if (r < 0)
+                close(fd);
+        return r;
+}
+
+/* Hands pid's status pipe over to the caller (-1 if none). */
+static int status_take(pid_t pid)
+{
+        int fd = -1;
+        pthread_mutex_lock(&status_lock);
+        for (size_t i = 0; i < n_status_pipes; i++)
+                if (status_pipes[i].pid == pid) {
+                        fd = status_pipes[i].fd;
+                        status_pipes[i] = status_pipes[--n_status_pipes];
+                        break;
+                }
+        pthread_mutex_unlock(&status_lock);
+        return fd;
+}
+
+/* The exit code bwrap's monitor reported before it exited, or -ECHILD. */
+static int status_read(pid_t pid, int *ret_code)
+{
+        _cleanup_close_ int fd = status_take(pid);
+        if (fd < 0)
+                return -ECHILD;
+        char buf[INFO_MAX];
+        size_t len;
+        /* The monitor is gone, so the pipe is at EOF unless its host still
+         * holds it for the instant its parent-death signal takes. */
+        int r = read_all(fd, buf, sizeof buf, 1000, &len);
+        int code;
+        if (r < 0 || nk_bwrap_parse_exit_code(buf, &code) < 0)
+                return -ECHILD;
+        *ret_code = code;
+        return 0;
 }
 
 /* ---- the spawner thread ------------------------------------------------------------ */
@@ -723,34 +860,6 @@ static void fill_defaults(struct nk_sandbox_config *sc)
                 sc->tmp_mb = 16;
 }
 
-static int read_all(int fd, char *buf, size_t size, int timeout_ms, size_t *ret_len)
-{
-        size_t len = 0;
-        for (;;) {
-                struct pollfd p = { .fd = fd, .events = POLLIN };
-                int r = poll(&p, 1, timeout_ms);
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r < 0)
-                        return -errno;
-                if (r == 0)
-                        return -ETIMEDOUT;
-                ssize_t n = read(fd, buf + len, size - 1 - len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                if (n == 0)
-                        break;
-                len += (size_t) n;
-                if (len == size - 1)
-                        break;
-        }
-        buf[len] = '\0';
-        *ret_len = len;
-        return 0;
-}
-
 static int pidfd_open_compat(pid_t pid)
 {
         int fd = (int) syscall(SYS_pidfd_open, pid, 0);
@@ -776,7 +885,7 @@ struct launch_state {
         bool have_seccomp;
         struct nk_cgroup *cgroup;
         int seccomp_fd;
-        int pipes[3][2];        /* info, block, err */
+        int pipes[4][2];        /* info, block, err, status */
 };
 
 static void state_free(struct launch_state *s)
@@ -787,7 +896,7 @@ static void state_free(struct launch_state *s)
                 nk_seccomp_free(&s->seccomp);
         nk_cgroup_destroy(s->cgroup);
         nk_closep(&s->seccomp_fd);
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 4; i++)
                 for (int j = 0; j < 2; j++)
                         nk_closep(&s->pipes[i][j]);
 }
@@ -835,7 +944,7 @@ static int prepare(const struct nk_launch_config *cfg, const struct nk_sandbox_c
                 return r;
         nk_rlimits_prepare(sc, !cg_memory, ret_rlimits);
 
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 4; i++)
                 if (pipe2(s->pipes[i], O_CLOEXEC) < 0)
                         return nk_sandbox_error_set(err, -errno, "pipe2: %m");
         return 0;
@@ -917,7 +1026,7 @@ static int bwrap_launch(const struct nk_launch_config *cfg, int channel_fd, stru
                 return nk_sandbox_error_set(err, -ENOENT, "bubblewrap (bwrap) not found: install the bubblewrap "
                                                           "package or use the native launcher");
 
-        struct launch_state s = { .seccomp_fd = -1, .pipes = { { -1, -1 }, { -1, -1 }, { -1, -1 } } };
+        struct launch_state s = { .seccomp_fd = -1, .pipes = { { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } } };
         struct nk_rlimits_plan rlimits;
         int r = prepare(cfg, &sc, bwrap, &s, &rlimits, err);
         if (r < 0)
@@ -926,7 +1035,7 @@ static int bwrap_launch(const struct nk_launch_config *cfg, int channel_fd, stru
         const struct child_args args = {
                 .bwrap = bwrap,
                 .argv = s.argv.v,
-                .fds = { channel_fd, s.pipes[0][1], s.pipes[1][0], s.seccomp_fd },
+                .fds = { channel_fd, s.pipes[0][1], s.pipes[1][0], s.seccomp_fd, s.pipes[3][1] },
                 .err_fd = s.pipes[2][1],
                 .rlimits = &rlimits,
                 .set_ids = sc.outside_uid != geteuid() || sc.outside_gid != getegid(),
@@ -946,10 +1055,20 @@ static int bwrap_launch(const struct nk_launch_config *cfg, int channel_fd, stru
         s.pipes[1][0] = -1;
         nk_closep(&s.pipes[2][1]);
         s.pipes[2][1] = -1;
+        nk_closep(&s.pipes[3][1]);
+        s.pipes[3][1] = -1;
         r = start(&sc, bwrap, pid, &s, err);
         if (r < 0)
                 goto out;
 
+        r = status_keep(pid, s.pipes[3][0]);
+        if (r < 0) {
+                kill(pid, SIGKILL);
+                abandon(pid);
+                r = nk_sandbox_error_set(err, r, "out of memory");
+                goto out;
+        }
+        s.pipes[3][0] = -1;
         int pidfd = pidfd_open_compat(pid);
         *ret_child = (struct nk_child) { .pid = pid, .pidfd = pidfd >= 0 ? pidfd : -1,
                                          .cgroup = TAKE_PTR(s.cgroup) };
@@ -971,6 +1090,29 @@ static int bwrap_kill(struct nk_child *child, int signo)
         }
         /* Not reaped yet, so the pid cannot have been reused. */
         return kill(child->pid, signo) < 0 ? -errno : 0;
+}
+
+/* bwrap's monitor was reaped by the kernel (SIGCHLD ignored): its status
+ * from the pidfd (Linux 6.15+), else from what it wrote to its status
+ * pipe. */
+static int wait_reaped(struct nk_child *child, struct nk_child_exit *ret)
+{
+        struct nk_child_exit ex;
+        int code;
+        if (child->pidfd >= 0 && nk_pidfd_exit(child->pidfd, &ex) == 0) {
+                nk_closep((int[]) { status_take(child->pid) });
+                if (ex.signo == 0)
+                        nk_bwrap_translate_exit(ex.status, ret);
+                else
+                        *ret = ex;
+        } else if (status_read(child->pid, &code) == 0) {
+                nk_bwrap_translate_exit(code, ret);
+        } else {
+                /* Killed before it could say (SIGKILL): nobody knows. */
+                return -ECHILD;
+        }
+        child->reaped = true;
+        return 0;
 }
 
 static int bwrap_wait(struct nk_child *child, int timeout_ms, struct nk_child_exit *ret)
@@ -997,22 +1139,8 @@ static int bwrap_wait(struct nk_child *child, int timeout_ms, struct nk_child_ex
                                           : waitid(P_PID, (id_t) child->pid, &si, options);
                 if (r < 0 && errno == EINTR)
                         continue;
-                if (r < 0 && errno == ECHILD && child->pidfd >= 0) {
-                        /* A reparented child's exit signal becomes SIGCHLD,
-                         * and where that is ignored (BEAM) the kernel reaps
-                         * it: when the monitor was cloned by a caller's
-                         * thread (no spawner thread) that has exited. */
-                        struct nk_child_exit ex;
-                        int e = nk_pidfd_exit(child->pidfd, &ex);
-                        if (e < 0)
-                                return e;
-                        child->reaped = true;
-                        if (ex.signo == 0)
-                                nk_bwrap_translate_exit(ex.status, ret);
-                        else
-                                *ret = ex;
-                        return 0;
-                }
+                if (r < 0 && errno == ECHILD)
+                        return wait_reaped(child, ret);
                 if (r < 0)
                         return -errno;
                 if (si.si_pid != 0)
@@ -1023,6 +1151,7 @@ static int bwrap_wait(struct nk_child *child, int timeout_ms, struct nk_child_ex
                 usleep(10000);
         }
         child->reaped = true;
+        nk_closep((int[]) { status_take(child->pid) });
         if (si.si_code == CLD_EXITED) {
                 nk_bwrap_translate_exit(si.si_status, ret);
         } else {
