@@ -393,7 +393,7 @@ static int resolve_deps(const struct nk_sandbox_config *sc, struct nk_pathset *d
 }
 
 static int build_argv(const struct nk_sandbox_config *sc, const struct nk_pathset *deps, bool have_size,
-                      struct argv_builder *a)
+                      bool have_status, struct argv_builder *a)
 {
         arg(a, "bwrap");
         /* --unshare-all only tries the user and cgroup namespaces: insist. */
@@ -455,8 +455,10 @@ static int build_argv(const struct nk_sandbox_config *sc, const struct nk_pathse
         argf(a, "%d", FD_INFO);
         arg(a, "--block-fd");
         argf(a, "%d", FD_BLOCK);
-        arg(a, "--json-status-fd");
-        argf(a, "%d", FD_STATUS);
+        if (have_status) {
+                arg(a, "--json-status-fd");
+                argf(a, "%d", FD_STATUS);
+        }
         arg(a, "--chdir");
         arg(a, "/");
         arg(a, "--");
@@ -920,7 +922,9 @@ static int prepare(const struct nk_launch_config *cfg, const struct nk_sandbox_c
         r = resolve_deps(sc, &s->deps, err);
         if (r < 0)
                 return r;
-        if (build_argv(sc, &s->deps, have_size, &s->argv) < 0)
+        /* --json-status-fd came with 0.4.0; without it an exit status the
+         * kernel reaped is lost on kernels before 6.15, as it is natively. */
+        if (build_argv(sc, &s->deps, have_size, version >= 400, &s->argv) < 0)
                 return nk_sandbox_error_set(err, -ENOMEM, "out of memory");
 
         r = nk_seccomp_build(&s->seccomp, err);
