@@ -11,11 +11,12 @@
  *
  * Order: the runtime forks, applies the rlimits (inherited through both
  * execs), becomes the outside ids, and execs bwrap with the channel at fd 3,
- * --info-fd 4, --block-fd 5, --seccomp 6. bwrap writes the child's pid to
- * fd 4 once its namespaces exist; the runtime moves that pid into the cgroup
- * leaf and only then writes to fd 5, so nothing of the host runs outside it.
- * bwrap closes 4, 5 and 6 before exec; 0, 1, 2 and the channel are all the
- * host inherits (every other descriptor is closed before bwrap runs).
+ * --info-fd 4, --block-fd 5, --seccomp 6, --json-status-fd 7. bwrap writes
+ * the child's pid to fd 4 once its namespaces exist; the runtime moves that
+ * pid into the cgroup leaf and only then writes to fd 5, so nothing of the
+ * host runs outside it. Fd 7 gets the exit code as bwrap's monitor exits.
+ * The host's bwrap closes 4 to 7 before exec; 0, 1, 2 and the channel are
+ * all the host inherits (every other descriptor is closed before bwrap).
  *
  * Differences from the native launcher that remain:
  *  - The outside ids: bwrap is run as the outside uid/gid (setresuid before
