@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The capability broker, runtime side (see broker.h). Per host, one thread
- * reads request datagrams from the broker socket and queues them; a few
- * workers decide and answer each with the errno or the descriptor, so a
- * slow connect or name lookup does not hold the host's other requests.
+ * reads request datagrams from the broker socket, answers opens itself and
+ * queues the rest; a few workers answer those, so a slow connect or name
+ * lookup does not hold the host's other requests.
  * Answers go out in whatever order they are ready; the host matches them
  * to its waiting threads by id.
  *
@@ -789,6 +789,17 @@ static void *broker_main(void *arg)
                 }
                 if (n <= 0)
                         continue;
+                /* Opens never wait on the network (O_NONBLOCK keeps a FIFO
+                 * from holding them): answered here, without waking a
+                 * worker. Connects, listens and lookups may wait. */
+                struct nk_msg_header peek;
+                if ((size_t) n >= sizeof peek) {
+                        memcpy(&peek, buf, sizeof peek);
+                        if (peek.type == NK_MSG_BROKER_OPEN) {
+                                (void) serve_one(b, buf, (size_t) n);
+                                continue;
+                        }
+                }
                 struct job *j = malloc(sizeof *j + (size_t) n);
                 if (!j) {
                         struct nk_msg_header h;
