@@ -63,7 +63,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,7 +102,7 @@ struct proxy {
         ErlNifResourceType *call_type;  /* a call waiting on a dirty scheduler */
 
         struct gen *cur;                /* the current host, NULL before open */
-        unsigned generations;           /* hosts started, the current's number */
+        unsigned generations;           /* hosts started by this copy, the current's number */
         uint8_t *load_info;             /* ETF, for restarts */
         size_t load_info_len;
         bool limited;                   /* restart_limit reached */
@@ -117,8 +116,8 @@ struct proxy {
         bool heartbeat_running;
         bool stopping;
         pthread_cond_t wake;            /* the heartbeat's sleep, cut short by unload */
+        uintptr_t instance;             /* loads so far; each load's priv_data */
 
-        atomic_ulong hops;              /* calls that moved to a dirty scheduler */
         struct gen *graveyard;          /* replaced hosts left by their own threads */
 };
 
@@ -362,7 +361,8 @@ static void reset(struct proxy *p)
         res_forget_all();
         pthread_mutex_lock(&p->lock);
         p->loaded = false;
-        p->generations = 0;
+        /* generations keeps counting: resources of an earlier load may
+         * still live, and must not pass for the next load's. */
         p->limited = false;
         p->limit_msg[0] = '\0';
         free(p->load_info);
@@ -793,10 +793,53 @@ static void *heartbeat_main(void *arg)
 
 /* ---- load and unload ----------------------------------------------------- */
 
+/* Keeps load_info's ETF for every host this load starts. */
+static int keep_load_info(ErlNifEnv *env, ERL_NIF_TERM load_info)
+{
+        ErlNifBinary li;
+        if (!enif_term_to_binary(env, load_info, &li)) {
+                report("'%s': cannot encode load_info", P.real);
+                return -EINVAL;
+        }
+        uint8_t *copy = malloc(li.size ? li.size : 1);
+        if (copy)
+                memcpy(copy, li.data, li.size);
+        pthread_mutex_lock(&P.lock);
+        free(P.load_info);
+        P.load_info = copy;
+        P.load_info_len = copy ? li.size : 0;
+        pthread_mutex_unlock(&P.lock);
+        enif_release_binary(&li);
+        return copy ? 0 : -ENOMEM;
+}
+
+/*
+ * BEAM loads a module's library while an earlier load of it is still
+ * marked loaded only after purging the old code (an upgrade, with old code
+ * present, is refused for want of an upgrade callback): the old instance's
+ * unload is deferred as long as resources of its types live. This load
+ * starts afresh, with a new host and restart budget; the old instance's
+ * resources are stale and its late unload is ignored (see unload).
+ */
+static int load_again(void)
+{
+        struct gen *g;
+        stop_heartbeat(&P);
+        res_forget_all();
+        if (start_again(&P, &g) < 0)
+                return -1;
+        gen_install(g);
+        pthread_mutex_lock(&P.lock);
+        P.limited = false;
+        P.limit_msg[0] = '\0';
+        P.nrestarts = 0;
+        pthread_mutex_unlock(&P.lock);
+        return 0;
+}
+
 static int load_load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM load_info)
 {
         nk_error err = { 0 };
-        ErlNifBinary li;
         ErlNifResourceFlags tried;
 
         pthread_mutex_lock(&P.lock);
@@ -807,12 +850,6 @@ static int load_load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM load_info)
                 report("load without a discovered library");
                 return 1;
         }
-        if (loaded) {
-                report("'%s' is already used by module '%s'; every wrapped library needs its own "
-                       "copy of the proxy", P.self, P.module);
-                /* Not ours to reset: the first user still runs on it. */
-                return 2;
-        }
         /* The reserved node of host references exists before any result
          * is decoded, so that it never counts against the atom budget. */
         (void) enif_make_atom(env, "nifkit_resource@nohost");
@@ -822,33 +859,27 @@ static int load_load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM load_info)
                 report("'%s': cannot create the proxy's resource types", P.real);
                 goto fail;
         }
-        if (!enif_term_to_binary(env, load_info, &li)) {
-                report("'%s': cannot encode load_info", P.real);
+        if (keep_load_info(env, load_info) < 0)
                 goto fail;
-        }
-        P.load_info = malloc(li.size ? li.size : 1);
-        if (P.load_info) {
-                memcpy(P.load_info, li.data, li.size);
-                P.load_info_len = li.size;
-        }
-        enif_release_binary(&li);
-        if (!P.load_info)
-                goto fail;
-        if (nk_host_load(g->host, P.load_info, P.load_info_len, &err) < 0) {
+        if (loaded) {
+                if (load_again() < 0)
+                        goto fail;
+        } else if (nk_host_load(g->host, P.load_info, P.load_info_len, &err) < 0) {
                 report("'%s': load: %s: %s", P.real, nk_error_kind_name(err.kind), err.msg);
                 goto fail;
         }
         pthread_mutex_lock(&P.lock);
         P.loaded = true;
         P.stopping = false;
+        *priv_data = (void *) (uintptr_t) ++P.instance;
         P.heartbeat_running = pthread_create(&P.heartbeat, NULL, heartbeat_main, &P) == 0;
         pthread_mutex_unlock(&P.lock);
         if (!P.heartbeat_running)
                 report("'%s': no heartbeat thread: a host that hangs while idle is found by the next call only",
                        P.real);
-        *priv_data = &P;
         return 0;
 fail:
+        stop_heartbeat(&P);
         reset(&P);
         return 1;
 }
@@ -857,6 +888,12 @@ fail:
  * removed (nk_host_free), and a later load starts afresh. */
 static void unload(ErlNifEnv *env, void *priv_data)
 {
+        /* A late unload of an instance a newer load replaced (load_again). */
+        pthread_mutex_lock(&P.lock);
+        bool current = (uintptr_t) priv_data == P.instance;
+        pthread_mutex_unlock(&P.lock);
+        if (!current)
+                return;
         stop_heartbeat(&P);
         reset(&P);
 }
@@ -1012,7 +1049,6 @@ static ERL_NIF_TERM hop(ErlNifEnv *env, unsigned index, struct gen *g, nk_call *
         *pc = (struct pending_call) { .call = c, .g = g, .index = index };
         ERL_NIF_TERM a[1] = { enif_make_resource(env, pc) };
         enif_release_resource(pc);
-        atomic_fetch_add(&P.hops, 1);
         return enif_schedule_nif(env, P.funcs[index].name, ERL_NIF_DIRTY_JOB_IO_BOUND, resume, 1, a);
 }
 

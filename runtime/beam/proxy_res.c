@@ -63,6 +63,13 @@ static struct {
 } T = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static ErlNifResourceType *handle_type;
+/* The types of earlier loads of this copy: purging a module orphans its
+ * resource types, and a new load makes a new one, so objects of an earlier
+ * load are recognised (as stale) only through these. Only compared, never
+ * dereferenced: an orphaned type is freed with its last object. */
+#define MAX_OLD_TYPES 16
+static ErlNifResourceType *old_types[MAX_OLD_TYPES];
+static unsigned nold;
 /* Bytes from an object's data back to BEAM's reference count; 0: unknown. */
 static size_t refc_offset;
 
@@ -218,10 +225,18 @@ static void handle_dtor(ErlNifEnv *env, void *obj)
 int res_init(ErlNifEnv *env)
 {
         ErlNifResourceFlags tried;
-        handle_type = enif_open_resource_type(env, NULL, "nifkit_handle", handle_dtor,
-                                              ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, &tried);
-        if (!handle_type)
+        ErlNifResourceType *t = enif_open_resource_type(env, NULL, "nifkit_handle", handle_dtor,
+                                                        ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, &tried);
+        if (!t)
                 return -1;
+        if (handle_type && handle_type != t) {
+                /* The oldest is forgotten: its objects then reach the host as
+                 * plain references, which it refuses. */
+                if (nold == MAX_OLD_TYPES)
+                        memmove(old_types, old_types + 1, (MAX_OLD_TYPES - 1) * sizeof *old_types);
+                old_types[nold < MAX_OLD_TYPES ? nold++ : MAX_OLD_TYPES - 1] = handle_type;
+        }
+        handle_type = t;
         calibrate();
         if (!refc_offset)
                 fprintf(stderr, "nifkit proxy: cannot find BEAM's resource reference count; resources "
@@ -397,17 +412,34 @@ ERL_NIF_TERM res_import(ErlNifEnv *env, const struct gen *g, ERL_NIF_TERM t)
 
 /* ---- arguments: proxy resources → host references ----------------------- */
 
+/* A proxy resource of this load or of an earlier one; generations only
+ * grow, so an earlier load's objects are all older than this load's hosts. */
+static bool get_handle(ErlNifEnv *env, ERL_NIF_TERM t, struct pres **ret_obj)
+{
+        void *obj;
+        if (enif_get_resource(env, t, handle_type, &obj)) {
+                *ret_obj = obj;
+                return true;
+        }
+        for (unsigned i = 0; i < nold; i++)
+                if (old_types[i] != handle_type && enif_get_resource(env, t, old_types[i], &obj)) {
+                        *ret_obj = obj;
+                        return true;
+                }
+        return false;
+}
+
 static bool has_handles(ErlNifEnv *env, ERL_NIF_TERM t, int depth)
 {
         const ERL_NIF_TERM *el;
         int arity;
-        void *obj;
+        struct pres *obj;
 
         if (depth > MAX_DEPTH)
                 return false;
         switch (enif_term_type(env, t)) {
         case ERL_NIF_TERM_TYPE_REFERENCE:
-                return enif_get_resource(env, t, handle_type, &obj);
+                return get_handle(env, t, &obj);
         case ERL_NIF_TERM_TYPE_TUPLE:
                 if (!enif_get_tuple(env, t, &arity, &el))
                         return false;
@@ -545,19 +577,19 @@ static bool encode(struct enc *e, ERL_NIF_TERM t, int depth)
 {
         const ERL_NIF_TERM *el;
         int arity;
-        void *obj;
+        struct pres *obj;
 
         if (depth > MAX_DEPTH)
                 return put_leaf(e, t);
         switch (enif_term_type(e->env, t)) {
         case ERL_NIF_TERM_TYPE_REFERENCE:
-                if (!enif_get_resource(e->env, t, handle_type, &obj))
+                if (!get_handle(e->env, t, &obj))
                         return put_leaf(e, t);
-                if (((const struct pres *) obj)->gen != e->g->number) {
-                        e->stale = ((const struct pres *) obj)->gen;
+                if (obj->gen != e->g->number) {
+                        e->stale = obj->gen;
                         return false;
                 }
-                return put_handle(e, ((const struct pres *) obj)->handle);
+                return put_handle(e, obj->handle);
         case ERL_NIF_TERM_TYPE_TUPLE:
                 if (!enif_get_tuple(e->env, t, &arity, &el))
                         return false;

@@ -138,6 +138,7 @@ crash() ->
 %% The policy allows 2 restarts: the third death stops the restarts until
 %% the module is loaded again.
 restart_limit() ->
+    R = ?M:new(5),
     {error, {nifkit, crashed, _}} = step(fun() -> ?M:crash() end),
     ok = ?M:fast(),
     {error, {nifkit, crashed, _}} = step(fun() -> ?M:crash() end),
@@ -151,6 +152,8 @@ restart_limit() ->
     {module, ?M} = code:load_file(?M),
     ok = ?M:fast(),
     42 = ?M:load_info(),
+    %% A resource of the first load's host is stale for the new load's.
+    {error, {nifkit, stale_resource, _}} = step(fun() -> ?M:value(R) end),
     ok.
 
 %% The policy's call timeout is 1 s.
