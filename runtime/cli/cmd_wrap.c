@@ -130,27 +130,29 @@ static int read_image(const char *path, struct file_image *ret)
 
 int nk_elf_is_proxy(const uint8_t *image, size_t len)
 {
-        const Elf64_Ehdr *eh = (const Elf64_Ehdr *) image;
-        const Elf64_Shdr *sh, *strtab;
+        Elf64_Ehdr eh;
+        Elf64_Shdr sh, strtab;
 
         if (len < EI_NIDENT || memcmp(image, ELFMAG, SELFMAG) != 0)
                 return -ENOEXEC;
         /* The proxy is built for this machine: a 32-bit object is not one. */
-        if (image[EI_CLASS] != ELFCLASS64 || len < sizeof *eh)
+        if (image[EI_CLASS] != ELFCLASS64 || len < sizeof eh)
                 return 0;
-        if (eh->e_shentsize != sizeof(Elf64_Shdr) || eh->e_shoff > len ||
-            (uint64_t) eh->e_shnum * sizeof(Elf64_Shdr) > len - eh->e_shoff || eh->e_shstrndx >= eh->e_shnum)
+        /* Copies, not casts: nothing says the headers are aligned in the file. */
+        memcpy(&eh, image, sizeof eh);
+        if (eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shoff > len ||
+            (uint64_t) eh.e_shnum * sizeof(Elf64_Shdr) > len - eh.e_shoff || eh.e_shstrndx >= eh.e_shnum)
                 return 0;
-        sh = (const Elf64_Shdr *) (image + eh->e_shoff);
-        strtab = &sh[eh->e_shstrndx];
-        if (strtab->sh_offset > len || strtab->sh_size > len - strtab->sh_offset)
+        memcpy(&strtab, image + eh.e_shoff + (size_t) eh.e_shstrndx * sizeof(Elf64_Shdr), sizeof strtab);
+        if (strtab.sh_offset > len || strtab.sh_size > len - strtab.sh_offset)
                 return 0;
-        for (unsigned i = 0; i < eh->e_shnum; i++) {
-                size_t name = sh[i].sh_name;
-                if (name >= strtab->sh_size)
+        for (unsigned i = 0; i < eh.e_shnum; i++) {
+                memcpy(&sh, image + eh.e_shoff + (size_t) i * sizeof(Elf64_Shdr), sizeof sh);
+                size_t name = sh.sh_name;
+                if (name >= strtab.sh_size)
                         continue;
-                if (strtab->sh_size - name > strlen(MARKER_SECTION) &&
-                    memcmp(image + strtab->sh_offset + name, MARKER_SECTION, sizeof MARKER_SECTION) == 0)
+                if (strtab.sh_size - name > strlen(MARKER_SECTION) &&
+                    memcmp(image + strtab.sh_offset + name, MARKER_SECTION, sizeof MARKER_SECTION) == 0)
                         return 1;
         }
         return 0;
