@@ -18,12 +18,14 @@
  * DIR/NAME.policy.json when that file exists, else $NIFKIT_POLICY, else
  * libnifkit's default policy; the proxy reads it itself, for its limits.
  *
- * One module at a time per copy: all state is static, and glibc gives every
- * dlopen of the same inode the same handle, hence the same statics. So every
- * wrapped library gets its own physical copy of the proxy, and a second
- * module loading the same copy while the first holds it is refused in load().
- * Reloading a module that still has old code (BEAM's upgrade) is refused the
- * same way: there is no upgrade callback, and BEAM says so.
+ * One module per copy: all state is static, and glibc gives every dlopen of
+ * the same inode the same handle, hence the same statics. So every wrapped
+ * library gets its own physical copy of the proxy (BEAM itself refuses a
+ * library whose module name differs from the caller's). Reloading a module
+ * that still has old code (BEAM's upgrade) is refused: there is no upgrade
+ * callback, and BEAM says so. Loading it again after a purge while proxy
+ * resources of the old load still live (BEAM then defers the old unload)
+ * starts afresh with a new host; the old load's late unload is ignored.
  *
  * Calls: the arguments become ETF, the call goes to the
  * host, the result (or the exception the NIF raised) is decoded into the
@@ -48,7 +50,11 @@
  * {nifkit, restart_limit, Details} until the module is loaded again. A
  * thread pings the host every HEARTBEAT_MS, so a host that hangs while idle
  * is killed (reason heartbeat) and replaced too. Unloading the module stops
- * the host; when the VM exits, the host's channel closes and it exits.
+ * the host (nk_host_free removes its cgroup). When the VM exits or dies, the
+ * host's channel closes and the host's main thread, which never runs NIF
+ * code, sees it and exits, calls in flight or not. PR_SET_PDEATHSIG is not
+ * used: the host's seccomp filter denies prctl, and it would follow the
+ * launching thread rather than the VM.
  *
  * Limits: libnifkit refuses a message above max_result_bytes from its
  * header (reason result_too_large). Results are decoded with

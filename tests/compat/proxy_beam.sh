@@ -56,6 +56,34 @@ JSON
 "$wrap" "$NIFKIT_PROXY" "$NK_RES_NIF" "$tmp/nk_res_nif.so"
 erlc -o "$tmp" "$here/nk_res_nif.erl" "$here/nk_proxy_test.erl"
 
+if [ "$test" = vm_exit ]; then
+        # The VM dies (SIGKILL, no unload) while host calls are in flight:
+        # the host must not outlive it.
+        NK_RES_NIF_DIR=$tmp erl -noshell -pa "$tmp" -eval "
+                spawn(fun() -> nk_res_nif:dirty_sleep(60000) end),
+                spawn(fun() -> nk_res_nif:sleep(60000) end),
+                timer:sleep(300),
+                Out = os:cmd(\"ps --ppid \" ++ os:getpid() ++ \" -o pid=,comm=\"),
+                ok = file:write_file(\"$tmp/hosts\", Out),
+                timer:sleep(60000)." 2>"$tmp/stderr" &
+        vm=$!
+        i=0
+        until [ -s "$tmp/hosts" ] || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
+        host=$(awk '$2 == "nifkit-host" { print $1 }' "$tmp/hosts")
+        [ -n "$host" ] || { echo "FAIL: no host started" >&2; cat "$tmp/stderr" >&2; kill -9 $vm; exit 1; }
+        kill -9 $vm
+        wait $vm 2>/dev/null || true
+        i=0
+        while kill -0 "$host" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+        if kill -0 "$host" 2>/dev/null; then
+                echo "FAIL: host $host outlived the VM" >&2
+                kill -9 "$host"
+                exit 1
+        fi
+        echo "vm_exit: host $host exited with the VM"
+        exit 0
+fi
+
 # shellcheck disable=SC2086
 NK_RES_NIF_DIR=$tmp erl -noshell $sched -pa "$tmp" -run nk_proxy_test main "$test" 2>"$tmp/stderr" || {
         cat "$tmp/stderr" >&2
