@@ -220,7 +220,8 @@ static int take_record(struct suggestion *s, json_t *rec)
 
 static int write_names(FILE *out, const char *key, struct names *s, bool last)
 {
-        qsort(s->v, s->n, sizeof *s->v, cmp_str);
+        if (s->n)
+                qsort(s->v, s->n, sizeof *s->v, cmp_str);
         fprintf(out, "    \"%s\": [", key);
         for (size_t i = 0; i < s->n; i++) {
                 json_t *str = json_string(s->v[i]);
@@ -238,7 +239,8 @@ static int write_names(FILE *out, const char *key, struct names *s, bool last)
 static int write_policy(FILE *out, struct suggestion *s)
 {
         static const char *const access[] = { "read", "read-write", "create" };
-        qsort(s->dirs, s->ndirs, sizeof *s->dirs, cmp_dir);
+        if (s->ndirs)
+                qsort(s->dirs, s->ndirs, sizeof *s->dirs, cmp_dir);
         fprintf(out, "{\n  \"nifkit_policy\": 1,\n  \"mode\": \"enforce\",\n  \"files\": [");
         for (size_t i = 0; i < s->ndirs; i++) {
                 json_t *str = json_string(s->dirs[i].path);
