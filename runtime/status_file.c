@@ -263,7 +263,14 @@ static int list_dir(const char *dir, int (*fn)(const struct nk_status_record *, 
                 rec = malloc(sizeof *rec);
                 if (!rec)
                         return -ENOMEM;
-                if (nk_status_record_parse(text, rec) < 0 || !alive(rec->runtime_pid)) {
+                if (nk_status_record_parse(text, rec) < 0) {
+                        free(rec);
+                        continue;
+                }
+                if (!alive(rec->runtime_pid)) {
+                        /* A runtime killed before its destructors ran left it:
+                         * whoever reads it first removes it, where allowed. */
+                        (void) unlinkat(dirfd(d), de->d_name, 0);
                         free(rec);
                         continue;
                 }

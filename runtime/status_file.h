@@ -43,8 +43,8 @@ int nk_status_record_write(const char *dir, const char *name, const struct nk_st
 
 /*
  * Calls fn for each live record in every directory readers look in, in no
- * particular order; a record whose runtime process is gone is stale and
- * skipped. Stops at the first negative return of fn and returns it;
+ * particular order; a record whose runtime process is gone is stale,
+ * skipped, and removed where this process may. Stops at the first negative return of fn and returns it;
  * otherwise returns the number of records seen. Unreadable or malformed
  * files are skipped: a reader must not fail because a runtime died while
  * writing.

@@ -165,6 +165,8 @@ EOT
 "$NIFKIT" status >"$tmp/status.txt" 2>&1
 sed 's/^/# /' "$tmp/status.txt"
 check "status skips a record whose runtime is gone" sh -c "! grep -q /stale/ '$tmp/status.txt'"
+check "and removes it" test ! -e "$NIFKIT_STATUS_DIR/$dead-0.json"
+check "but keeps a live one" test -e "$NIFKIT_STATUS_DIR/$$-0.json"
 check "status shows a live one with its errors by reason" \
         grep -q "^$$ .* 7 3 (crashed=1,timeout=2) .* 2 timeout .*64 .*4096 .*1024K  /live/\"quoted\".so$" "$tmp/status.txt"
 "$NIFKIT" status --json >"$tmp/status.json"
