@@ -585,7 +585,9 @@ static void *reader_main(void *arg)
                                                  "host for %s killed: it sent a %llu-byte message, above the "
                                                  "limit of %zu (max_result_bytes)",
                                                  h->library, (unsigned long long) m.h.payload_len, h->tr.max_payload);
-                                if (!was_dead)
+                                /* Beyond what the protocol allows at all, the
+                                 * length is a forgery rather than a result. */
+                                if (!was_dead && m.h.payload_len <= NK_PAYLOAD_MAX_DEFAULT)
                                         snprintf(h->death.reason, sizeof h->death.reason, "result_too_large");
                         } else
                                 fail_host_locked(h, NK_ERR_PROTOCOL, r == -ENOMEM ? -ENOMEM : -EPROTO,
