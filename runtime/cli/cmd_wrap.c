@@ -22,6 +22,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,10 +92,16 @@ static void usage(FILE *f)
               f);
 }
 
-static int usage_error(const char *what)
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
 {
-        fprintf(stderr, "nifkit wrap: %s\n", what);
-        fputs("Try 'nifkit wrap --help'.\n", stderr);
+        va_list ap;
+
+        fputs("nifkit wrap: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputs("\nTry 'nifkit wrap --help'.\n", stderr);
         return EXIT_USAGE;
 }
 
@@ -360,9 +367,9 @@ static int parse(int argc, char **argv, struct wrap_options *o)
                         usage(stdout);
                         return 1;
                 case ':':
-                        return usage_error("an option needs a value");
+                        return usage_error("option '%s' needs a value", argv[optind - 1]);
                 default:
-                        return usage_error("unknown option");
+                        return usage_error("unknown option '%s'", argv[optind - 1]);
                 }
         }
         if (argc - optind != 1)
