@@ -70,6 +70,9 @@ static ErlNifResourceType *handle_type;
 #define MAX_OLD_TYPES 16
 static ErlNifResourceType *old_types[MAX_OLD_TYPES];
 static unsigned nold;
+/* Proxy resources alive, of any load: while there is none, arguments need
+ * no walk. */
+static atomic_long live_objects;
 /* Bytes from an object's data back to BEAM's reference count; 0: unknown. */
 static size_t refc_offset;
 
@@ -208,6 +211,7 @@ static void handle_dtor(ErlNifEnv *env, void *obj)
 
         if (o->handle == 0)
                 return;
+        atomic_fetch_sub(&live_objects, 1);
         pthread_mutex_lock(&T.lock);
         if (o->in_table)
                 table_remove(o);
@@ -261,6 +265,7 @@ static ERL_NIF_TERM import_handle(ErlNifEnv *env, const struct gen *g, uint64_t 
                         return enif_make_badarg(env);
                 }
                 *o = (struct pres) { .handle = handle, .gen = g->number, .seen = 1 };
+                atomic_fetch_add(&live_objects, 1);
                 if (refc_offset)
                         (void) table_add(o);
                 pthread_mutex_unlock(&T.lock);
@@ -628,7 +633,7 @@ int res_encode_args(ErlNifEnv *env, const struct gen *g, int argc, const ERL_NIF
 {
         ERL_NIF_TERM list = enif_make_list_from_array(env, argv, (unsigned) argc);
 
-        if (!has_handles(env, list, 0)) {
+        if (atomic_load(&live_objects) == 0 || !has_handles(env, list, 0)) {
                 if (enif_term_to_binary(env, list, bin))
                         return 1;
                 *ret_exception = nifkit_error(env, "system", "cannot encode the arguments");
