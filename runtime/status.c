@@ -117,6 +117,9 @@ static void write_record(struct nk_status *s)
         struct nk_status_record *rec;
         char dir[PATH_MAX], name[64];
 
+        if (stopping)
+                return;
+
         if (nk_status_dir(true, dir, sizeof dir) < 0)
                 return;
         rec = calloc(1, sizeof *rec);
@@ -187,7 +190,12 @@ static void ensure_writer(void)
         }
 }
 
-/* dlclose of the proxy, or exit: no thread may run this file's code after. */
+/*
+ * dlclose of the proxy, or exit: our thread must not run this file's code
+ * after, and the files must go. The records stay allocated: at exit,
+ * schedulers may still be finishing calls that count into them (the proxy
+ * leaves its hosts alone then for the same reason).
+ */
 __attribute__((destructor)) static void status_fini(void)
 {
         pthread_mutex_lock(&lock);
@@ -199,14 +207,8 @@ __attribute__((destructor)) static void status_fini(void)
         if (join)
                 pthread_join(writer, NULL);
         pthread_mutex_lock(&lock);
-        while (records) {
-                struct nk_status *s = records;
-                records = s->next;
+        for (struct nk_status *s = records; s; s = s->next)
                 remove_record(s);
-                free(s->library);
-                free(s->cgroup);
-                free(s);
-        }
         pthread_mutex_unlock(&lock);
 }
 
