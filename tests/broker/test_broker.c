@@ -522,7 +522,7 @@ static void test_hardlink_inside_grant(void **state)
 struct flipper {
         const char *path;
         const char *tmp;
-        volatile bool stop;
+        bool stop;                      /* atomic */
         long flips;
 };
 
@@ -536,7 +536,7 @@ static void *flip_main(void *arg)
                 return NULL;
         /* Each exchange is atomic: the path is always either the file or
          * the symlink to /etc/passwd, and flips as fast as the kernel can. */
-        while (!f->stop) {
+        while (!__atomic_load_n(&f->stop, __ATOMIC_RELAXED)) {
                 if (renameat2(AT_FDCWD, other, AT_FDCWD, f->path, RENAME_EXCHANGE) < 0)
                         return NULL;
                 f->flips++;
@@ -552,7 +552,7 @@ static void test_symlink_race(void **state)
         assert_int_equal(pthread_create(&t, NULL, flip_main, &f), 0);
         nk_result res;
         call(hs, "race", &res, "bib", wpath("ro/race"), 10000, "root:");
-        f.stop = true;
+        __atomic_store_n(&f.stop, true, __ATOMIC_RELAXED);
         pthread_join(t, NULL);
         long opened = res_long(&res, 0), leaked = res_long(&res, 1);
         print_message("race: %ld of 10000 opens succeeded during %ld flips, %ld read /etc/passwd\n", opened,
