@@ -17,13 +17,17 @@
  * reports a death by that signal.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "pid1.h"
 
 static const int fatal[] = { SIGSEGV, SIGILL, SIGFPE, SIGBUS, SIGABRT, SIGTRAP };
+/* The launcher's exit report pipe (launcher.h, NK_HOST_REPORT_FD), or -1. */
+static int report_fd = -1;
 
 static void fault_with(int sig)
 {
@@ -56,6 +60,13 @@ static void fault_with(int sig)
 
 static void on_fatal(int sig)
 {
+        /* Where the kernel reaps the host by itself, the runtime learns
+         * the signal from here. Once: the fault below comes back by the
+         * default action, not through this handler. */
+        if (report_fd >= 0) {
+                int v = sig;
+                (void) !write(report_fd, &v, sizeof v);
+        }
         struct sigaction dfl = { .sa_handler = SIG_DFL };
         sigemptyset(&dfl.sa_mask);
         sigaction(sig, &dfl, NULL);
@@ -71,6 +82,16 @@ int nk_pid1_setup(void)
 {
         if (getpid() != 1)
                 return 0;
+        const char *s = getenv("NIFKIT_REPORT_FD");
+        if (s && *s) {
+                char *end;
+                long fd = strtol(s, &end, 10);
+                /* Not inherited by anything a NIF executes, and not left in
+                 * the environment the NIF sees through enif_getenv. */
+                if (!*end && fd > 2 && fd < 1024 && fcntl((int) fd, F_SETFD, FD_CLOEXEC) == 0)
+                        report_fd = (int) fd;
+                unsetenv("NIFKIT_REPORT_FD");
+        }
         struct sigaction sa = {
                 .sa_handler = on_fatal,
                 /* SA_ONSTACK: a stack overflow arrives with no stack left

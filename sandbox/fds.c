@@ -16,17 +16,18 @@
 #include "sequencer.h"
 
 #define SYNC_FD (NK_HOST_CHANNEL_FD + 1)
+#define LAST_FD NK_HOST_REPORT_FD
 
 int nk_fds_child_arrange(struct nk_child_fds *f, struct nk_child_err *e)
 {
-        int *const all[] = { &f->out, &f->err, &f->channel, &f->sync };
+        int *const all[] = { &f->out, &f->err, &f->channel, &f->sync, &f->report };
 
         /* Everything above 4 first, so that no dup below overwrites a
          * descriptor still to be placed. */
         for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
-                if (*all[i] < 0 || *all[i] > SYNC_FD)
+                if (*all[i] < 0 || *all[i] > LAST_FD)
                         continue;
-                *all[i] = fcntl(*all[i], F_DUPFD_CLOEXEC, SYNC_FD + 1);
+                *all[i] = fcntl(*all[i], F_DUPFD_CLOEXEC, LAST_FD + 1);
                 if (*all[i] < 0)
                         return nk_child_fail(e, -errno, "moving the host's descriptors", NULL, NULL);
         }
@@ -44,6 +45,8 @@ int nk_fds_child_arrange(struct nk_child_fds *f, struct nk_child_err *e)
                 return nk_child_fail(e, -errno, "making the channel fd 3", NULL, NULL);
         if (dup3(f->sync, SYNC_FD, O_CLOEXEC) < 0)
                 return nk_child_fail(e, -errno, "making the sync socket fd 4", NULL, NULL);
+        if (f->report >= 0 && dup2(f->report, NK_HOST_REPORT_FD) < 0)
+                return nk_child_fail(e, -errno, "making the exit report fd 5", NULL, NULL);
         f->sync = SYNC_FD;
         return 0;
 }
@@ -51,11 +54,11 @@ int nk_fds_child_arrange(struct nk_child_fds *f, struct nk_child_err *e)
 int nk_fds_child_close_rest(struct nk_child_err *e)
 {
         /* close_range is Linux 5.9; the loop is for older kernels. */
-        if (syscall(SYS_close_range, SYNC_FD + 1, ~0U, 0) == 0)
+        if (syscall(SYS_close_range, LAST_FD + 1, ~0U, 0) == 0)
                 return 0;
         if (errno != ENOSYS)
                 return nk_child_fail(e, -errno, "closing inherited descriptors", NULL, NULL);
-        for (int fd = SYNC_FD + 1; fd < 65536; fd++)
+        for (int fd = LAST_FD + 1; fd < 65536; fd++)
                 close(fd);
         return 0;
 }

@@ -219,6 +219,8 @@ void nk_child_release(struct nk_child *child)
         child->pidfd = -1;
         nk_cgroup_destroy(child->cgroup);
         child->cgroup = NULL;
+        nk_exit_report_free(child->report);
+        child->report = NULL;
 }
 
 const struct nk_launcher nk_launcher_direct = {

@@ -26,6 +26,10 @@
 #define P_PIDFD 3
 #endif
 
+struct nk_exit_report {
+        int fd;         /* read end, non-blocking */
+};
+
 static void fill_defaults(struct nk_sandbox_config *sc)
 {
         uid_t ou, iu;
@@ -109,23 +113,31 @@ static int native_launch(const struct nk_launch_config *cfg, int channel_fd, str
         if (r < 0)
                 return r;
         /* The host's stdout and stderr: pipes, never the caller's own. */
-        int out[2] = { -1, -1 }, errp[2] = { -1, -1 };
+        int out[2] = { -1, -1 }, errp[2] = { -1, -1 }, rep[2] = { -1, -1 };
         struct drain *d = calloc(1, sizeof *d);
-        if (!d || pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
-                r = nk_sandbox_error_set(err, d ? -errno : -ENOMEM, "cannot create the host's output pipes: %s",
+        struct nk_exit_report *report = NULL;
+        if (!d || pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+            pipe2(rep, O_CLOEXEC | O_NONBLOCK) < 0) {
+                r = nk_sandbox_error_set(err, d ? -errno : -ENOMEM, "cannot create the host's pipes: %s",
                                          strerror(d ? errno : ENOMEM));
+                goto fail;
+        }
+        report = nk_exit_report_new(TAKE_FD(rep[0]));
+        if (!report) {
+                r = nk_sandbox_error_set(err, -ENOMEM, "out of memory");
                 goto fail;
         }
 
         pid_t pid;
         int pidfd;
         struct nk_cgroup *cg = NULL;
-        r = nk_sandbox_spawn(plan, channel_fd, out[1], errp[1], &pid, &pidfd, &cg, err);
+        r = nk_sandbox_spawn(plan, channel_fd, out[1], errp[1], rep[1], &pid, &pidfd, &cg, err);
         nk_sandbox_plan_free(plan);
         plan = NULL;
         nk_closep(&out[1]);
         nk_closep(&errp[1]);
-        out[1] = errp[1] = -1;
+        nk_closep(&rep[1]);
+        out[1] = errp[1] = rep[1] = -1;
         if (r < 0)
                 goto fail;
 
@@ -143,15 +155,17 @@ static int native_launch(const struct nk_launch_config *cfg, int channel_fd, str
                 close(errp[0]);
                 free(d);
         }
-        *ret_child = (struct nk_child) { .pid = pid, .pidfd = pidfd, .cgroup = cg };
+        *ret_child = (struct nk_child) { .pid = pid, .pidfd = pidfd, .cgroup = cg, .report = report };
         return 0;
 fail:
         nk_sandbox_plan_free(plan);
         for (int i = 0; i < 2; i++) {
                 nk_closep(&out[i]);
                 nk_closep(&errp[i]);
+                nk_closep(&rep[i]);
         }
         free(d);
+        nk_exit_report_free(report);
         return r;
 }
 
@@ -200,6 +214,40 @@ int nk_pidfd_exit(int pidfd, struct nk_child_exit *ret)
         return 0;
 }
 
+int nk_exit_report_read(struct nk_exit_report *report, struct nk_child_exit *ret)
+{
+        if (!report || report->fd < 0)
+                return -ECHILD;
+        /* Written by the host, so not trusted beyond naming a signal. */
+        int sig = 0;
+        ssize_t n = read(report->fd, &sig, sizeof sig);
+        close(report->fd);
+        report->fd = -1;
+        if (n != (ssize_t) sizeof sig || sig <= 0 || sig >= NSIG)
+                return -ECHILD;
+        *ret = (struct nk_child_exit) { .signo = sig };
+        return 0;
+}
+
+struct nk_exit_report *nk_exit_report_new(int fd)
+{
+        struct nk_exit_report *r = malloc(sizeof *r);
+        if (!r) {
+                close(fd);
+                return NULL;
+        }
+        r->fd = fd;
+        return r;
+}
+
+void nk_exit_report_free(struct nk_exit_report *report)
+{
+        if (!report)
+                return;
+        nk_closep(&report->fd);
+        free(report);
+}
+
 static int native_wait(struct nk_child *child, int timeout_ms, struct nk_child_exit *ret)
 {
         if (child->reaped)
@@ -223,6 +271,8 @@ static int native_wait(struct nk_child *child, int timeout_ms, struct nk_child_e
         while (r < 0 && errno == EINTR);
         if (r < 0 && errno == ECHILD) {
                 r = nk_pidfd_exit(child->pidfd, ret);
+                if (r == -ECHILD)
+                        r = nk_exit_report_read(child->report, ret);
                 if (r == 0)
                         child->reaped = true;
                 return r;

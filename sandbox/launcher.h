@@ -24,8 +24,15 @@
 
 /* The fd number the channel has in the host. */
 #define NK_HOST_CHANNEL_FD 3
+/* Sandboxed hosts: a pipe on which the host, as its pid namespace's init,
+ * writes the fatal signal it is about to die of (an int), for kernels that
+ * lose the status of a child the kernel reaps by itself (before 6.15, when
+ * the caller ignores SIGCHLD, as BEAM does). The host learns the number
+ * from NIFKIT_REPORT_FD. */
+#define NK_HOST_REPORT_FD 5
 
 struct nk_cgroup;
+struct nk_exit_report;
 struct nk_sandbox_config;
 struct nk_sandbox_error;
 
@@ -49,6 +56,9 @@ struct nk_child {
         /* The host's cgroup leaf (its counters explain a death), or NULL;
          * nk_child_release destroys it. */
         struct nk_cgroup *cgroup;
+        /* Where the host writes the fatal signal it dies of, or NULL (see
+         * NK_HOST_REPORT_FD); nk_child_release closes it. */
+        struct nk_exit_report *report;
 };
 
 /* How a reaped host ended: signo != 0 if a signal killed it, else status. */
@@ -92,6 +102,13 @@ extern const struct nk_launcher nk_launcher_bwrap;
 /* How a host that something else reaped ended, from its pidfd (Linux
  * 6.15+): 0, or -ECHILD where the kernel does not keep it. */
 int nk_pidfd_exit(int pidfd, struct nk_child_exit *ret);
+/* Takes fd, the report pipe's non-blocking read end. NULL: out of memory
+ * (fd is then closed). */
+struct nk_exit_report *nk_exit_report_new(int fd);
+/* The signal the host reported before dying: 0 with ret filled, -ECHILD if
+ * it reported nothing. Closes the report. Accepts NULL (-ECHILD). */
+int nk_exit_report_read(struct nk_exit_report *report, struct nk_child_exit *ret);
+void nk_exit_report_free(struct nk_exit_report *report);
 
 /* Closes the child's pidfd and destroys its cgroup leaf (killing whatever
  * is left in it); does not reap. Accepts NULL. */

@@ -59,7 +59,7 @@
  * instrumented host behaves as asked. Nothing else of the caller's
  * environment crosses into the sandbox. */
 static const char *const passed_env[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS" };
-#define MAX_ENV (NK_ARRAY_SIZE(passed_env) + 1)
+#define MAX_ENV (NK_ARRAY_SIZE(passed_env) + 2)
 
 /* clone3's argument, spelled out for kernel headers older than 5.7. */
 struct clone_args_v2 {
@@ -192,6 +192,12 @@ static int prepare_env(struct nk_sandbox_plan *p)
                 }
                 n++;
         }
+        /* Where the host reports the signal it dies of (launcher.h). */
+        if (asprintf(&p->env[n], "NIFKIT_REPORT_FD=%d", NK_HOST_REPORT_FD) < 0) {
+                p->env[n] = NULL;
+                return -ENOMEM;
+        }
+        n++;
         p->env[n] = NULL;
         return 0;
 }
@@ -518,8 +524,8 @@ static void kill_and_reap(int pidfd)
                 ;
 }
 
-int nk_sandbox_spawn(struct nk_sandbox_plan *p, int channel_fd, int out_fd, int err_fd, pid_t *ret_pid,
-                     int *ret_pidfd, struct nk_cgroup **ret_cgroup, struct nk_sandbox_error *err)
+int nk_sandbox_spawn(struct nk_sandbox_plan *p, int channel_fd, int out_fd, int err_fd, int report_fd,
+                     pid_t *ret_pid, int *ret_pidfd, struct nk_cgroup **ret_cgroup, struct nk_sandbox_error *err)
 {
         int sv[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -528,7 +534,8 @@ int nk_sandbox_spawn(struct nk_sandbox_plan *p, int channel_fd, int out_fd, int 
         _cleanup_close_ int sync_child = sv[1];
         _cleanup_close_ int pidfd = -1;
 
-        const struct nk_child_fds fds = { .out = out_fd, .err = err_fd, .channel = channel_fd, .sync = sync_child };
+        const struct nk_child_fds fds = { .out = out_fd, .err = err_fd, .channel = channel_fd, .sync = sync_child,
+                                          .report = report_fd };
         int pid = do_clone(p, fds, p->cgroup != NULL, &pidfd);
         if (pid < 0 && p->cgroup && !p->cfg.cgroup_required) {
                 plan_log(p, "cannot start the host for %s in cgroup %s (%s): it runs without a cgroup leaf",

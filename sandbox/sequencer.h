@@ -147,10 +147,11 @@ int nk_rlimits_child(const struct nk_rlimits_plan *plan, struct nk_child_err *e)
  * parent that exec succeeded. */
 struct nk_child_fds {
         int out, err, channel, sync;
+        int report;     /* becomes NK_HOST_REPORT_FD; -1: none */
 };
 /* Child: puts them there; f->sync becomes 4. */
 int nk_fds_child_arrange(struct nk_child_fds *f, struct nk_child_err *e);
-/* Child: closes every fd above 4. */
+/* Child: closes every fd above NK_HOST_REPORT_FD. */
 int nk_fds_child_close_rest(struct nk_child_err *e);
 
 /* ---- capabilities (caps.c) ---------------------------------------------------- */
@@ -180,8 +181,8 @@ int nk_sandbox_prepare(const struct nk_sandbox_config *cfg, nk_sandbox_log_fn lo
  * execs nifkit-host with channel_fd as fd 3, out_fd and err_fd (or -1) as
  * its stdout and stderr. On success the host runs, and
  * *ret_cgroup (NULL when none) passes to the caller. */
-int nk_sandbox_spawn(struct nk_sandbox_plan *plan, int channel_fd, int out_fd, int err_fd, pid_t *ret_pid,
-                     int *ret_pidfd, struct nk_cgroup **ret_cgroup, struct nk_sandbox_error *err);
+int nk_sandbox_spawn(struct nk_sandbox_plan *plan, int channel_fd, int out_fd, int err_fd, int report_fd,
+                     pid_t *ret_pid, int *ret_pidfd, struct nk_cgroup **ret_cgroup, struct nk_sandbox_error *err);
 void nk_sandbox_plan_free(struct nk_sandbox_plan *plan);
 
 #endif

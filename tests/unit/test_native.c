@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "launcher.h"
 #include "sequencer.h"
 
 static char dir[] = "/tmp/nk-native-unit.XXXXXX";
@@ -403,6 +404,37 @@ static void test_child_fail(void **state)
         assert_int_equal(strlen(e.what), sizeof e.what - 1);
 }
 
+static void test_exit_report(void **state)
+{
+        (void) state;
+        struct nk_child_exit ex;
+        int p[2];
+        assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+        int sig = 11;
+        assert_int_equal(write(p[1], &sig, sizeof sig), (ssize_t) sizeof sig);
+        struct nk_exit_report *r = nk_exit_report_new(p[0]);
+        assert_non_null(r);
+        assert_int_equal(nk_exit_report_read(r, &ex), 0);
+        assert_int_equal(ex.signo, 11);
+        assert_int_equal(ex.status, 0);
+        assert_int_equal(nk_exit_report_read(r, &ex), -ECHILD);     /* read once */
+        nk_exit_report_free(r);
+        close(p[1]);
+
+        /* Nothing written, or not a signal: nothing is claimed. */
+        static const int bad[] = { 0, -1, 65, 100000 };
+        for (size_t i = 0; i <= sizeof bad / sizeof bad[0]; i++) {
+                assert_int_equal(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+                if (i < sizeof bad / sizeof bad[0])
+                        assert_int_equal(write(p[1], &bad[i], sizeof bad[i]), (ssize_t) sizeof bad[i]);
+                r = nk_exit_report_new(p[0]);
+                assert_int_equal(nk_exit_report_read(r, &ex), -ECHILD);
+                nk_exit_report_free(r);
+                close(p[1]);
+        }
+        assert_int_equal(nk_exit_report_read(NULL, &ex), -ECHILD);
+}
+
 static int setup(void **state)
 {
         (void) state;
@@ -429,6 +461,7 @@ int main(void)
                 cmocka_unit_test(test_rlimits),
                 cmocka_unit_test(test_netlink_message),
                 cmocka_unit_test(test_child_fail),
+                cmocka_unit_test(test_exit_report),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -237,6 +237,18 @@ static ERL_NIF_TERM say(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
         return n < 0 ? make_errno(env, errno) : enif_make_long(env, (long) n);
 }
 
+/* What enif_getenv gives a NIF for name: the value, or false. */
+static ERL_NIF_TERM env_var(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        char name[64], value[256];
+        size_t size = sizeof value;
+        if (!get_path(env, argv[0], name, sizeof name))
+                return enif_make_badarg(env);
+        if (enif_getenv(name, value, &size) != 0)
+                return enif_make_atom(env, "false");
+        return enif_make_string(env, value, ERL_NIF_LATIN1);
+}
+
 static ERL_NIF_TERM exit_now(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
         int status;
@@ -257,6 +269,7 @@ static ERL_NIF_TERM sleep_ms(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]
 static ErlNifFunc funcs[] = {
         { "crash", 0, crash, 0 },
         { "say", 1, say, 0 },
+        { "env_var", 1, env_var, 0 },
         { "divide", 1, divide, 0 },
         { "exit", 1, exit_now, 0 },
         { "sleep", 1, sleep_ms, 0 },

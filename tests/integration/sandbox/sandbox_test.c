@@ -426,6 +426,18 @@ static void test_fds(void **state)
         for (char *p = s; (p = strstr(p, marker)); p++)
                 if (!isdigit((unsigned char) p[-1]) && !isdigit((unsigned char) p[strlen(marker)]))
                         fail_msg("the runtime's fd %d leaked into the host", MARKER_FD);
+        /* stdin, stdout, stderr, the channel and the exit report. */
+        for (const char *fd = "\"0\"\0\"1\"\0\"2\"\0\"3\"\0\"5\"\0"; *fd; fd += strlen(fd) + 1)
+                if (!strstr(s, fd))
+                        fail_msg("the host lacks fd %s: %s", fd, s);
+        free(s);
+        /* The environment is the launcher's, and the report's variable is
+         * gone before a NIF runs. */
+        s = call_path(h, "env_var", "NIFKIT_REPORT_FD");
+        assert_string_equal(s, "false");
+        free(s);
+        s = call_path(h, "env_var", "HOME");
+        assert_string_equal(s, "false");
         free(s);
 }
 
