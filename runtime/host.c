@@ -544,7 +544,10 @@ static void record_exit_locked(nk_host *h, int wait_r, const struct nk_child_exi
 {
         if (h->dead)
                 return;
-        if (wait_r >= 0 && explain_death_locked(h, ex))
+        /* The counters and the host's own report hold even when its exit
+         * status was lost (reaped by the kernel before Linux 6.15). */
+        static const struct nk_child_exit unknown;
+        if (explain_death_locked(h, wait_r >= 0 ? ex : &unknown))
                 ;
         else if (wait_r < 0)
                 nk_error_set(&h->death, NK_ERR_HOST_DIED, -ECONNRESET,
