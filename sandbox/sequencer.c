@@ -9,7 +9,8 @@
  *   clone3: new user, mount, network, pid, ipc, uts and cgroup namespaces,
  *       a pidfd, placed in the leaf (CLONE_INTO_CGROUP), exit_signal 0;
  *   parent: setgroups deny, uid_map, gid_map, then releases the child;
- *   child: channel as fd 3 → sources opened → inside ids → new root,
+ *   child: /dev/null, output pipes, channel as fd 3, exit report as fd 5
+ *       → sources opened → inside ids → new root,
  *       pivot_root, old root detached, / read-only → hostname → loopback up
  *       → rlimits → every other fd closed → capabilities, bounding set,
  *       securebits, no_new_privs → seccomp, last → exec nifkit-host.
@@ -18,11 +19,13 @@
  * losing the exit status a reason needs. exit_signal 0 keeps the child out
  * of that (and out of BEAM's own wait4(-1) calls) until it execs, but exec
  * resets the exit signal to SIGCHLD; so the launcher reads a reaped host's
- * status through its pidfd (launch_native.c, nk_pidfd_exit).
+ * status through its pidfd (Linux 6.15+, nk_pidfd_exit) or, before that,
+ * from the signal the host reported on its exit report pipe.
  *
  * The host is the init of its pid namespace. SIGKILL from the runtime (an
- * ancestor namespace) always works; signals sent from inside, which cannot
- * happen since the host is alone there, would need handlers.
+ * ancestor namespace) always works; the kernel ignores default-action
+ * signals an init sends itself, so the host catches the fatal ones and
+ * turns them into faults (hosts/pid1.c).
  */
 #include <dirent.h>
 #include <errno.h>
