@@ -50,9 +50,10 @@
  * {nifkit, restart_limit, Details} until the module is loaded again. A
  * thread pings the host every HEARTBEAT_MS, so a host that hangs while idle
  * is killed (reason heartbeat) and replaced too. Unloading the module stops
- * the host (nk_host_free removes its cgroup). When the VM exits or dies, the
- * host's channel closes and the host's main thread, which never runs NIF
- * code, sees it and exits, calls in flight or not. PR_SET_PDEATHSIG is not
+ * the host (nk_host_free removes its cgroup); so does the VM's exit (see
+ * proxy_fini). When the VM is killed, the host's channel closes and the
+ * host's main thread, which never runs NIF code, sees it and exits, calls
+ * in flight or not. PR_SET_PDEATHSIG is not
  * used: the host's seccomp filter denies prctl, and it would follow the
  * launching thread rather than the VM.
  *
@@ -390,18 +391,35 @@ static void reset(struct proxy *p)
 
 /*
  * A host still running when the copy is unmapped (a load that BEAM refused
- * after nif_init, so unload never ran) would outlive its only user. A loaded
- * copy is left alone: destructors also run when the VM exits, while
- * schedulers may still be inside a call; that host exits by itself when its
- * channel closes with the VM.
+ * after nif_init, so unload never ran) would outlive its only user: reset.
+ * A loaded copy sees this at the VM's exit (erlang:halt runs exit()), while
+ * schedulers may still be inside a call: its host is stopped, which fails
+ * the calls in flight and removes the host's cgroup, but nothing they use is
+ * freed. (OTP 25 has no halt callback for NIFs; a VM killed outright leaves
+ * the host to see its channel close.)
  */
 __attribute__((destructor)) static void proxy_fini(void)
 {
         pthread_mutex_lock(&P.lock);
         bool loaded = P.loaded;
         pthread_mutex_unlock(&P.lock);
-        if (!loaded)
+        if (!loaded) {
                 reset(&P);
+                return;
+        }
+        stop_heartbeat(&P);
+        /* No restart may start a host now. */
+        pthread_mutex_lock(&P.restart_lock);
+        pthread_mutex_lock(&P.lock);
+        P.limited = true;
+        snprintf(P.limit_msg, sizeof P.limit_msg, "the VM is exiting");
+        pthread_mutex_unlock(&P.lock);
+        pthread_mutex_unlock(&P.restart_lock);
+        struct gen *g = gen_get();
+        if (g) {
+                nk_host_stop(g->host);
+                gen_put(g);
+        }
 }
 
 /* DIR/NAME.so → DIR/NAME<suffix>, newly allocated. */
