@@ -668,9 +668,9 @@ PROXY_EXPORT const ErlNifEntry *nif_init(void)
         pthread_mutex_lock(&P.lock);
         bool set_up = P.cur != NULL;
         pthread_mutex_unlock(&P.lock);
-        /* Called again on a copy already set up: either a load BEAM refused
-         * (the host is still unloaded and can serve the retry), or a second
-         * user, which load() refuses. */
+        /* Called again on a copy already set up: the module is loaded again
+         * after a purge whose unload BEAM deferred (load() starts afresh,
+         * see load_again). */
         if (set_up)
                 return &P.entry;
         if (discover(&P) >= 0)
