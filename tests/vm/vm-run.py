@@ -40,7 +40,7 @@ SKIP = 77
 GUEST_SUITES = tuple(os.environ.get('NKVM_SUITES', 'integration,vm-only,broker,hostile').split(','))
 # TCG runs code several times slower than the machine: stretch meson's limits.
 TIMEOUT_FACTOR = float(os.environ.get('NKVM_TIMEOUT_FACTOR', '3'))
-BOOT_TIMEOUT = int(os.environ.get('NKVM_BOOT_TIMEOUT', '1200'))
+BOOT_TIMEOUT = int(os.environ.get('NKVM_BOOT_TIMEOUT', '1500'))
 GUEST_TEST_TIMEOUT = 300
 GUEST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 # guest test -> the modes it runs in
