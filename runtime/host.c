@@ -1148,6 +1148,7 @@ NK_EXPORT int nk_host_load(nk_host *h, const uint8_t *load_info, size_t load_inf
                 return 0;
         }
         teardown(h, "failed to load");
+        nk_status_stopped(&h->status, h->dead ? &h->death : NULL);
         forget_discovery(h);
         h->state = ST_NEW;
         h->opened = false;
@@ -1376,6 +1377,8 @@ NK_EXPORT void nk_host_free(nk_host *h)
         if (!h)
                 return;
         nk_host_stop(h);
+        /* A host that failed in nk_host_load was torn down, not stopped. */
+        nk_status_stopped(&h->status, NULL);
         forget_discovery(h);
         free(h->library);
         free(h->host_binary);

@@ -105,6 +105,35 @@ else
         not_ok "the state file is gone once the VM stopped its host"
 fi
 
+# 1b. a library whose load() fails: the VM gets the error, and no state
+# file stays behind for the host that was torn down.
+if [ -n "${NK_TEST_NIF_LOADFAIL:-}" ]; then
+        mkdir -p "$tmp/loadfail"
+        "$NIFKIT" wrap --policy "$here/policy.json" "$NK_TEST_NIF_LOADFAIL" -o "$tmp/loadfail" >/dev/null
+        cat >"$tmp/loadfail/nk_test_loadfail.erl" <<'EOT'
+-module(nk_test_loadfail).
+-export([try_load/1]).
+try_load(Path) -> erlang:load_nif(Path, 0).
+EOT
+        erlc -o "$tmp/loadfail" "$tmp/loadfail/nk_test_loadfail.erl"
+        out=$(timeout 120 erl -noshell -pa "$tmp/loadfail" -eval '
+            R = nk_test_loadfail:try_load("'"$tmp/loadfail/nk_test_nif_loadfail"'"),
+            io:format("load=~p~n", [element(1, R)]),
+            timer:sleep(1200),
+            {ok, Files} = file:list_dir(os:getenv("NIFKIT_STATUS_DIR")),
+            io:format("files=~p~n", [[F || F <- Files, lists:prefix(os:getpid() ++ "-", F)]]),
+            halt().' 2>"$tmp/erl.err"; echo "erl_exit=$?")
+        echo "$out" | sed 's/^/# /'
+        # The VM must outlive the unloaded proxy copy: a thread left behind
+        # in it would run unmapped code (exit status 139, SIGSEGV).
+        case $out in *'erl_exit=0'*) ok "the VM outlives the copy BEAM unloaded" ;;
+        *) not_ok "the VM outlives the copy BEAM unloaded" ;; esac
+        case $out in *'load=error'*) ok "a wrapped library whose load() fails fails to load" ;;
+        *) not_ok "a wrapped library whose load() fails fails to load"; sed 's/^/# erl: /' "$tmp/erl.err" ;; esac
+        case $out in *'files=[]'*) ok "and leaves no state file while the VM runs on" ;;
+        *) not_ok "and leaves no state file while the VM runs on" ;; esac
+fi
+
 # 2. --in-place
 cp -r "$jiffy" "$tmp/inplace"
 check "wrap --in-place" "$NIFKIT" wrap --in-place --policy "$here/policy.json" "$tmp/inplace/priv/jiffy.so" >/dev/null
