@@ -15,8 +15,9 @@
  * the child's pid to fd 4 once its namespaces exist; the runtime moves that
  * pid into the cgroup leaf and only then writes to fd 5, so nothing of the
  * host runs outside it. Fd 7 gets the exit code as bwrap's monitor exits.
- * The host's bwrap closes 4 to 7 before exec; 0, 1, 2 and the channel are
- * all the host inherits (every other descriptor is closed before bwrap).
+ * The host's bwrap closes 4 to 7 before exec: the host inherits /dev/null
+ * as stdin, two pipes the launcher copies to the caller's stdout and
+ * stderr, and the channel (every other descriptor is closed before bwrap).
  *
  * Differences from the native launcher that remain:
  *  - The outside ids: bwrap is run as the outside uid/gid (setresuid before
@@ -557,7 +558,9 @@ static int cgroup_place(struct nk_cgroup *cg, pid_t pid)
 struct child_args {
         const char *bwrap;
         char *const *argv;
-        int fds[5];             /* channel, info (write end), block (read end), seccomp, status (write end) */
+        /* Become 0..7: /dev/null, the output pipes' write ends, the channel,
+         * info (write end), block (read end), seccomp, status (write end). */
+        int fds[8];
         int err_fd;
         const struct nk_rlimits_plan *rlimits;
         bool set_ids;
@@ -607,19 +610,19 @@ static _Noreturn void child_exec(const struct child_args *a)
                 if (s != SIGKILL && s != SIGSTOP)
                         signal(s, SIG_DFL);
 
-        /* First out of the way of 3..7, then into place: a source may sit
+        /* First out of the way of 0..8, then into place: a source may sit
          * on another one's target. dup2 clears close-on-exec. */
         int err_fd = fcntl(a->err_fd, F_DUPFD_CLOEXEC, FD_FIRST_FREE + 8);
         if (err_fd < 0)
                 child_fail(a->err_fd, -errno, "moving descriptors");
-        int tmp[5];
-        for (int i = 0; i < 5; i++) {
+        int tmp[NK_ARRAY_SIZE(a->fds)];
+        for (size_t i = 0; i < NK_ARRAY_SIZE(tmp); i++) {
                 tmp[i] = fcntl(a->fds[i], F_DUPFD_CLOEXEC, FD_FIRST_FREE + 8);
                 if (tmp[i] < 0)
                         child_fail(err_fd, -errno, "moving descriptors");
         }
-        for (int i = 0; i < 5; i++)
-                if (dup2(tmp[i], NK_HOST_CHANNEL_FD + i) < 0)
+        for (size_t i = 0; i < NK_ARRAY_SIZE(tmp); i++)
+                if (dup2(tmp[i], (int) i) < 0)
                         child_fail(err_fd, -errno, "moving descriptors");
         if (dup3(err_fd, FD_ERR, O_CLOEXEC) < 0)
                 child_fail(err_fd, -errno, "moving descriptors");
@@ -844,6 +847,86 @@ static pid_t spawn(const struct child_args *args)
         return req.pid;
 }
 
+/* ---- the host's output ------------------------------------------------------------- */
+
+/*
+ * The host (and bwrap, whose messages say why a sandbox could not be
+ * built) writes to pipes, never to the caller's stdout and stderr: a file
+ * there could be sought in or read. One detached thread per host copies
+ * them to the caller's 1 and 2 until every writer is gone.
+ */
+struct drain {
+        int fds[2];     /* read ends: stdout, stderr */
+};
+
+static void *drain_main(void *arg)
+{
+        struct drain *d = arg;
+        struct pollfd p[2] = { { .fd = d->fds[0], .events = POLLIN }, { .fd = d->fds[1], .events = POLLIN } };
+        char buf[4096];
+
+        while (p[0].fd >= 0 || p[1].fd >= 0) {
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        break;
+                }
+                for (int i = 0; i < 2; i++) {
+                        if (p[i].fd < 0 || !p[i].revents)
+                                continue;
+                        ssize_t n = read(p[i].fd, buf, sizeof buf);
+                        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                                continue;
+                        if (n <= 0) {
+                                close(p[i].fd);
+                                p[i].fd = -1;
+                                continue;
+                        }
+                        /* A caller's output that fails loses the host's, rather
+                         * than queueing it. */
+                        for (ssize_t off = 0; off < n;) {
+                                ssize_t w = write(STDOUT_FILENO + i, buf + off, (size_t) (n - off));
+                                if (w < 0 && errno == EINTR)
+                                        continue;
+                                if (w <= 0)
+                                        break;
+                                off += w;
+                        }
+                }
+        }
+        for (int i = 0; i < 2; i++)
+                nk_closep(&p[i].fd);
+        free(d);
+        return NULL;
+}
+
+/* Takes both read ends (left -1). Without memory or a thread the output is
+ * dropped: the pipes close, and a host writing to them gets EPIPE rather
+ * than blocking on a full pipe. */
+static void drain_start(int *out, int *err_out)
+{
+        struct drain *d = malloc(sizeof *d);
+        if (d) {
+                *d = (struct drain) { .fds = { *out, *err_out } };
+                pthread_attr_t attr;
+                pthread_t thread;
+                int r = pthread_attr_init(&attr);
+                if (r == 0) {
+                        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+                        r = pthread_create(&thread, &attr, drain_main, d);
+                        pthread_attr_destroy(&attr);
+                }
+                if (r == 0) {
+                        *out = *err_out = -1;
+                        return;
+                }
+                free(d);
+        }
+        nk_closep(out);
+        nk_closep(err_out);
+        *out = *err_out = -1;
+}
+
 /* ---- launch ---------------------------------------------------------------------- */
 
 static void fill_defaults(struct nk_sandbox_config *sc)
@@ -888,7 +971,8 @@ struct launch_state {
         bool have_seccomp;
         struct nk_cgroup *cgroup;
         int seccomp_fd;
-        int pipes[4][2];        /* info, block, err, status */
+        int pipes[6][2];        /* info, block, err, status, stdout, stderr */
+        int null_fd;
 };
 
 static void state_free(struct launch_state *s)
@@ -899,7 +983,8 @@ static void state_free(struct launch_state *s)
                 nk_seccomp_free(&s->seccomp);
         nk_cgroup_destroy(s->cgroup);
         nk_closep(&s->seccomp_fd);
-        for (int i = 0; i < 4; i++)
+        nk_closep(&s->null_fd);
+        for (int i = 0; i < 6; i++)
                 for (int j = 0; j < 2; j++)
                         nk_closep(&s->pipes[i][j]);
 }
@@ -949,7 +1034,10 @@ static int prepare(const struct nk_launch_config *cfg, const struct nk_sandbox_c
                 return r;
         nk_rlimits_prepare(sc, !cg_memory, ret_rlimits);
 
-        for (int i = 0; i < 4; i++)
+        s->null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (s->null_fd < 0)
+                return nk_sandbox_error_set(err, -errno, "opening /dev/null: %m");
+        for (int i = 0; i < 6; i++)
                 if (pipe2(s->pipes[i], O_CLOEXEC) < 0)
                         return nk_sandbox_error_set(err, -errno, "pipe2: %m");
         return 0;
@@ -1031,7 +1119,8 @@ static int bwrap_launch(const struct nk_launch_config *cfg, int channel_fd, stru
                 return nk_sandbox_error_set(err, -ENOENT, "bubblewrap (bwrap) not found: install the bubblewrap "
                                                           "package or use the native launcher");
 
-        struct launch_state s = { .seccomp_fd = -1, .pipes = { { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } } };
+        struct launch_state s = { .seccomp_fd = -1, .null_fd = -1,
+                                  .pipes = { { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } } };
         struct nk_rlimits_plan rlimits;
         int r = prepare(cfg, &sc, bwrap, &s, &rlimits, err);
         if (r < 0)
@@ -1040,7 +1129,8 @@ static int bwrap_launch(const struct nk_launch_config *cfg, int channel_fd, stru
         const struct child_args args = {
                 .bwrap = bwrap,
                 .argv = s.argv.v,
-                .fds = { channel_fd, s.pipes[0][1], s.pipes[1][0], s.seccomp_fd, s.pipes[3][1] },
+                .fds = { s.null_fd, s.pipes[4][1], s.pipes[5][1], channel_fd, s.pipes[0][1], s.pipes[1][0],
+                         s.seccomp_fd, s.pipes[3][1] },
                 .err_fd = s.pipes[2][1],
                 .rlimits = &rlimits,
                 .set_ids = sc.outside_uid != geteuid() || sc.outside_gid != getegid(),
@@ -1062,6 +1152,10 @@ static int bwrap_launch(const struct nk_launch_config *cfg, int channel_fd, stru
         s.pipes[2][1] = -1;
         nk_closep(&s.pipes[3][1]);
         s.pipes[3][1] = -1;
+        nk_closep(&s.pipes[4][1]);
+        s.pipes[4][1] = -1;
+        nk_closep(&s.pipes[5][1]);
+        s.pipes[5][1] = -1;
         r = start(&sc, bwrap, pid, &s, err);
         if (r < 0)
                 goto out;
@@ -1074,6 +1168,7 @@ static int bwrap_launch(const struct nk_launch_config *cfg, int channel_fd, stru
                 goto out;
         }
         s.pipes[3][0] = -1;
+        drain_start(&s.pipes[4][0], &s.pipes[5][0]);
         int pidfd = pidfd_open_compat(pid);
         *ret_child = (struct nk_child) { .pid = pid, .pidfd = pidfd >= 0 ? pidfd : -1,
                                          .cgroup = TAKE_PTR(s.cgroup) };

@@ -3,6 +3,7 @@
  * Started by a launcher in place of nifkit-host (same `--fd 3` contract), it
  * reports what it sees from inside the sandbox, then does what it is told:
  *
+ *   "say TEXT" writes TEXT to its stdout and its stderr
  *   "report"   one datagram of "key=value" lines (ids, pid, capabilities,
  *              seccomp, no_new_privs, descriptors, mounts, network,
  *              namespaces, rlimits, environment, /dev)
@@ -180,6 +181,9 @@ static void build_report(int argc, char **argv)
         put_status("no_new_privs", "/proc/self/status", "NoNewPrivs");
         put_status("seccomp", "/proc/self/status", "Seccomp");
         put_fds();
+        put_link("fd0", "/proc/self/fd/0");
+        put_link("fd1", "/proc/self/fd/1");
+        put_link("fd2", "/proc/self/fd/2");
         put_mounts();
         put_loopback();
         static const char *const ns[] = { "user", "mnt", "net", "pid", "ipc", "uts", "cgroup" };
@@ -221,6 +225,10 @@ int main(int argc, char **argv)
                         build_report(argc, argv);
                         if (send(CHANNEL, report, used, 0) < 0)
                                 return 11;
+                } else if (strncmp(cmd, "say ", 4) == 0) {
+                        /* To stdout and stderr, one line each. */
+                        dprintf(1, "%s (stdout)\n", cmd + 4);
+                        dprintf(2, "%s (stderr)\n", cmd + 4);
                 } else if (strncmp(cmd, "exit ", 5) == 0) {
                         _exit(atoi(cmd + 5));
                 } else if (strcmp(cmd, "crash") == 0) {

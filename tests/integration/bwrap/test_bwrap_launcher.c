@@ -492,6 +492,13 @@ static void test_sandbox_report(void **state)
         value(r, "fds", fds, sizeof fds);
         expect_subset("fds", fds, (const char *const[]) { "0", "1", "2", "3", NULL });
         assert_true(has_item(fds, "3"));
+        /* Never the caller's stdio: /dev/null and two pipes. */
+        expect(r, "fd0", "/dev/null");
+        char fd[64];
+        if (strncmp(value(r, "fd1", fd, sizeof fd), "pipe:", 5) != 0)
+                fail_msg("stdout is %s, not a pipe", fd);
+        if (strncmp(value(r, "fd2", fd, sizeof fd), "pipe:", 5) != 0)
+                fail_msg("stderr is %s, not a pipe", fd);
         check_mounts(r);
         check_namespaces(r);
         check_rest(r);
@@ -660,6 +667,54 @@ static void test_binaries_under_tmp(void **state)
         rmdir(dir);
 }
 
+/* What the host writes to stdout and stderr reaches the caller's, through
+ * the launcher's pipes. */
+static void test_output_reaches_caller(void **state)
+{
+        skip_unless_bwrap();
+        char out_path[] = "/tmp/nk-bwrap-out-XXXXXX", err_path[] = "/tmp/nk-bwrap-err-XXXXXX";
+        int out = mkstemp(out_path), errf = mkstemp(err_path);
+        assert_true(out >= 0 && errf >= 0);
+        fflush(stdout);
+        fflush(stderr);
+        int saved_out = dup(1), saved_err = dup(2);
+        assert_true(saved_out >= 0 && saved_err >= 0);
+        assert_true(dup2(out, 1) >= 0 && dup2(errf, 2) >= 0);
+
+        /* The copies go to whatever 1 and 2 are when they are made: keep
+         * them redirected until the lines arrived. */
+        struct probe p;
+        start_probe(&p);
+        say(&p, "say hello from the sandbox");
+        say(&p, "exit 0");
+        struct nk_child_exit ex;
+        finish(&p, &ex);
+
+        char buf[256] = "";
+        bool seen = false;
+        for (int i = 0; i < 100 && !seen; i++) {
+                ssize_t n = pread(out, buf, sizeof buf - 1, 0);
+                buf[n > 0 ? n : 0] = '\0';
+                char b2[256] = "";
+                ssize_t m = pread(errf, b2, sizeof b2 - 1, 0);
+                b2[m > 0 ? m : 0] = '\0';
+                seen = strstr(buf, "hello from the sandbox (stdout)") && strstr(b2, "hello from the sandbox (stderr)");
+                if (!seen)
+                        usleep(20 * 1000);
+        }
+        dup2(saved_out, 1);
+        dup2(saved_err, 2);
+        close(saved_out);
+        close(saved_err);
+        close(out);
+        close(errf);
+        unlink(out_path);
+        unlink(err_path);
+        assert_int_equal(ex.status, 0);
+        if (!seen)
+                fail_msg("the host's output did not reach the caller's stdout and stderr");
+}
+
 static void *start_in_thread(void *arg)
 {
         start_probe(arg);
@@ -795,6 +850,7 @@ int main(void)
                 cmocka_unit_test(test_kill_and_wait),
                 cmocka_unit_test(test_outlives_starting_thread),
                 cmocka_unit_test(test_binaries_under_tmp),
+                cmocka_unit_test(test_output_reaches_caller),
                 cmocka_unit_test(test_sigchld_ignored),
                 cmocka_unit_test(test_required_cgroup),
         };
