@@ -847,86 +847,6 @@ static pid_t spawn(const struct child_args *args)
         return req.pid;
 }
 
-/* ---- the host's output ------------------------------------------------------------- */
-
-/*
- * The host (and bwrap, whose messages say why a sandbox could not be
- * built) writes to pipes, never to the caller's stdout and stderr: a file
- * there could be sought in or read. One detached thread per host copies
- * them to the caller's 1 and 2 until every writer is gone.
- */
-struct drain {
-        int fds[2];     /* read ends: stdout, stderr */
-};
-
-static void *drain_main(void *arg)
-{
-        struct drain *d = arg;
-        struct pollfd p[2] = { { .fd = d->fds[0], .events = POLLIN }, { .fd = d->fds[1], .events = POLLIN } };
-        char buf[4096];
-
-        while (p[0].fd >= 0 || p[1].fd >= 0) {
-                if (poll(p, 2, -1) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        break;
-                }
-                for (int i = 0; i < 2; i++) {
-                        if (p[i].fd < 0 || !p[i].revents)
-                                continue;
-                        ssize_t n = read(p[i].fd, buf, sizeof buf);
-                        if (n < 0 && (errno == EINTR || errno == EAGAIN))
-                                continue;
-                        if (n <= 0) {
-                                close(p[i].fd);
-                                p[i].fd = -1;
-                                continue;
-                        }
-                        /* A caller's output that fails loses the host's, rather
-                         * than queueing it. */
-                        for (ssize_t off = 0; off < n;) {
-                                ssize_t w = write(STDOUT_FILENO + i, buf + off, (size_t) (n - off));
-                                if (w < 0 && errno == EINTR)
-                                        continue;
-                                if (w <= 0)
-                                        break;
-                                off += w;
-                        }
-                }
-        }
-        for (int i = 0; i < 2; i++)
-                nk_closep(&p[i].fd);
-        free(d);
-        return NULL;
-}
-
-/* Takes both read ends (left -1). Without memory or a thread the output is
- * dropped: the pipes close, and a host writing to them gets EPIPE rather
- * than blocking on a full pipe. */
-static void drain_start(int *out, int *err_out)
-{
-        struct drain *d = malloc(sizeof *d);
-        if (d) {
-                *d = (struct drain) { .fds = { *out, *err_out } };
-                pthread_attr_t attr;
-                pthread_t thread;
-                int r = pthread_attr_init(&attr);
-                if (r == 0) {
-                        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-                        r = pthread_create(&thread, &attr, drain_main, d);
-                        pthread_attr_destroy(&attr);
-                }
-                if (r == 0) {
-                        *out = *err_out = -1;
-                        return;
-                }
-                free(d);
-        }
-        nk_closep(out);
-        nk_closep(err_out);
-        *out = *err_out = -1;
-}
-
 /* ---- launch ---------------------------------------------------------------------- */
 
 static void fill_defaults(struct nk_sandbox_config *sc)
@@ -1168,10 +1088,12 @@ static int bwrap_launch(const struct nk_launch_config *cfg, int channel_fd, stru
                 goto out;
         }
         s.pipes[3][0] = -1;
-        drain_start(&s.pipes[4][0], &s.pipes[5][0]);
+        /* Without a drain thread the host's output goes nowhere; it runs on. */
+        struct nk_drain *drain;
+        (void) nk_drain_start(&s.pipes[4][0], &s.pipes[5][0], &drain);
         int pidfd = pidfd_open_compat(pid);
         *ret_child = (struct nk_child) { .pid = pid, .pidfd = pidfd >= 0 ? pidfd : -1,
-                                         .cgroup = TAKE_PTR(s.cgroup) };
+                                         .cgroup = TAKE_PTR(s.cgroup), .drain = drain };
         r = 0;
 out:
         state_free(&s);

@@ -221,6 +221,8 @@ void nk_child_release(struct nk_child *child)
         child->cgroup = NULL;
         nk_exit_report_free(child->report);
         child->report = NULL;
+        nk_drain_stop(child->drain);
+        child->drain = NULL;
 }
 
 const struct nk_launcher nk_launcher_direct = {

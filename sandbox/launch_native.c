@@ -47,56 +47,6 @@ static void fill_defaults(struct nk_sandbox_config *sc)
                 sc->tmp_mb = 16;
 }
 
-/* Copies the host's stdout and stderr to the caller's, until the host and
- * everything in its pid namespace are gone (EOF on both). The caller's
- * descriptors only ever see write(): the host cannot seek in them, read
- * from them or learn what they are. */
-struct drain {
-        int fds[2];     /* read ends: the host's stdout, stderr */
-};
-
-static void *drain_main(void *arg)
-{
-        struct drain *d = arg;
-        struct pollfd p[2] = { { .fd = d->fds[0], .events = POLLIN }, { .fd = d->fds[1], .events = POLLIN } };
-        char buf[4096];
-
-        while (p[0].fd >= 0 || p[1].fd >= 0) {
-                if (poll(p, 2, -1) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        break;
-                }
-                for (int i = 0; i < 2; i++) {
-                        if (p[i].fd < 0 || !p[i].revents)
-                                continue;
-                        ssize_t n = read(p[i].fd, buf, sizeof buf);
-                        if (n < 0 && (errno == EINTR || errno == EAGAIN))
-                                continue;
-                        if (n <= 0) {
-                                close(p[i].fd);
-                                p[i].fd = -1;   /* poll ignores negative fds */
-                                continue;
-                        }
-                        /* The caller's output may be gone or full of errors:
-                         * the host's output is then dropped, never queued. */
-                        for (ssize_t off = 0; off < n;) {
-                                ssize_t w = write(i + 1, buf + off, (size_t) (n - off));
-                                if (w < 0 && errno == EINTR)
-                                        continue;
-                                if (w <= 0)
-                                        break;
-                                off += w;
-                        }
-                }
-        }
-        for (int i = 0; i < 2; i++)
-                if (p[i].fd >= 0)
-                        close(p[i].fd);
-        free(d);
-        return NULL;
-}
-
 static int native_launch(const struct nk_launch_config *cfg, int channel_fd, struct nk_child *ret_child)
 {
         struct nk_sandbox_config sc = {};
@@ -114,12 +64,10 @@ static int native_launch(const struct nk_launch_config *cfg, int channel_fd, str
                 return r;
         /* The host's stdout and stderr: pipes, never the caller's own. */
         int out[2] = { -1, -1 }, errp[2] = { -1, -1 }, rep[2] = { -1, -1 };
-        struct drain *d = calloc(1, sizeof *d);
         struct nk_exit_report *report = NULL;
-        if (!d || pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
             pipe2(rep, O_CLOEXEC | O_NONBLOCK) < 0) {
-                r = nk_sandbox_error_set(err, d ? -errno : -ENOMEM, "cannot create the host's pipes: %s",
-                                         strerror(d ? errno : ENOMEM));
+                r = nk_sandbox_error_set(err, -errno, "cannot create the host's pipes: %s", strerror(errno));
                 goto fail;
         }
         report = nk_exit_report_new(TAKE_FD(rep[0]));
@@ -141,21 +89,11 @@ static int native_launch(const struct nk_launch_config *cfg, int channel_fd, str
         if (r < 0)
                 goto fail;
 
-        *d = (struct drain) { .fds = { out[0], errp[0] } };
-        pthread_t t;
-        pthread_attr_t a;
-        pthread_attr_init(&a);
-        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        int tr = pthread_create(&t, &a, drain_main, d);
-        pthread_attr_destroy(&a);
-        if (tr != 0) {
-                /* Without a reader the host would block on a full pipe:
-                 * its output goes nowhere instead. */
-                close(out[0]);
-                close(errp[0]);
-                free(d);
-        }
-        *ret_child = (struct nk_child) { .pid = pid, .pidfd = pidfd, .cgroup = cg, .report = report };
+        /* Without a drain thread the host's output goes nowhere; it runs on. */
+        struct nk_drain *drain;
+        (void) nk_drain_start(&out[0], &errp[0], &drain);
+        *ret_child = (struct nk_child) { .pid = pid, .pidfd = pidfd, .cgroup = cg, .report = report,
+                                         .drain = drain };
         return 0;
 fail:
         nk_sandbox_plan_free(plan);
@@ -164,7 +102,6 @@ fail:
                 nk_closep(&errp[i]);
                 nk_closep(&rep[i]);
         }
-        free(d);
         nk_exit_report_free(report);
         return r;
 }

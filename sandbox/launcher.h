@@ -59,7 +59,18 @@ struct nk_child {
         /* Where the host writes the fatal signal it dies of, or NULL (see
          * NK_HOST_REPORT_FD); nk_child_release closes it. */
         struct nk_exit_report *report;
+        /* Copies the host's stdout and stderr to the caller's, or NULL;
+         * nk_child_release stops and joins it. */
+        struct nk_drain *drain;
 };
+
+/* Starts a thread copying *out and *err_out (read ends of the host's stdout
+ * and stderr pipes) to the caller's 1 and 2; takes both (left -1), also on
+ * failure, when they are closed. 0 or -errno. */
+struct nk_drain;
+int nk_drain_start(int *out, int *err_out, struct nk_drain **ret);
+/* Copies what is already in the pipes, then joins the thread. Accepts NULL. */
+void nk_drain_stop(struct nk_drain *d);
 
 /* How a reaped host ended: signo != 0 if a signal killed it, else status. */
 struct nk_child_exit {
