@@ -29,6 +29,8 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <termios.h>
@@ -213,9 +215,19 @@ static int add_conditional(scmp_filter_ctx ctx, struct nk_sandbox_error *err)
         RULE(SCMP_ACT_ALLOW, "ioctl", 1, SCMP_A1(SCMP_CMP_EQ, TCGETS));
         RULE(SCMP_ACT_ALLOW, "ioctl", 1, SCMP_A1(SCMP_CMP_EQ, FIONREAD));
 
-        /* The host checks its channel's type at start-up; reading socket
-         * options is harmless, setting them is not needed. */
-        RULE(SCMP_ACT_ALLOW, "getsockopt", 1, SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET));
+        /* Socket options on the sockets the broker passes: NIFs tune them
+         * (TCP_NODELAY, SO_KEEPALIVE, buffer sizes). Only the ordinary
+         * levels; options that need privileges fail on their own in an
+         * unprivileged host, and TCP_ULP, which makes the kernel load and
+         * attach a protocol module (kTLS), traps. */
+        static const int levels[] = { SOL_SOCKET, IPPROTO_IP, IPPROTO_IPV6 };
+        for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+                RULE(SCMP_ACT_ALLOW, "getsockopt", 1, SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t) levels[i]));
+                RULE(SCMP_ACT_ALLOW, "setsockopt", 1, SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t) levels[i]));
+        }
+        RULE(SCMP_ACT_ALLOW, "getsockopt", 1, SCMP_A1(SCMP_CMP_EQ, IPPROTO_TCP));
+        RULE(SCMP_ACT_ALLOW, "setsockopt", 2, SCMP_A1(SCMP_CMP_EQ, IPPROTO_TCP),
+             SCMP_A2(SCMP_CMP_NE, TCP_ULP));
         return 0;
 }
 

@@ -33,6 +33,8 @@
 #include <unistd.h>
 
 #include <setjmp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <cmocka.h>
 
 #include "protocol.h"
@@ -419,6 +421,33 @@ static int prlimit_set(const void *arg)
         return 56;
 }
 
+/* The broker hands the host connected sockets: their options may be set
+ * at the ordinary levels, but not TCP_ULP, which loads a kernel module. */
+static int sockopts(const void *arg)
+{
+        int fd = *(const int *) arg, one = 1;
+        if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) < 0)
+                return 40;
+        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+                return 41;
+        socklen_t len = sizeof one;
+        if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, &len) < 0 || !one)
+                return 42;
+        setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", 3);
+        return 43;
+}
+
+static void test_socket_options(void **state)
+{
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        struct outcome o = run_sandboxed(sockopts, &fd, true);
+        close(fd);
+        assert_true(died_by_sigsys(&o));
+        assert_true(o.reported);
+        assert_int_equal(o.nr, SYS_setsockopt);
+}
+
 static void test_conditional_rules(void **state)
 {
         struct {
@@ -527,6 +556,7 @@ int main(void)
                 cmocka_unit_test(test_threads_yes_namespaces_no),
                 cmocka_unit_test(test_allowed_calls_work),
                 cmocka_unit_test(test_conditional_rules),
+                cmocka_unit_test(test_socket_options),
                 cmocka_unit_test(test_write_opens_are_refused),
                 cmocka_unit_test(test_other_arch_is_killed),
         };
