@@ -12,7 +12,7 @@ main() ->
          fun() -> jiffy:decode(Doc, [return_maps]) end),
     step("jiffy:encode(#{sandboxed => [true, 1.5]})", [],
          fun() -> jiffy:encode(#{sandboxed => [true, 1.5]}) end),
-    io:format("    the NIF libraries run in these processes, children of the VM:~n~s~n",
+    io:format("    the NIF libraries run in sandboxed hosts, children of the VM:~n~s~n",
               [hosts()]),
     step("crashy:hello()", [], fun() -> crashy:hello() end),
     step("crashy:crash()   % writes through a NULL pointer", [],
@@ -47,4 +47,8 @@ indent(Text) ->
 own(#{runtime_pid := Pid}) -> integer_to_list(Pid) =:= os:getpid().
 
 hosts() ->
-    os:cmd("ps -o pid=,args= --ppid " ++ os:getpid() ++ " | grep nifkit-host | sed 's/^/      /'").
+    %% Each host: its pid, the user it runs as outside its user namespace,
+    %% and its network namespace next to the VM's own.
+    os:cmd("for p in $(pgrep -P " ++ os:getpid() ++ " nifkit-host); do "
+           "echo \"      pid $p, user $(ps -o user= -p $p), "
+           "net $(readlink /proc/$p/ns/net) (the VM: $(readlink /proc/self/ns/net))\"; done").
