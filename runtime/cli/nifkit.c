@@ -26,6 +26,7 @@
 #include "literal.h"
 #include "macro.h"
 #include "nifkit.h"
+#include "nifkit_policy.h"
 #include "print.h"
 
 #define EXIT_EXCEPTION 1
@@ -61,8 +62,19 @@ static const struct usage inspect_usage = {
 struct host_options {
         const char *host;
         const char *load_info;
+        const char *policy;
         unsigned timeout_ms;
 };
+
+/* The policy of --policy: libnifkit does not copy it, so it lives until
+ * exit, after every host is gone. */
+static struct nk_policy *cli_policy;
+
+static void cli_policy_free(void)
+{
+        nk_policy_free(cli_policy);
+        cli_policy = NULL;
+}
 
 static void host_freep(nk_host **h)
 {
@@ -101,6 +113,8 @@ static void command_help(const struct usage *cmd, FILE *f)
         if (cmd == &call_usage)
                 fputs("  --timeout MS       kill the host when the call takes longer (default: no limit)\n", f);
         fputs("  --load-info TERM   the term load() receives, as an Erlang literal (default: [])\n"
+              "  --policy FILE      the JSON policy the host runs under (default: $NIFKIT_POLICY,\n"
+              "                     else the built-in deny-all policy)\n"
               "  --host PATH        the nifkit-host executable (default: $NIFKIT_HOST, else the installed one)\n"
               "  -h, --help         show this help\n"
               "\n",
@@ -125,6 +139,7 @@ static int parse_host_options(const struct usage *cmd, int argc, char **argv, st
                 { "timeout", required_argument, NULL, 't' },
                 { "load-info", required_argument, NULL, 'l' },
                 { "host", required_argument, NULL, 'H' },
+                { "policy", required_argument, NULL, 'p' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -149,6 +164,9 @@ static int parse_host_options(const struct usage *cmd, int argc, char **argv, st
                         break;
                 case 'H':
                         o->host = optarg;
+                        break;
+                case 'p':
+                        o->policy = optarg;
                         break;
                 case 'h':
                         command_help(cmd, stdout);
@@ -192,11 +210,22 @@ static int start_host(const char *lib, const struct host_options *o, nk_host **r
                 info_etf = (const uint8_t *) info.buff;
                 info_len = (size_t) info.index;
         }
+        if (o->policy && !cli_policy) {
+                struct nk_policy_error perr;
+                r = nk_policy_load(o->policy, &cli_policy, &perr);
+                if (r < 0) {
+                        fprintf(stderr, "nifkit: %s\n", perr.msg[0] ? perr.msg : strerror(-r));
+                        return r == -EINVAL ? EXIT_USAGE : EXIT_HOST;
+                }
+                atexit(cli_policy_free);
+        }
         h = nk_host_new();
         if (!h) {
                 fprintf(stderr, "nifkit: %s\n", strerror(ENOMEM));
                 return EXIT_HOST;
         }
+        if (cli_policy)
+                nk_host_set_policy(h, cli_policy);
         r = nk_host_set_library(h, lib);
         if (r >= 0 && o->host)
                 r = nk_host_set_host_binary(h, o->host);

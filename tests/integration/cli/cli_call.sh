@@ -87,6 +87,26 @@ check "bad literal names argument and column" 64 "" "nifkit: argument 2, column 
 check "bad --load-info" 64 "" "nifkit: --load-info, column 2: expected a term, found end of input" -- \
         call --load-info '{' "$JIFFY" nif_decode_init '<<>>' '[]'
 
+printf '{"nifkit_policy": 1, "cgroup": "best-effort", "limits": {"pids": "x"}}\n' >"$tmp/bad-policy.json"
+check "an invalid --policy is refused with file, line, column and path" 64 "" \
+        "nifkit: $tmp/bad-policy.json:1:66: \$.limits.pids: expected an integer from 1 to 65536, got \"x\"" -- \
+        call --policy "$tmp/bad-policy.json" "$JIFFY" nif_decode_init '<<"[1]">>' '[]'
+printf '{"nifkit_policy": 1, "cgroup": "best-effort", "workers": 1}\n' >"$tmp/policy.json"
+check "the host runs under --policy" 0 "[1]" "*" -- \
+        call --policy "$tmp/policy.json" "$JIFFY" nif_decode_init '<<"[1]">>' '[]'
+printf '{"nifkit_policy": 1, "cgroup": "required", "limits": {"memory_mb": 64}}\n' >"$tmp/required.json"
+if [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null | grep -w memory)" ] ||
+   [ -n "$(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null | grep -w memory)" ]; then
+        echo "SKIP: a policy that requires cgroups is refused only where the controllers are missing"
+else
+        check "a policy that requires missing cgroup controllers is refused" 2 "" "*" -- \
+                call --policy "$tmp/required.json" "$JIFFY" nif_decode_init '<<"[1]">>' '[]'
+        if ! grep -q "cgroup v2 controllers missing" "$tmp/err"; then
+                failures=$((failures + 1))
+                echo "FAIL: the refusal does not say the controllers are missing: $(cat "$tmp/err")"
+        fi
+fi
+
 missing=$tmp/no-such-library.so
 check "a missing library exits 2 naming it" 2 "" "*" -- call "$missing" f
 if ! grep -qF "$missing" "$tmp/err"; then
