@@ -962,6 +962,11 @@ static int choose_launcher(nk_host *h, struct nk_sandbox_config *sc, nk_error *e
                 .open_files = p->limits.open_files,
                 .cgroup_required = p->cgroup == NK_POLICY_CGROUP_REQUIRED,
         };
+        /* A delegated subtree other than the one this process sits in, as a
+         * multi-tenant server's unit gets from systemd (Delegate=yes). */
+        const char *cg_root = getenv("NIFKIT_CGROUP_ROOT");
+        if (cg_root && cg_root[0])
+                sc->cgroup_root = cg_root;
         /* Ids left 0: the launcher's defaults (never root, see userns.c). */
 
         if (p->launcher == NK_POLICY_LAUNCHER_UNSANDBOXED || env_flag("NIFKIT_UNSANDBOXED_DEVELOPMENT")) {

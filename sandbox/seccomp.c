@@ -81,7 +81,7 @@ static const char *const allowed[] = {
         "timerfd_create", "timerfd_settime", "timerfd_gettime",
         "fsync", "fdatasync", "ftruncate", "flock", "fstatfs",
         /* time */
-        "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep",
+        "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep", "pause",
         "gettimeofday", "time",
         /* identity: reads only; every set*id call traps */
         "getpid", "gettid", "getppid", "getuid", "geteuid", "getgid",

@@ -120,7 +120,9 @@ struct nk_policy;
  * Without one, start loads $NIFKIT_POLICY if set, else nk_policy_default():
  * every host is sandboxed unless a policy names the "unsandboxed-development"
  * launcher or NIFKIT_UNSANDBOXED_DEVELOPMENT=1 is set; either prints a
- * warning on stderr each time such a host starts.
+ * warning on stderr each time such a host starts. cgroup leaves go under
+ * $NIFKIT_CGROUP_ROOT when it names a delegated cgroup v2 subtree, else
+ * under the subtree this process is in.
  */
 void nk_host_set_policy(nk_host *h, const struct nk_policy *policy);
 
