@@ -144,6 +144,11 @@ class PlanTest(Base):
         os.chmod(os.path.join(self.tmp, 'closed'), 0o711)
         self.assertIsNone(vm.unreachable_by_others(inner))
 
+    def test_keep_lists_outermost_trees(self):
+        self.assertEqual(vm.outermost(['/tmp/src/build', '/tmp/src', '/tmp/srcx', '/tmp/src']),
+                         ['/tmp/src', '/tmp/srcx'])
+        self.assertEqual(vm.outermost(['/', '/tmp/a']), ['/'])
+
     def test_plan_runs_suites_twice(self):
         info = os.path.join(self.tmp, 'meson-info')
         os.makedirs(info)
@@ -176,6 +181,8 @@ class PlanTest(Base):
         vm.write_plan(self.paths, plan)
         with open(os.path.join(self.paths.plan, 'list')) as f:
             self.assertEqual([line.split()[0] for line in f], ids)
+        with open(os.path.join(self.paths.plan, 'keep')) as f:
+            self.assertEqual(f.read().split('\n')[:-1], vm.outermost([self.paths.srcdir, self.paths.builddir]))
         first = vm.fingerprint(plan, '/nonexistent')
         self.assertEqual(first, vm.fingerprint(plan, '/nonexistent'))
         plan[0] = (plan[0][0], plan[0][1], plan[0][2] + 1, plan[0][3])

@@ -211,6 +211,15 @@ def fingerprint(plan, kernel):
     return h.hexdigest()
 
 
+def outermost(dirs):
+    """dirs without those inside another of them, in order."""
+    out = []
+    for d in sorted(set(dirs)):
+        if not any(d == o or d.startswith(o.rstrip('/') + '/') for o in out):
+            out.append(d)
+    return out
+
+
 def write_plan(paths, plan):
     shutil.rmtree(paths.plan, ignore_errors=True)
     os.makedirs(paths.plan)
@@ -221,6 +230,10 @@ def write_plan(paths, plan):
             lst.write(f'{ident} {mode} {limit}\n')
     with open(os.path.join(paths.plan, 'user-writable'), 'w') as f:
         f.write(paths.builddir + '\n')
+    # The trees the guest must see even where it mounts a fresh tmpfs (/tmp…),
+    # outermost only: the guest puts each back over that tmpfs.
+    with open(os.path.join(paths.plan, 'keep'), 'w') as f:
+        f.write(''.join(d + '\n' for d in outermost([paths.srcdir, paths.builddir])))
 
 
 def meson_run():
