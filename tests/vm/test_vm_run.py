@@ -122,6 +122,24 @@ class ReportTest(Base):
             self.assertEqual(vm.report(self.paths, {'tests': [], 'failure': 'no initramfs'}, 'root-a'), 1)
 
 
+    def test_interrupted_boot_is_not_repeated(self):
+        # What boot() leaves while the guest runs: a later result test of the
+        # same meson run must report it, not boot again.
+        vm.write_status(self.paths, {'fingerprint': None, 'meson_run': vm.meson_run(), 'tests': [],
+                                     'failure': 'the boot was stopped before it ended'})
+        saved = vm.find_kernel, vm.skip_reason, vm.boot
+        try:
+            vm.find_kernel = lambda: ('/vmlinuz', '/lib/modules/x', None)
+            vm.skip_reason = lambda: None
+            vm.boot = lambda *a: self.fail('booted again')
+            status = vm.ensure_results(self.paths, {})
+        finally:
+            vm.find_kernel, vm.skip_reason, vm.boot = saved
+        with Quiet() as out:
+            self.assertEqual(vm.report(self.paths, status, 'root-a'), 1)
+        self.assertIn('stopped before it ended', out.getvalue())
+
+
 class PlanTest(Base):
     def test_script_keeps_every_byte(self):
         probe = os.path.join(self.tmp, 'probe.sh')

@@ -40,7 +40,10 @@ SKIP = 77
 GUEST_SUITES = tuple(os.environ.get('NKVM_SUITES', 'integration,vm-only,broker,hostile').split(','))
 # TCG runs code several times slower than the machine: stretch meson's limits.
 TIMEOUT_FACTOR = float(os.environ.get('NKVM_TIMEOUT_FACTOR', '3'))
-BOOT_TIMEOUT = int(os.environ.get('NKVM_BOOT_TIMEOUT', '1500'))
+# A whole run takes about 9 minutes on a loaded 2-core machine: twice that is
+# still a guest at work, more is a hung one. Below vm-boot's meson time-out,
+# so that the runner, not meson, stops it and records what ran.
+BOOT_TIMEOUT = int(os.environ.get('NKVM_BOOT_TIMEOUT', '1020'))
 GUEST_TEST_TIMEOUT = 300
 GUEST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 # guest test -> the modes it runs in
@@ -420,6 +423,11 @@ def boot(paths, guest_env):
         print(f'FAIL: {msg}')
         return 1
     print(f'kernel {kernel}, {len(plan)} tests, console log {paths.console}')
+    # Should this process be killed before the guest ends (meson's own
+    # time-out), the result tests of the same run still find a status, and
+    # fail saying so instead of each booting again.
+    write_status(paths, {'fingerprint': None, 'meson_run': meson_run(), 'tests': [],
+                         'failure': f'the boot was stopped before it ended; console log: {paths.console}'})
     console, failure = run_qemu(paths, kernel)
     write_status(paths, {'fingerprint': fp, 'meson_run': meson_run(), 'failure': failure, 'kernel': kernel,
                          'tests': [p[0] for p in plan], 'results': console.results,
