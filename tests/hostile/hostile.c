@@ -890,7 +890,10 @@ static int setup(struct ctx *c)
 
         struct nk_cgroup_info info;
         struct nk_sandbox_error serr = { 0 };
-        if (nk_cgroup_detect(NULL, &info, &serr) == 0) {
+        /* The subtree libnifkit puts hosts under (runtime/host.c): the
+         * driver's own cgroup may hold processes and give no controllers. */
+        const char *cg_root = getenv("NIFKIT_CGROUP_ROOT");
+        if (nk_cgroup_detect(cg_root && cg_root[0] ? cg_root : NULL, &info, &serr) == 0) {
                 c->cgroups = info.available;
                 char names[64];
                 snprintf(c->cgroup_note, sizeof c->cgroup_note, "controllers delegated: %s",
