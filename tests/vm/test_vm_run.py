@@ -167,6 +167,18 @@ class PlanTest(Base):
                          ['/tmp/src', '/tmp/srcx'])
         self.assertEqual(vm.outermost(['/', '/tmp/a']), ['/'])
 
+    def test_kept_checkout_under_closed_tmp_dir(self):
+        # A checkout inside `mktemp -d` (0700): the guest recreates the way to it.
+        inner = os.path.join(self.tmp, 'closed', 'src')
+        os.makedirs(inner)
+        os.chmod(os.path.join(self.tmp, 'closed'), 0o700)
+        if not vm.covered(inner) or os.stat(self.tmp).st_uid == 1000:
+            self.skipTest(f'{inner} is not under a directory the guest covers, or owned by uid 1000')
+        self.assertEqual(vm.unreachable_by_others(inner), os.path.join(self.tmp, 'closed'))
+        self.assertIsNone(vm.unreachable_by_others(os.path.join(inner), (inner,)))
+        os.chmod(inner, 0o700)
+        self.assertEqual(vm.unreachable_by_others(inner, (inner,)), inner)
+
     def test_plan_runs_suites_twice(self):
         info = os.path.join(self.tmp, 'meson-info')
         os.makedirs(info)
@@ -200,7 +212,7 @@ class PlanTest(Base):
         with open(os.path.join(self.paths.plan, 'list')) as f:
             self.assertEqual([line.split()[0] for line in f], ids)
         with open(os.path.join(self.paths.plan, 'keep')) as f:
-            self.assertEqual(f.read().split('\n')[:-1], vm.outermost([self.paths.srcdir, self.paths.builddir]))
+            self.assertEqual(f.read().split('\n')[:-1], vm.kept_dirs(self.paths))
         first = vm.fingerprint(plan, '/nonexistent')
         self.assertEqual(first, vm.fingerprint(plan, '/nonexistent'))
         plan[0] = (plan[0][0], plan[0][1], plan[0][2] + 1, plan[0][3])

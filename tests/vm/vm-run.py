@@ -149,16 +149,27 @@ def build_prerequisites(paths):
     return None
 
 
-def unreachable_by_others(path):
+# Where the guest mounts a fresh tmpfs (tests/vm/init's covered()).
+GUEST_TMPFS = ('/tmp', '/var/tmp', '/run', '/dev')
+
+
+def covered(path):
+    return any(path == d or path.startswith(d + '/') for d in GUEST_TMPFS)
+
+
+def unreachable_by_others(path, kept=()):
     """The first directory on the way to PATH that uid 1000 could not enter, or None.
 
     The guest sees the machine's permissions as they are: a build under /root (0700)
-    is out of reach of the unprivileged run."""
+    is out of reach of the unprivileged run. Above a directory of KEPT under a
+    covered one (a checkout in `mktemp -d`), the guest makes its own way, 0755."""
     path = os.path.abspath(path)
     while True:
         st = os.stat(path)
         if st.st_uid != 1000 and not st.st_mode & 0o001:
             return path
+        if path in kept and covered(path):
+            return None
         parent = os.path.dirname(path)
         if parent == path:
             return None
@@ -172,7 +183,8 @@ def skip_script(reason):
 def build_plan(paths, guest_env):
     """[(id, mode, timeout, script text)] for every test the guest runs, in order."""
     plan = []
-    blocked = unreachable_by_others(paths.builddir) or unreachable_by_others(paths.srcdir)
+    kept = kept_dirs(paths)
+    blocked = unreachable_by_others(paths.builddir, kept) or unreachable_by_others(paths.srcdir, kept)
     user_skip = skip_script(f'uid 1000 cannot enter {blocked}: build outside it to run the unprivileged tests') \
         if blocked else None
     guest_dir = os.path.join(paths.srcdir, 'tests', 'vm', 'guest-tests')
@@ -223,6 +235,10 @@ def outermost(dirs):
     return out
 
 
+def kept_dirs(paths):
+    return outermost([paths.srcdir, paths.builddir])
+
+
 def write_plan(paths, plan):
     shutil.rmtree(paths.plan, ignore_errors=True)
     os.makedirs(paths.plan)
@@ -236,7 +252,7 @@ def write_plan(paths, plan):
     # The trees the guest must see even where it mounts a fresh tmpfs (/tmp…),
     # outermost only: the guest puts each back over that tmpfs.
     with open(os.path.join(paths.plan, 'keep'), 'w') as f:
-        f.write(''.join(d + '\n' for d in outermost([paths.srcdir, paths.builddir])))
+        f.write(''.join(d + '\n' for d in kept_dirs(paths)))
 
 
 def meson_run():
