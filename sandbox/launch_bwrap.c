@@ -78,13 +78,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "launcher.h"
 #include "macro.h"
 #include "sequencer.h"
 
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
 
 /* The descriptors bwrap is started with. The channel is 3 for bwrap and
  * stays 3 for the host. */
@@ -568,21 +566,6 @@ struct child_args {
         gid_t gid;
 };
 
-/* Closes every fd from `from` up (close_range is Linux 5.9; before it, the
- * loop). Async-signal-safe. */
-static void close_from(int from)
-{
-#ifdef SYS_close_range
-        if (syscall(SYS_close_range, from, ~0U, 0) == 0)
-                return;
-#endif
-        long max = sysconf(_SC_OPEN_MAX);
-        if (max < 0 || max > 65536)
-                max = 65536;
-        for (int fd = from; fd < max; fd++)
-                close(fd);
-}
-
 struct child_report {
         int code;
         char what[64];
@@ -627,7 +610,7 @@ static _Noreturn void child_exec(const struct child_args *a)
         if (dup3(err_fd, FD_ERR, O_CLOEXEC) < 0)
                 child_fail(err_fd, -errno, "moving descriptors");
         err_fd = FD_ERR;
-        close_from(FD_FIRST_FREE);
+        nk_child_close_from(FD_FIRST_FREE);
 
         struct nk_child_err ce;
         int r = nk_rlimits_child(a->rlimits, &ce);
@@ -849,29 +832,6 @@ static pid_t spawn(const struct child_args *args)
 
 /* ---- launch ---------------------------------------------------------------------- */
 
-static void fill_defaults(struct nk_sandbox_config *sc)
-{
-        uid_t ou, iu;
-        gid_t og, ig;
-        nk_userns_default_ids(&ou, &og, &iu, &ig);
-        if (sc->outside_uid == 0)
-                sc->outside_uid = ou;
-        if (sc->outside_gid == 0)
-                sc->outside_gid = og;
-        if (sc->inside_uid == 0)
-                sc->inside_uid = iu;
-        if (sc->inside_gid == 0)
-                sc->inside_gid = ig;
-        if (sc->tmp_mb == 0)
-                sc->tmp_mb = 16;
-}
-
-static int pidfd_open_compat(pid_t pid)
-{
-        int fd = (int) syscall(SYS_pidfd_open, pid, 0);
-        return fd < 0 ? -errno : fd;
-}
-
 /* Kills and reaps a bwrap that did not get as far as the host. Returns its
  * exit status, or -1 if it was killed. */
 static int abandon(pid_t pid)
@@ -1030,7 +990,7 @@ static int bwrap_launch(const struct nk_launch_config *cfg, int channel_fd, stru
                 sc = *cfg->sandbox;
         sc.host_binary = cfg->host_binary;
         sc.library = cfg->library;
-        fill_defaults(&sc);
+        nk_sandbox_fill_defaults(&sc);
         if (!sc.host_binary || sc.host_binary[0] != '/' || !sc.library || sc.library[0] != '/')
                 return nk_sandbox_error_set(err, -EINVAL, "the host binary and the library need absolute paths");
 
@@ -1091,27 +1051,13 @@ static int bwrap_launch(const struct nk_launch_config *cfg, int channel_fd, stru
         /* Without a drain thread the host's output goes nowhere; it runs on. */
         struct nk_drain *drain;
         (void) nk_drain_start(&s.pipes[4][0], &s.pipes[5][0], &drain);
-        int pidfd = pidfd_open_compat(pid);
+        int pidfd = nk_child_pidfd_open(pid);
         *ret_child = (struct nk_child) { .pid = pid, .pidfd = pidfd >= 0 ? pidfd : -1,
                                          .cgroup = TAKE_PTR(s.cgroup), .drain = drain };
         r = 0;
 out:
         state_free(&s);
         return r;
-}
-
-static int bwrap_kill(struct nk_child *child, int signo)
-{
-        if (child->reaped)
-                return -ESRCH;
-        if (child->pidfd >= 0) {
-                if (syscall(SYS_pidfd_send_signal, child->pidfd, signo, NULL, 0) == 0)
-                        return 0;
-                if (errno != ENOSYS)
-                        return -errno;
-        }
-        /* Not reaped yet, so the pid cannot have been reused. */
-        return kill(child->pid, signo) < 0 ? -errno : 0;
 }
 
 /* bwrap's monitor was reaped by the kernel (SIGCHLD ignored): its status
@@ -1141,37 +1087,12 @@ static int bwrap_wait(struct nk_child *child, int timeout_ms, struct nk_child_ex
 {
         if (child->reaped)
                 return -ECHILD;
-        if (timeout_ms >= 0 && child->pidfd >= 0) {
-                struct pollfd p = { .fd = child->pidfd, .events = POLLIN };
-                int r;
-                do
-                        r = poll(&p, 1, timeout_ms);
-                while (r < 0 && errno == EINTR);
-                if (r < 0)
-                        return -errno;
-                if (r == 0)
-                        return -ETIMEDOUT;
-        }
-        siginfo_t si = {};
-        int options = WEXITED | __WALL;
-        if (timeout_ms >= 0 && child->pidfd < 0)
-                options |= WNOHANG;
-        for (int waited = 0;; waited += 10) {
-                int r = child->pidfd >= 0 ? waitid((idtype_t) P_PIDFD, (id_t) child->pidfd, &si, options)
-                                          : waitid(P_PID, (id_t) child->pid, &si, options);
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r < 0 && errno == ECHILD)
-                        return wait_reaped(child, ret);
-                if (r < 0)
-                        return -errno;
-                if (si.si_pid != 0)
-                        break;
-                /* WNOHANG without a pidfd: poll in 10 ms steps. */
-                if (waited >= timeout_ms)
-                        return -ETIMEDOUT;
-                usleep(10000);
-        }
+        siginfo_t si;
+        int r = nk_child_waitid(child, timeout_ms, &si);
+        if (r == -ECHILD)
+                return wait_reaped(child, ret);
+        if (r < 0)
+                return r;
         child->reaped = true;
         nk_closep((int[]) { status_take(child->pid) });
         if (si.si_code == CLD_EXITED) {
@@ -1186,6 +1107,6 @@ static int bwrap_wait(struct nk_child *child, int timeout_ms, struct nk_child_ex
 const struct nk_launcher nk_launcher_bwrap = {
         .name = "bubblewrap (sandboxed)",
         .launch = bwrap_launch,
-        .kill = bwrap_kill,
+        .kill = nk_child_signal,
         .wait = bwrap_wait,
 };

@@ -13,7 +13,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdint.h>
 #include <signal.h>
 #include <string.h>
@@ -21,41 +20,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "launcher.h"
 #include "macro.h"
 #include "sandbox.h"
 
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
-
 extern char **environ;
-
-static int pidfd_open_compat(pid_t pid)
-{
-#ifdef SYS_pidfd_open
-        /* pidfds are close-on-exec by definition. */
-        int fd = (int) syscall(SYS_pidfd_open, pid, 0);
-        return fd < 0 ? -errno : fd;
-#else
-        return -ENOSYS;
-#endif
-}
-
-/* Closes every fd from `from` up. close_range() is Linux 5.9; older kernels
- * get the loop up to the descriptor limit. Async-signal-safe. */
-static void close_from(int from)
-{
-#ifdef SYS_close_range
-        if (syscall(SYS_close_range, from, ~0U, 0) == 0)
-                return;
-#endif
-        long max = sysconf(_SC_OPEN_MAX);
-        if (max < 0 || max > 65536)
-                max = 65536;
-        for (int fd = from; fd < max; fd++)
-                close(fd);
-}
 
 /* Runs in the forked child of a possibly multithreaded parent: only
  * async-signal-safe calls until exec. On failure writes errno to err_fd. */
@@ -89,7 +59,7 @@ static _Noreturn void child_exec(const struct nk_launch_config *cfg, int channel
                 }
                 err_fd = NK_HOST_CHANNEL_FD + 1;
         }
-        close_from(NK_HOST_CHANNEL_FD + 2);
+        nk_child_close_from(NK_HOST_CHANNEL_FD + 2);
 
         char *const argv[] = { (char *) "nifkit-host", (char *) "--fd", (char *) "3", NULL };
         execve(cfg->host_binary, argv, environ);
@@ -134,80 +104,27 @@ static int direct_launch(const struct nk_launch_config *cfg, int channel_fd, str
                 return child_errno > 0 ? -child_errno : -EIO;
         }
 
-        int pidfd = pidfd_open_compat(pid);
+        int pidfd = nk_child_pidfd_open(pid);
         *ret_child = (struct nk_child) { .pid = pid, .pidfd = pidfd >= 0 ? pidfd : -1 };
         return 0;
-}
-
-static int direct_kill(struct nk_child *child, int signo)
-{
-        if (child->reaped)
-                return -ESRCH;
-#ifdef SYS_pidfd_send_signal
-        if (child->pidfd >= 0) {
-                if (syscall(SYS_pidfd_send_signal, child->pidfd, signo, NULL, 0) == 0)
-                        return 0;
-                if (errno != ENOSYS)
-                        return -errno;
-        }
-#endif
-        /* Not reaped yet, so the pid cannot have been reused. */
-        return kill(child->pid, signo) < 0 ? -errno : 0;
-}
-
-static void fill_exit(const siginfo_t *si, struct nk_child_exit *ret)
-{
-        *ret = (struct nk_child_exit) {};
-        if (si->si_code == CLD_EXITED)
-                ret->status = si->si_status;
-        else {
-                ret->signo = si->si_status;
-                ret->core_dumped = si->si_code == CLD_DUMPED;
-        }
 }
 
 static int direct_wait(struct nk_child *child, int timeout_ms, struct nk_child_exit *ret)
 {
         if (child->reaped)
                 return -ECHILD;
-        if (timeout_ms >= 0 && child->pidfd >= 0) {
-                struct pollfd p = { .fd = child->pidfd, .events = POLLIN };
-                int r;
-                do
-                        r = poll(&p, 1, timeout_ms);
-                while (r < 0 && errno == EINTR);
-                if (r < 0)
-                        return -errno;
+        siginfo_t si;
+        int r = nk_child_waitid(child, timeout_ms, &si);
+        if (r == -ECHILD && child->pidfd >= 0) {
+                r = nk_pidfd_exit(child->pidfd, ret);
                 if (r == 0)
-                        return -ETIMEDOUT;
+                        child->reaped = true;
+                return r;
         }
-
-        siginfo_t si = {};
-        int options = WEXITED | __WALL;
-        if (timeout_ms >= 0 && child->pidfd < 0)
-                options |= WNOHANG;
-        for (int waited = 0;; waited += 10) {
-                int r = child->pidfd >= 0 ? waitid((idtype_t) P_PIDFD, (id_t) child->pidfd, &si, options)
-                                          : waitid(P_PID, (id_t) child->pid, &si, options);
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r < 0 && errno == ECHILD && child->pidfd >= 0) {
-                        int e = nk_pidfd_exit(child->pidfd, ret);
-                        if (e == 0)
-                                child->reaped = true;
-                        return e;
-                }
-                if (r < 0)
-                        return -errno;
-                if (si.si_pid != 0)
-                        break;
-                /* WNOHANG without a pidfd: poll in 10 ms steps. */
-                if (waited >= timeout_ms)
-                        return -ETIMEDOUT;
-                usleep(10000);
-        }
+        if (r < 0)
+                return r;
         child->reaped = true;
-        fill_exit(&si, ret);
+        nk_child_exit_from_siginfo(&si, ret);
         return 0;
 }
 
@@ -228,6 +145,6 @@ void nk_child_release(struct nk_child *child)
 const struct nk_launcher nk_launcher_direct = {
         .name = "direct (unsandboxed)",
         .launch = direct_launch,
-        .kill = direct_kill,
+        .kill = nk_child_signal,
         .wait = direct_wait,
 };

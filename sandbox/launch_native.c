@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <signal.h>
@@ -18,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "child.h"
 #include "launcher.h"
 #include "macro.h"
 #include "sequencer.h"
@@ -30,23 +30,6 @@ struct nk_exit_report {
         int fd;         /* read end, non-blocking */
 };
 
-static void fill_defaults(struct nk_sandbox_config *sc)
-{
-        uid_t ou, iu;
-        gid_t og, ig;
-        nk_userns_default_ids(&ou, &og, &iu, &ig);
-        if (sc->outside_uid == 0)
-                sc->outside_uid = ou;
-        if (sc->outside_gid == 0)
-                sc->outside_gid = og;
-        if (sc->inside_uid == 0)
-                sc->inside_uid = iu;
-        if (sc->inside_gid == 0)
-                sc->inside_gid = ig;
-        if (sc->tmp_mb == 0)
-                sc->tmp_mb = 16;
-}
-
 static int native_launch(const struct nk_launch_config *cfg, int channel_fd, struct nk_child *ret_child)
 {
         struct nk_sandbox_config sc = {};
@@ -54,7 +37,7 @@ static int native_launch(const struct nk_launch_config *cfg, int channel_fd, str
                 sc = *cfg->sandbox;
         sc.host_binary = cfg->host_binary;
         sc.library = cfg->library;
-        fill_defaults(&sc);
+        nk_sandbox_fill_defaults(&sc);
 
         struct nk_sandbox_error local;
         struct nk_sandbox_error *err = cfg->err ? cfg->err : &local;
@@ -190,15 +173,9 @@ static int native_wait(struct nk_child *child, int timeout_ms, struct nk_child_e
         if (child->reaped)
                 return -ECHILD;
         if (timeout_ms >= 0) {
-                struct pollfd p = { .fd = child->pidfd, .events = POLLIN };
-                int r;
-                do
-                        r = poll(&p, 1, timeout_ms);
-                while (r < 0 && errno == EINTR);
+                int r = nk_child_poll_exit(child->pidfd, timeout_ms);
                 if (r < 0)
-                        return -errno;
-                if (r == 0)
-                        return -ETIMEDOUT;
+                        return r;
         }
         /* __WALL: the host has no exit signal (see sequencer.c). */
         siginfo_t si = {};
@@ -217,13 +194,7 @@ static int native_wait(struct nk_child *child, int timeout_ms, struct nk_child_e
         if (r < 0)
                 return -errno;
         child->reaped = true;
-        *ret = (struct nk_child_exit) {};
-        if (si.si_code == CLD_EXITED) {
-                ret->status = si.si_status;
-        } else {
-                ret->signo = si.si_status;
-                ret->core_dumped = si.si_code == CLD_DUMPED;
-        }
+        nk_child_exit_from_siginfo(&si, ret);
         return 0;
 }
 

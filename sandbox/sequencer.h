@@ -109,6 +109,9 @@ int nk_mount_child_build(const struct nk_mount_plan *plan, int *fds, struct nk_c
  * ids, or when the caller is root, NIFKIT_SANDBOX_UID (and _GID) or 65534. */
 void nk_userns_default_ids(uid_t *ret_outside_uid, gid_t *ret_outside_gid, uid_t *ret_inside_uid,
                            gid_t *ret_inside_gid);
+/* Fills what the caller left 0 in sc: the default ids above and a 16 MiB
+ * /tmp; shared by the launchers that build a sandbox. */
+void nk_sandbox_fill_defaults(struct nk_sandbox_config *sc);
 /* "INSIDE OUTSIDE 1\n"; exposed for tests. */
 int nk_userns_map_line(unsigned inside, unsigned outside, char *buf, size_t size);
 /* Parent: setgroups deny, uid_map and gid_map of pid. */

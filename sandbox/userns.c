@@ -51,6 +51,23 @@ void nk_userns_default_ids(uid_t *ret_outside_uid, gid_t *ret_outside_gid, uid_t
         *ret_inside_gid = INSIDE_ID;
 }
 
+void nk_sandbox_fill_defaults(struct nk_sandbox_config *sc)
+{
+        uid_t ou, iu;
+        gid_t og, ig;
+        nk_userns_default_ids(&ou, &og, &iu, &ig);
+        if (sc->outside_uid == 0)
+                sc->outside_uid = ou;
+        if (sc->outside_gid == 0)
+                sc->outside_gid = og;
+        if (sc->inside_uid == 0)
+                sc->inside_uid = iu;
+        if (sc->inside_gid == 0)
+                sc->inside_gid = ig;
+        if (sc->tmp_mb == 0)
+                sc->tmp_mb = 16;
+}
+
 int nk_userns_map_line(unsigned inside, unsigned outside, char *buf, size_t size)
 {
         int n = snprintf(buf, size, "%u %u 1\n", inside, outside);
