@@ -1323,7 +1323,10 @@ NK_EXPORT int nk_host_stats(const nk_host *h, struct nk_stats *ret)
         return nk_status_get(&h->status, ret);
 }
 
-NK_EXPORT int nk_host_release_resource(nk_host *h, uint64_t handle)
+/* RELEASE is sent from BEAM's resource destructors, on schedulers: a host
+ * that stops reading must cost one send timeout, not one per destructor,
+ * so the first send that times out kills it and later ones fail at once. */
+static int send_release(nk_host *h, const struct iovec *iov, size_t niov)
 {
         pthread_mutex_lock(&h->lock);
         bool up = h->state == ST_RUNNING && !h->dead;
@@ -1332,27 +1335,34 @@ NK_EXPORT int nk_host_release_resource(nk_host *h, uint64_t handle)
         pthread_mutex_unlock(&h->lock);
         if (!up)
                 return -ENOTCONN;
-        const struct iovec iov[] = { { &handle, sizeof handle } };
-        int r = nk_transport_send(&h->tr, NK_MSG_RELEASE, 0, iov, 1);
+        int r = nk_transport_send(&h->tr, NK_MSG_RELEASE, 0, iov, niov);
         leave(h);
+        if (r == -EAGAIN) {
+                pthread_mutex_lock(&h->lock);
+                bool was_dead = h->dead;
+                fail_host_locked(h, NK_ERR_TIMEOUT, -ETIMEDOUT,
+                                 "host for %s killed: sending RELEASE timed out after %u ms", h->library,
+                                 h->call_timeout_ms);
+                if (!was_dead)
+                        snprintf(h->death.reason, sizeof h->death.reason, "timeout");
+                pthread_mutex_unlock(&h->lock);
+                return -ETIMEDOUT;
+        }
         return r == -EPIPE || r == -ECONNRESET ? -ENOTCONN : r;
+}
+
+NK_EXPORT int nk_host_release_resource(nk_host *h, uint64_t handle)
+{
+        const struct iovec iov[] = { { &handle, sizeof handle } };
+        return send_release(h, iov, NK_ARRAY_SIZE(iov));
 }
 
 NK_EXPORT int nk_host_release_resource_counted(nk_host *h, uint64_t handle, uint64_t count)
 {
         if (count == 0)
                 return -EINVAL;
-        pthread_mutex_lock(&h->lock);
-        bool up = h->state == ST_RUNNING && !h->dead;
-        if (up)
-                h->active++;
-        pthread_mutex_unlock(&h->lock);
-        if (!up)
-                return -ENOTCONN;
         const struct iovec iov[] = { { &handle, sizeof handle }, { &count, sizeof count } };
-        int r = nk_transport_send(&h->tr, NK_MSG_RELEASE, 0, iov, NK_ARRAY_SIZE(iov));
-        leave(h);
-        return r == -EPIPE || r == -ECONNRESET ? -ENOTCONN : r;
+        return send_release(h, iov, NK_ARRAY_SIZE(iov));
 }
 
 NK_EXPORT int nk_host_kill(nk_host *h, const char *reason, const char *msg)

@@ -186,7 +186,9 @@ void nk_host_call_cancel(nk_call *call);
  * killed with reason "heartbeat". 0 or a negative errno as for calls. */
 int nk_host_ping(nk_host *h, unsigned timeout_ms, nk_error *err);
 
-/* Tells the host the runtime dropped its last reference to a resource handle. */
+/* Tells the host the runtime dropped its last reference to a resource handle.
+ * A host that stops reading is killed once the send times out (the call
+ * timeout): -ETIMEDOUT, then -ENOTCONN for every later release. */
 int nk_host_release_resource(nk_host *h, uint64_t handle);
 /* The same, counted: count is how many times the runtime received the
  * handle since it last released it; the host keeps the resource until

@@ -819,6 +819,41 @@ static void test_host_that_stops_reading(void **state)
         nk_host_free(c.h);
 }
 
+static uint64_t now_ms(void)
+{
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (uint64_t) t.tv_sec * 1000 + (uint64_t) t.tv_nsec / 1000000;
+}
+
+/* Releases come from BEAM's resource destructors, on schedulers: a host
+ * that stops reading must hold up one of them for one send timeout, not
+ * every later one too. */
+static void test_release_to_a_host_that_stops_reading(void **state)
+{
+        if (test_launcher())
+                skip();
+        nk_host *h = start_fake("no-read", 300);
+        int pid = nk_host_pid(h);
+        int r = 0;
+        for (uint64_t i = 1; i < 1000000 && r == 0; i++)
+                r = nk_host_release_resource_counted(h, i, 1);
+        assert_int_equal(r, -ETIMEDOUT);
+
+        uint64_t t0 = now_ms();
+        for (int i = 0; i < 5; i++) {
+                assert_int_equal(nk_host_release_resource_counted(h, 7, 1), -ENOTCONN);
+                assert_int_equal(nk_host_release_resource(h, 7), -ENOTCONN);
+        }
+        assert_true(now_ms() - t0 < 250);
+
+        nk_error err;
+        assert_int_equal(nk_host_ping(h, 1000, &err), -ENOTCONN);
+        assert_non_null(strstr(err.msg, "RELEASE"));
+        nk_host_free(h);
+        assert_int_equal(kill(pid, 0), -1);
+}
+
 int main(void)
 {
         ei_init();
@@ -839,6 +874,7 @@ int main(void)
                 cmocka_unit_test(test_stop),
                 cmocka_unit_test(test_malformed_host_messages),
                 cmocka_unit_test(test_host_that_stops_reading),
+                cmocka_unit_test(test_release_to_a_host_that_stops_reading),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
