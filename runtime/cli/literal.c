@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atom_syntax.h"
 #include "literal.h"
 #include "macro.h"
 
@@ -617,23 +618,6 @@ static int encode_atom(struct parser *p, size_t at, ei_x_buff *x, const uint32_t
         return ei_err(ei_x_encode_atom_len_as(x, buf, (int) len, ERLANG_UTF8, ERLANG_UTF8));
 }
 
-static bool is_latin1_lower(uint32_t c)
-{
-        return (c >= 'a' && c <= 'z') || (c >= 0xDF && c <= 0xFF && c != 0xF7);
-}
-
-static bool is_name_char(uint32_t c)
-{
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-               c == '@' || (c >= 0xC0 && c <= 0xFF && c != 0xD7 && c != 0xF7);
-}
-
-static const char *const reserved_words[] = {
-        "after", "and", "andalso", "band", "begin", "bnot", "bor", "bsl", "bsr", "bxor",
-        "case", "catch", "cond", "div", "end", "fun", "if", "let", "not", "of",
-        "or", "orelse", "receive", "rem", "try", "when", "xor",
-};
-
 static int parse_bare_word(struct parser *p, ei_x_buff *x)
 {
         uint32_t cps[MAX_ATOM_CHARS + 1];
@@ -643,8 +627,8 @@ static int parse_bare_word(struct parser *p, ei_x_buff *x)
 
         for (;;) {
                 len = utf8_decode(p->s + p->pos, &cp);
-                if (len == 0 || !(n == 0 ? is_latin1_lower(cp) || (cp >= 'A' && cp <= 'Z') || cp == '_'
-                                         : is_name_char(cp)))
+                if (len == 0 || !(n == 0 ? nk_atom_is_lower(cp) || (cp >= 'A' && cp <= 'Z') || cp == '_'
+                                         : nk_atom_is_name_char(cp)))
                         break;
                 if (n == MAX_ATOM_CHARS)
                         return fail(p, start, "atom too long (more than %d characters)", MAX_ATOM_CHARS);
@@ -653,14 +637,12 @@ static int parse_bare_word(struct parser *p, ei_x_buff *x)
         }
         if (n == 0)
                 return fail_expected(p, "a term");
-        if (!is_latin1_lower(cps[0]))
+        if (!nk_atom_is_lower(cps[0]))
                 return fail(p, start, "variable %.*s is not a term (quote it for an atom)",
                             (int) (p->pos - start), p->s + start);
-        for (size_t i = 0; i < NK_ARRAY_SIZE(reserved_words); i++)
-                if (strlen(reserved_words[i]) == p->pos - start &&
-                    memcmp(reserved_words[i], p->s + start, p->pos - start) == 0)
-                        return fail(p, start, "reserved word '%s' must be quoted to be an atom",
-                                    reserved_words[i]);
+        if (nk_atom_is_reserved(p->s + start, p->pos - start))
+                return fail(p, start, "reserved word '%.*s' must be quoted to be an atom",
+                            (int) (p->pos - start), p->s + start);
         return encode_atom(p, start, x, cps, n);
 }
 

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atom_syntax.h"
 #include "buf.h"
 #include "macro.h"
 #include "print.h"
@@ -939,24 +940,6 @@ static void put_quoted_char(struct out *o, uint32_t c, char quote)
                 putf(o, "\\x{%X}", (unsigned) c);
 }
 
-static bool is_lower(uint32_t c)
-{
-        return (c >= 'a' && c <= 'z') || (c >= 0xDF && c <= 0xFF && c != 0xF7);
-}
-
-static bool is_name_char(uint32_t c)
-{
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-               c == '@' || (c >= 0xC0 && c <= 0xFF && c != 0xD7 && c != 0xF7);
-}
-
-/* erl_scan's reserved words on OTP 25 (maybe/else only with a feature on). */
-static const char *const reserved_words[] = {
-        "after", "and", "andalso", "band", "begin", "bnot", "bor", "bsl", "bsr", "bxor",
-        "case", "catch", "cond", "div", "end", "fun", "if", "let", "not", "of",
-        "or", "orelse", "receive", "rem", "try", "when", "xor",
-};
-
 static bool atom_needs_quotes(const struct node *a)
 {
         size_t i = 0;
@@ -966,14 +949,11 @@ static bool atom_needs_quotes(const struct node *a)
                 return true;
         while (i < a->n) {
                 uint32_t c = atom_char(a, &i);
-                if (first ? !is_lower(c) : !is_name_char(c))
+                if (first ? !nk_atom_is_lower(c) : !nk_atom_is_name_char(c))
                         return true;
                 first = false;
         }
-        for (size_t k = 0; k < NK_ARRAY_SIZE(reserved_words); k++)
-                if (strlen(reserved_words[k]) == a->n && memcmp(reserved_words[k], a->p, a->n) == 0)
-                        return true;
-        return false;
+        return nk_atom_is_reserved((const char *) a->p, a->n);
 }
 
 static void print_atom(struct out *o, const struct node *a)
