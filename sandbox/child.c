@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,6 +27,15 @@ int nk_child_pidfd_open(pid_t pid)
 #else
         return -ENOSYS;
 #endif
+}
+
+pid_t nk_child_fork_quiet(void)
+{
+        struct {
+                uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+        } args = {};
+        pid_t pid = (pid_t) syscall(SYS_clone3, &args, sizeof args);
+        return pid < 0 ? -errno : pid;
 }
 
 void nk_child_close_from(int from)

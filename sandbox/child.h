@@ -17,6 +17,11 @@
  * do not know pidfd_open. */
 int nk_child_pidfd_open(pid_t pid);
 
+/* fork() with no exit signal (clone3 with every argument 0): 0 in the
+ * child, its pid in the parent, or -errno. Without SIGCHLD nothing else
+ * reaps the child before it execs (see the launchers for what follows). */
+pid_t nk_child_fork_quiet(void);
+
 /* Closes every fd from `from` up. close_range() is Linux 5.9; older kernels
  * get the loop up to the descriptor limit. Async-signal-safe. */
 void nk_child_close_from(int from);

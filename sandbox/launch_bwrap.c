@@ -170,12 +170,9 @@ static int run_version(const char *bwrap, unsigned *ret_version)
                 return -errno;
         _cleanup_close_ int rd = pipefd[0];
         _cleanup_close_ int wr = pipefd[1];
-        struct {
-                uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
-        } args = {};
-        pid_t pid = (pid_t) syscall(SYS_clone3, &args, sizeof args);
+        pid_t pid = nk_child_fork_quiet();
         if (pid < 0)
-                return -errno;
+                return pid;
         if (pid == 0) {
                 if (dup2(wr, STDOUT_FILENO) < 0)
                         _exit(127);
@@ -766,12 +763,9 @@ static pid_t clone_bwrap(const struct child_args *args)
 {
         /* exit_signal 0 as in the other launchers: BEAM may ignore SIGCHLD,
          * and the kernel would then reap the monitor by itself. */
-        struct {
-                uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
-        } ca = {};
-        pid_t pid = (pid_t) syscall(SYS_clone3, &ca, sizeof ca);
+        pid_t pid = nk_child_fork_quiet();
         if (pid < 0)
-                return -errno;
+                return pid;
         if (pid == 0)
                 child_exec(args);
         return pid;

@@ -81,12 +81,9 @@ static int direct_launch(const struct nk_launch_config *cfg, int channel_fd, str
          * the child before it execs (exec makes it SIGCHLD again, and where
          * SIGCHLD is ignored, as in BEAM, the kernel reaps it: wait then
          * reads the status through the pidfd, nk_pidfd_exit). */
-        struct {
-                uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
-        } args = {};
-        pid_t pid = (pid_t) syscall(SYS_clone3, &args, sizeof args);
+        pid_t pid = nk_child_fork_quiet();
         if (pid < 0)
-                return -errno;
+                return pid;
         if (pid == 0)
                 child_exec(cfg, channel_fd, wr);
 
