@@ -28,6 +28,7 @@
 #include "launcher.h"
 #include "log.h"
 #include "macro.h"
+#include "msg_parse.h"
 #include "nifkit.h"
 #include "nifkit_policy.h"
 #include "protocol.h"
@@ -285,140 +286,39 @@ static void unlink_pending_locked(nk_host *h, struct pending *p)
 
 /* ---- the reader ----------------------------------------------------------- */
 
-static bool is_etf(const uint8_t *p, size_t len)
-{
-        /* The smallest term is two bytes (131, NIL_EXT). Full validation
-         * happens where the term is decoded. */
-        return len >= 2 && p[0] == ETF_VERSION;
-}
-
-/* Module and function names become atoms on the runtime's side: valid
- * UTF-8 (no NUL, no overlong forms or surrogates) of at most 255
- * characters, as BEAM requires of atom text. */
-static bool is_atom_text(const uint8_t *p, size_t len)
-{
-        size_t chars = 0;
-        for (size_t i = 0; i < len; chars++) {
-                uint8_t c = p[i];
-                size_t n;
-                uint32_t cp;
-                if (c == 0)
-                        return false;
-                if (c < 0x80) {
-                        i++;
-                        continue;
-                }
-                if ((c & 0xe0) == 0xc0)
-                        n = 2, cp = c & 0x1f;
-                else if ((c & 0xf0) == 0xe0)
-                        n = 3, cp = c & 0x0f;
-                else if ((c & 0xf8) == 0xf0)
-                        n = 4, cp = c & 0x07;
-                else
-                        return false;
-                if (len - i < n)
-                        return false;
-                for (size_t k = 1; k < n; k++) {
-                        if ((p[i + k] & 0xc0) != 0x80)
-                                return false;
-                        cp = cp << 6 | (p[i + k] & 0x3f);
-                }
-                static const uint32_t min[] = { 0, 0, 0x80, 0x800, 0x10000 };
-                if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                        return false;
-                i += n;
-        }
-        return len > 0 && chars <= 255;
-}
-
 /* Parses LOADED into h's discovery fields. Returns NULL or what is wrong. */
 static const char *parse_loaded(nk_host *h, const struct nk_msg *m)
 {
-        struct nk_rd r = nk_rd_init(m->payload, m->h.payload_len);
-        const uint8_t *mod, *name;
-        size_t mod_len, name_len;
-        uint32_t n, arity, flags;
-
-        if (!nk_rd_str(&r, NK_PROTO_NAME_MAX, &mod, &mod_len) || !is_atom_text(mod, mod_len))
-                return "bad module name";
-        if (!nk_rd_u32(&r, &n) || n > NK_PROTO_FUNCS_MAX)
-                return "bad function count";
-        /* Every name is at most the payload's size, so this cannot overflow
-         * for a payload within the transport's limit. */
-        _cleanup_free_ char *names = malloc(mod_len + 1 + m->h.payload_len + n);
-        _cleanup_free_ nk_function *funcs = calloc(n ? n : 1, sizeof *funcs);
-        if (!names || !funcs)
-                return "out of memory";
-        char *w = names;
-        memcpy(w, mod, mod_len);
-        w[mod_len] = '\0';
-        char *module = w;
-        w += mod_len + 1;
-        for (uint32_t i = 0; i < n; i++) {
-                if (!nk_rd_str(&r, NK_PROTO_NAME_MAX, &name, &name_len) || !is_atom_text(name, name_len))
-                        return "bad function name";
-                if (!nk_rd_u32(&r, &arity) || arity > NK_PROTO_ARITY_MAX)
-                        return "bad arity";
-                if (!nk_rd_u32(&r, &flags) || flags > 2)
-                        return "bad function flags";
-                memcpy(w, name, name_len);
-                w[name_len] = '\0';
-                funcs[i] = (nk_function) { .name = w, .arity = arity, .flags = flags };
-                w += name_len + 1;
-        }
-        if (r.left != 0)
-                return "trailing bytes";
-        h->module = module;
-        h->names = TAKE_PTR(names);
-        h->funcs = TAKE_PTR(funcs);
-        h->nfuncs = n;
+        struct nk_discovery d;
+        const char *bad = nk_parse_loaded(m->payload, m->h.payload_len, &d);
+        if (bad)
+                return bad;
+        /* One LOADED per host: only one request ever expects it. */
+        free(h->names);
+        free(h->funcs);
+        h->module = d.module;
+        h->names = d.names;
+        h->funcs = d.funcs;
+        h->nfuncs = d.nfuncs;
         return NULL;
 }
 
 /* Checks a reply's fields; NULL if well-formed, else what is wrong. */
 static const char *check_reply(nk_host *h, const struct nk_msg *m, uint32_t expect)
 {
-        struct nk_rd r = nk_rd_init(m->payload, m->h.payload_len);
-        const uint8_t *rest;
-        size_t rest_len;
-        uint32_t v;
-
-        if (m->h.type == NK_MSG_ERROR) {
-                if (!nk_rd_u32(&r, &v) || v < NK_PERR_LOAD || v > NK_PERR_INTERNAL)
-                        return "ERROR without a valid category";
-                return NULL;
-        }
-        if (m->h.type != expect)
-                return "reply of the wrong type";
-        switch (expect) {
-        case NK_MSG_RESULT:
-                if (!nk_rd_u32(&r, &v) || v > 1)
-                        return "RESULT with a bad status";
-                nk_rd_rest(&r, &rest, &rest_len);
-                if (!is_etf(rest, rest_len))
-                        return "RESULT whose term is not ETF";
-                return NULL;
-        case NK_MSG_LOADED:
+        if (m->h.type == NK_MSG_LOADED && expect == NK_MSG_LOADED)
                 return parse_loaded(h, m);
-        case NK_MSG_PONG:
-                return m->h.payload_len == 0 ? NULL : "PONG with a payload";
-        case NK_MSG_LOAD_DONE:
-                return m->h.payload_len == 0 ? NULL : "LOAD_DONE with a payload";
-        }
-        return "reply to an unknown request";
+        return nk_parse_reply(m->h.type, expect, m->payload, m->h.payload_len);
 }
 
 static int deliver_send(nk_host *h, const struct nk_msg *m)
 {
-        struct nk_rd r = nk_rd_init(m->payload, m->h.payload_len);
         const uint8_t *to, *msg;
         size_t to_len, msg_len;
 
-        if (m->h.id != 0 || !nk_rd_str(&r, SIZE_MAX, &to, &to_len) || !is_etf(to, to_len))
-                return -EBADMSG;
-        nk_rd_rest(&r, &msg, &msg_len);
-        if (!is_etf(msg, msg_len))
-                return -EBADMSG;
+        int r = nk_parse_send(m->h.id, m->payload, m->h.payload_len, &to, &to_len, &msg, &msg_len);
+        if (r < 0)
+                return r;
         if (h->send_fn)
                 h->send_fn(h->send_arg, to, to_len, msg, msg_len);
         return 0;

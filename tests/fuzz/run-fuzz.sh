@@ -3,9 +3,11 @@
 #
 # run-fuzz.sh [SECONDS] [SOURCE...]
 #
-# Builds the ETF fuzz target with clang's libFuzzer, AddressSanitizer and
+# Builds a fuzz target with clang's libFuzzer, AddressSanitizer and
 # UndefinedBehaviorSanitizer, and runs it for SECONDS (default 60) over a
-# copy of the seed corpus. Fails on any crash, leak, sanitizer report or
+# copy of its seed corpus. FUZZ_TARGET names it: fuzz_etf (default, the
+# host's ETF codec, seeds in corpus/) or fuzz_runtime_msg (the runtime's
+# parsing of what a host sends, seeds in corpus_runtime_msg/). Fails on any crash, leak, sanitizer report or
 # slow input; the input that caused it is left in the work directory and
 # its path printed. Exits 77 (skipped) where clang or libFuzzer is missing.
 #
@@ -23,6 +25,12 @@ seconds=${1:-60}
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 clang=${CLANG:-clang}
+target=${FUZZ_TARGET:-fuzz_etf}
+case $target in
+fuzz_etf) seeds=$here/corpus ;;
+*) seeds=$here/corpus_${target#fuzz_} ;;
+esac
+[ -f "$here/$target.c" ] || { echo "FAIL: no fuzz target $target"; exit 1; }
 
 skip() {
         echo "SKIP: $*"
@@ -34,7 +42,7 @@ command -v erl >/dev/null 2>&1 || skip "erl not found: erl_nif.h is located thro
 
 work=${FUZZ_WORKDIR:-}
 if [ -z "$work" ]; then
-        work=$(mktemp -d "${TMPDIR:-/tmp}/fuzz_etf.XXXXXX")
+        work=$(mktemp -d "${TMPDIR:-/tmp}/$target.XXXXXX")
         own_work=1
 else
         mkdir -p "$work"
@@ -61,29 +69,30 @@ if [ $# -eq 0 ]; then
         done
 fi
 
-echo "building fuzz_etf in $work"
+echo "building $target in $work"
 "$clang" -std=gnu11 -g -O1 -D_GNU_SOURCE \
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
         -fno-omit-frame-pointer -pthread \
-        -I"$top/hosts" -I"$top/runtime/common" -I"$erl_root/usr/include" \
+        -I"$top/hosts" -I"$top/runtime/common" -I"$top/runtime" -I"$top/runtime/include" \
+        -I"$erl_root/usr/include" \
         -DNK_OTP_RELEASE='"fuzz"' \
-        "$here/fuzz_etf.c" "$@" -o "$work/fuzz_etf" -ldl -lm
+        "$here/$target.c" "$@" -o "$work/$target" -ldl -lm
 
 mkdir -p "$work/corpus"
-cp "$here"/corpus/* "$work/corpus/"
+cp "$seeds"/* "$work/corpus/"
 
 echo "fuzzing for $seconds s"
 status=0
 # New inputs go to the work copy: the committed seeds stay as they are.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-"$work/fuzz_etf" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+"$work/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
         -max_len=65536 -print_final_stats=1 -artifact_prefix="$work/" \
         "$work/corpus" > "$work/fuzz.log" 2>&1 || status=$?
 tail -n 30 "$work/fuzz.log"
 
 if [ "$status" -ne 0 ]; then
-        echo "FAIL: fuzz_etf exited with $status; log and reproducer in $work:"
+        echo "FAIL: $target exited with $status; log and reproducer in $work:"
         ls "$work" | grep -E '^(crash|leak|timeout|oom|slow-unit)-' || true
         exit 1
 fi
