@@ -58,6 +58,17 @@ static void fault_with(int sig)
         }
 }
 
+void nk_signal_default_unblocked(int sig)
+{
+        struct sigaction dfl = { .sa_handler = SIG_DFL };
+        sigemptyset(&dfl.sa_mask);
+        sigaction(sig, &dfl, NULL);
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, sig);
+        sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
 static void on_fatal(int sig)
 {
         /* Where the kernel reaps the host by itself, the runtime learns
@@ -67,13 +78,7 @@ static void on_fatal(int sig)
                 int v = sig;
                 (void) !write(report_fd, &v, sizeof v);
         }
-        struct sigaction dfl = { .sa_handler = SIG_DFL };
-        sigemptyset(&dfl.sa_mask);
-        sigaction(sig, &dfl, NULL);
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, sig);
-        sigprocmask(SIG_UNBLOCK, &set, NULL);
+        nk_signal_default_unblocked(sig);
         fault_with(sig);
         _exit(128 + sig);
 }

@@ -7,4 +7,9 @@
  * host raises itself kill it as it would any other process. 0 or -errno. */
 int nk_pid1_setup(void);
 
+/* From a handler of sig: sig back to its default action and unblocked (it
+ * is blocked while its handler runs), so that raising it again kills the
+ * process by it. Async-signal-safe. */
+void nk_signal_default_unblocked(int sig);
+
 #endif

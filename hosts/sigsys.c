@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "pid1.h"
 #include "protocol.h"
 #include "sigsys.h"
 
@@ -59,13 +60,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *uctx)
         /* Die by the signal itself, so the runtime's wait status says
          * SIGSYS: default action, unblocked (it is blocked while this
          * handler runs), raised on this thread. */
-        struct sigaction dfl = { .sa_handler = SIG_DFL };
-        sigemptyset(&dfl.sa_mask);
-        sigaction(sig, &dfl, NULL);
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, sig);
-        sigprocmask(SIG_UNBLOCK, &set, NULL);
+        nk_signal_default_unblocked(sig);
         raise(sig);
         errno = saved;
         /* 128 + SIGSYS, as a shell would report it. */
