@@ -5,6 +5,7 @@
  * reading after LOAD), then waits to be killed. The
  * runtime must notice, kill it and report a protocol error.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,24 @@ int main(int argc, char **argv)
                 send_buf(NK_MSG_LOADED, m.h.id, &b);
                 hang();
         }
+        if (strcmp(mode, "loaded-count-lie") == 0) {
+                /* A count the payload cannot hold: refused before
+                 * anything is allocated for it. */
+                nk_put_str(&b, "fake", 4);
+                nk_put_u32(&b, 65536);
+                send_buf(NK_MSG_LOADED, m.h.id, &b);
+                hang();
+        }
+        if (strcmp(mode, "loaded-bad-arity") == 0 || strcmp(mode, "loaded-nul-name") == 0) {
+                bool arity = strcmp(mode, "loaded-bad-arity") == 0;
+                nk_put_str(&b, "fake", 4);
+                nk_put_u32(&b, 1);
+                nk_put_str(&b, arity ? "f" : "f\0g", arity ? 1 : 3);
+                nk_put_u32(&b, arity ? 256 : 0);
+                nk_put_u32(&b, 0);
+                send_buf(NK_MSG_LOADED, m.h.id, &b);
+                hang();
+        }
         loaded(&b, "fake");
         if (strcmp(mode, "loaded-trailing") == 0)
                 nk_put_u32(&b, 12345);
@@ -92,6 +111,11 @@ int main(int argc, char **argv)
         } else if (strcmp(mode, "unexpected-type") == 0) {
                 nk_put_u32(&b, 0);
                 send_buf(NK_MSG_CALL, 5, &b);
+        } else if (strcmp(mode, "send-with-id") == 0) {
+                /* SEND needs no reply: an id would make it one. */
+                nk_put_str(&b, nil, sizeof nil);
+                nk_buf_put(&b, nil, sizeof nil);
+                send_buf(NK_MSG_SEND, m.h.id, &b);
         } else if (strcmp(mode, "short-datagram") == 0) {
                 (void) !send(fd, "short", 5, 0);
         }

@@ -754,6 +754,10 @@ static void test_malformed_host_messages(void **state)
         expect_protocol_error("huge", false, "above the limit");
         expect_protocol_error("unexpected-type", false, "unexpected message");
         expect_protocol_error("short-datagram", false, "malformed datagram");
+        expect_protocol_error("loaded-count-lie", true, "bad function count");
+        expect_protocol_error("loaded-bad-arity", true, "bad arity");
+        expect_protocol_error("loaded-nul-name", true, "bad function name");
+        expect_protocol_error("send-with-id", false, "malformed SEND");
 }
 
 static nk_host *start_fake(const char *mode, unsigned timeout_ms)
