@@ -98,10 +98,12 @@ static int add_entry(struct nk_mount_plan *plan, size_t *cap, const char *src, c
 }
 
 /* An entry inside a bound directory is already there, and its mount point
- * could not be created inside that read-only bind anyway. */
+ * could not be created inside that read-only bind anyway. Two passes: every
+ * destination must stay readable while the others are compared with it, so
+ * the first pass only marks (src freed and set to NULL; src takes no part in
+ * the comparison) and the second frees and compacts. */
 static void drop_covered(struct nk_mount_plan *plan)
 {
-        size_t w = 0;
         for (size_t i = 0; i < plan->n; i++) {
                 bool covered = false;
                 for (size_t j = 0; j < plan->n && !covered; j++) {
@@ -112,10 +114,15 @@ static void drop_covered(struct nk_mount_plan *plan)
                 }
                 if (covered) {
                         free(plan->entries[i].src);
-                        free(plan->entries[i].dst);
-                } else {
-                        plan->entries[w++] = plan->entries[i];
+                        plan->entries[i].src = NULL;
                 }
+        }
+        size_t w = 0;
+        for (size_t i = 0; i < plan->n; i++) {
+                if (plan->entries[i].src)
+                        plan->entries[w++] = plan->entries[i];
+                else
+                        free(plan->entries[i].dst);
         }
         plan->n = w;
 }

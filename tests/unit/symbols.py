@@ -44,6 +44,9 @@ BROKER = {
 # export list says (glibc's crt objects and the linker's section markers).
 TOOLCHAIN = {"_IO_stdin_used", "_edata", "_end", "__bss_start", "__data_start",
              "data_start", "_init", "_fini", "__dso_handle", "_start"}
+# What a sanitizer build's instrumentation adds to the dynamic table by
+# itself (e.g. __asan_option_detect_stack_use_after_return): not our code.
+SANITIZER_PREFIXES = ("__asan_", "__ubsan_", "__lsan_", "__sanitizer_")
 
 
 def nm(args, path):
@@ -139,7 +142,8 @@ def main():
     if a.host:
         patterns = export_patterns(a.exports)
         extra = sorted(s for s in defined
-                       if s not in TOOLCHAIN and not any(fnmatch.fnmatchcase(s, p) for p in patterns))
+                       if s not in TOOLCHAIN and not s.startswith(SANITIZER_PREFIXES)
+                       and not any(fnmatch.fnmatchcase(s, p) for p in patterns))
         print(f"exports: {len(defined)} dynamic symbols, patterns {patterns}")
         for p in patterns:
             if p != "enif_*" and p not in BROKER:
