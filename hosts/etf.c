@@ -478,25 +478,35 @@ static int decode_old_float(struct dec *d, double *ret)
         return 0;
 }
 
+/* Makes room for one more frame in a stack that starts in the caller's
+ * inline array and moves to the heap when it fills: the decoder's and the
+ * encoder's stacks grow the same way. 0 or -ENOMEM; *stack and *cap change
+ * only on success. */
+static int grow_frames(void **stack, const void *inline_stack, size_t depth, size_t *cap, size_t elem)
+{
+        size_t ncap = *cap * 4;
+        void *s;
+
+        if (*stack == inline_stack) {
+                s = malloc(ncap * elem);
+                if (s)
+                        memcpy(s, *stack, depth * elem);
+        } else
+                s = realloc(*stack, ncap * elem);
+        if (!s)
+                return -ENOMEM;
+        *stack = s;
+        *cap = ncap;
+        return 0;
+}
+
 static int push(struct dec *d, const struct frame *f)
 {
         if (d->depth >= NK_ETF_MAX_DEPTH)
                 return fail_at(d, d->pos, -E2BIG, "terms nested deeper than %d", NK_ETF_MAX_DEPTH);
-        if (d->depth == d->cap) {
-                size_t cap = d->cap * 4;
-                struct frame *s;
-
-                if (d->stack == d->inline_stack) {
-                        s = malloc(cap * sizeof(*s));
-                        if (s)
-                                memcpy(s, d->stack, d->depth * sizeof(*s));
-                } else
-                        s = realloc(d->stack, cap * sizeof(*s));
-                if (!s)
-                        return fail_nomem(d);
-                d->stack = s;
-                d->cap = cap;
-        }
+        if (d->depth == d->cap &&
+            grow_frames((void **) &d->stack, d->inline_stack, d->depth, &d->cap, sizeof(*d->stack)) < 0)
+                return fail_nomem(d);
         d->stack[d->depth++] = *f;
         return 0;
 }
@@ -987,21 +997,9 @@ struct enc {
 
 static int epush(struct enc *e, const struct eframe *f)
 {
-        if (e->depth == e->cap) {
-                size_t cap = e->cap * 4;
-                struct eframe *s;
-
-                if (e->stack == e->inline_stack) {
-                        s = malloc(cap * sizeof(*s));
-                        if (s)
-                                memcpy(s, e->stack, e->depth * sizeof(*s));
-                } else
-                        s = realloc(e->stack, cap * sizeof(*s));
-                if (!s)
-                        return -ENOMEM;
-                e->stack = s;
-                e->cap = cap;
-        }
+        if (e->depth == e->cap &&
+            grow_frames((void **) &e->stack, e->inline_stack, e->depth, &e->cap, sizeof(*e->stack)) < 0)
+                return -ENOMEM;
         e->stack[e->depth++] = *f;
         return 0;
 }
