@@ -62,6 +62,7 @@ static const char *const launcher_values[] = { "native", "bwrap", "unsandboxed-d
 static const char *const cgroup_values[] = { "required", "best-effort", NULL };
 static const char *const mode_values[] = { "enforce", "audit", NULL };
 static const char *const access_values[] = { "read", "read-write", "create", NULL };
+static const char *const transport_values[] = { "shm", "socket", NULL };
 
 #define INT_KEY(n, lo, hi, d, s, f) \
         { .name = n, .type = NK_POLICY_KEY_INTEGER, .min = lo, .max = hi, .def = d, \
@@ -79,6 +80,7 @@ static const struct nk_policy_key limits_keys[] = {
         INT_KEY("max_new_atoms", 0, 1000000, 10000, struct nk_policy, limits.max_new_atoms),
         INT_KEY("tmp_mb", 0, 65536, 16, struct nk_policy, limits.tmp_mb),
         INT_KEY("open_files", 16, 1048576, 256, struct nk_policy, limits.open_files),
+        INT_KEY("shm_slot_kb", 4, 65536, 2048, struct nk_policy, limits.shm_slot_kb),
         {},
 };
 
@@ -112,6 +114,7 @@ static const struct nk_policy_key top_keys[] = {
         ENUM_KEY("launcher", launcher_values, NK_POLICY_LAUNCHER_NATIVE, struct nk_policy, launcher),
         ENUM_KEY("cgroup", cgroup_values, NK_POLICY_CGROUP_REQUIRED, struct nk_policy, cgroup),
         ENUM_KEY("mode", mode_values, NK_POLICY_MODE_ENFORCE, struct nk_policy, mode),
+        ENUM_KEY("transport", transport_values, NK_POLICY_TRANSPORT_SHM, struct nk_policy, transport),
         { .name = "limits", .type = NK_POLICY_KEY_OBJECT, .keys = limits_keys },
         { .name = "restart", .type = NK_POLICY_KEY_OBJECT, .keys = restart_keys },
         { .name = "files", .type = NK_POLICY_KEY_ARRAY, .keys = file_keys, .format = NK_POLICY_FORMAT_FILES },

@@ -41,6 +41,12 @@ enum nk_policy_mode {
         NK_POLICY_MODE_AUDIT,           /* allow and log what is outside the grants */
 };
 
+/* How calls travel between the VM and the host (docs/PROXY.md). */
+enum nk_policy_transport {
+        NK_POLICY_TRANSPORT_SHM = 0,    /* a shared-memory region, one slot per worker: the default */
+        NK_POLICY_TRANSPORT_SOCKET,     /* the control socket, as everything else */
+};
+
 enum nk_policy_access {
         NK_POLICY_ACCESS_READ = 0,
         NK_POLICY_ACCESS_READ_WRITE,
@@ -65,6 +71,7 @@ struct nk_policy {
         enum nk_policy_launcher launcher;
         enum nk_policy_cgroup cgroup;
         enum nk_policy_mode mode;
+        enum nk_policy_transport transport;
         struct {
                 uint64_t memory_mb;     /* memory.max (and RLIMIT_AS fallback) */
                 uint32_t pids;          /* pids.max (RLIMIT_NPROC fallback) */
@@ -74,6 +81,7 @@ struct nk_policy {
                 uint32_t max_new_atoms;
                 uint32_t tmp_mb;        /* size of the host's /tmp */
                 uint32_t open_files;    /* RLIMIT_NOFILE */
+                uint32_t shm_slot_kb;   /* one call's room in the shared region (transport shm) */
         } limits;
         struct {
                 uint32_t max_restarts;
