@@ -62,20 +62,15 @@ bool nk_broker_client_present(void)
 int nk_broker_client_accept(int channel)
 {
         struct nk_msg_header h;
-        ssize_t n;
-        do
-                n = recv(channel, &h, sizeof h, MSG_PEEK);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-                return -errno;
-        if (n < (ssize_t) sizeof h || h.type != NK_MSG_BROKER_CHANNEL || h.payload_len != 0)
-                return 0;
         int fd;
-        n = nk_fdpass_recv(channel, &h, sizeof h, 0, &fd);
+        ssize_t n = nk_fdpass_recv(channel, &h, sizeof h, 0, &fd);
         if (n < 0)
                 return (int) n;
-        if (fd < 0)
-                return 0;
+        if (n != (ssize_t) sizeof h || h.type != NK_MSG_BROKER_CHANNEL || h.payload_len != 0 || fd < 0) {
+                if (fd >= 0)
+                        close(fd);
+                return -EPROTO;
+        }
         int type = 0;
         socklen_t tl = sizeof type;
         if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_SEQPACKET) {

@@ -18,11 +18,10 @@
 #include <sys/socket.h>
 
 /*
- * Looks at the first datagram on the channel without taking it; if it is
- * BROKER_CHANNEL, receives it and keeps its descriptor as the broker
- * socket. Anything else stays for the protocol server. Call once, before
- * the server reads. Returns 1 (a broker), 0 (none: the runtime sent
- * something else first, or closed), or -errno.
+ * Receives the BROKER_CHANNEL datagram waiting on the channel (the server
+ * looked at its header) and keeps its descriptor as the broker socket.
+ * Returns 1, -EPROTO (not a well-formed BROKER_CHANNEL with a SEQPACKET
+ * socket), or -errno.
  */
 int nk_broker_client_accept(int channel);
 

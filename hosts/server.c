@@ -10,10 +10,12 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "etf.h"
@@ -23,6 +25,7 @@
 #include "macro.h"
 #include "protocol.h"
 #include "server.h"
+#include "shm_serve.h"
 #include "transport.h"
 
 #define DEFAULT_WORKERS 4
@@ -48,10 +51,53 @@ struct server {
 /* The one server of this process: enif_send reaches it from any thread. */
 static struct server *the_server;
 
+/* SENDs that went out, and RELEASEs that were carried out: the two counts
+ * that order the shared-memory path's calls against the socket (server.h). */
+static _Atomic uint64_t sends_sent;
+static _Atomic uint64_t releases_done;
+static pthread_mutex_t releases_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t releases_cond = PTHREAD_COND_INITIALIZER;
+static unsigned releases_waiters;
+
+uint64_t nk_server_sends(void)
+{
+        return atomic_load(&sends_sent);
+}
+
+void nk_server_wait_releases(uint64_t n)
+{
+        if (atomic_load(&releases_done) >= n)
+                return;
+        pthread_mutex_lock(&releases_lock);
+        releases_waiters++;
+        while (atomic_load(&releases_done) < n)
+                pthread_cond_wait(&releases_cond, &releases_lock);
+        releases_waiters--;
+        pthread_mutex_unlock(&releases_lock);
+}
+
+static void release_done(void)
+{
+        atomic_fetch_add(&releases_done, 1);
+        pthread_mutex_lock(&releases_lock);
+        if (releases_waiters)
+                pthread_cond_broadcast(&releases_cond);
+        pthread_mutex_unlock(&releases_lock);
+}
+
 /* ---- replies ------------------------------------------------------------- */
 
+static int socket_send(struct nk_reply_sink *sink, uint32_t type, uint64_t id, const struct iovec *iov,
+                       size_t niov)
+{
+        return nk_transport_send(&the_server->tr, type, id, iov, niov);
+}
+
+/* Replies to requests that came over the socket go back over it. */
+static struct nk_reply_sink socket_sink = { .send = socket_send };
+
 __attribute__((format(printf, 4, 5)))
-static int reply_error(struct server *s, uint64_t id, uint32_t category, const char *fmt, ...)
+int nk_server_reply_error(struct nk_reply_sink *sink, uint64_t id, uint32_t category, const char *fmt, ...)
 {
         char msg[1024];
         va_list ap;
@@ -63,8 +109,10 @@ static int reply_error(struct server *s, uint64_t id, uint32_t category, const c
         if ((size_t) n >= sizeof msg)
                 n = sizeof msg - 1;
         const struct iovec iov[] = { { &category, sizeof category }, { msg, (size_t) n } };
-        return nk_transport_send(&s->tr, NK_MSG_ERROR, id, iov, NK_ARRAY_SIZE(iov));
+        return sink->send(sink, NK_MSG_ERROR, id, iov, NK_ARRAY_SIZE(iov));
 }
+
+#define reply_error(s, id, category, ...) nk_server_reply_error(&socket_sink, id, category, __VA_ARGS__)
 
 /* ---- enif_send ----------------------------------------------------------- */
 
@@ -87,6 +135,8 @@ static int op_send(ERL_NIF_TERM to, ERL_NIF_TERM msg)
                         { msg_b.data, msg_b.len },
                 };
                 r = nk_transport_send(&s->tr, NK_MSG_SEND, 0, iov, NK_ARRAY_SIZE(iov));
+                if (r >= 0)
+                        atomic_fetch_add(&sends_sent, 1);
         }
         nk_buf_free(&to_b);
         nk_buf_free(&msg_b);
@@ -137,20 +187,22 @@ static int thread_type_for(unsigned flags)
 }
 
 /* Decodes one whole ETF term; on failure replies and returns -1. */
-static int decode_whole(struct server *s, uint64_t id, ErlNifEnv *env, const char *what, const uint8_t *p,
-                        size_t len, ERL_NIF_TERM *ret)
+static int decode_whole(struct nk_reply_sink *sink, uint64_t id, ErlNifEnv *env, const char *what,
+                        const uint8_t *p, size_t len, ERL_NIF_TERM *ret)
 {
         struct nk_etf_error err = {};
         size_t used = 0;
         int r = nk_etf_decode(env, p, len, 0, ret, &used, &err);
         if (r == -ENOMEM)
-                reply_error(s, id, NK_PERR_INTERNAL, "out of memory decoding %s", what);
+                nk_server_reply_error(sink, id, NK_PERR_INTERNAL, "out of memory decoding %s", what);
         else if (r == -E2BIG)
-                reply_error(s, id, NK_PERR_REJECTED, "malformed %s ETF: nested too deeply", what);
+                nk_server_reply_error(sink, id, NK_PERR_REJECTED, "malformed %s ETF: nested too deeply", what);
         else if (r < 0)
-                reply_error(s, id, NK_PERR_REJECTED, "malformed %s ETF at byte %zu: %s", what, err.offset, err.msg);
+                nk_server_reply_error(sink, id, NK_PERR_REJECTED, "malformed %s ETF at byte %zu: %s", what, err.offset,
+                               err.msg);
         else if (used != len)
-                reply_error(s, id, NK_PERR_REJECTED, "malformed %s ETF: %zu trailing bytes", what, len - used);
+                nk_server_reply_error(sink, id, NK_PERR_REJECTED, "malformed %s ETF: %zu trailing bytes", what,
+                               len - used);
         return r < 0 || used != len ? -1 : 0;
 }
 
@@ -172,22 +224,23 @@ static ERL_NIF_TERM invoke(ErlNifEnv *env, const ErlNifFunc *f, int argc, const 
         return r;
 }
 
-static void run_call(struct server *s, ErlNifEnv *env, const struct nk_msg *m, struct nk_buf *out)
+void nk_server_call(ErlNifEnv *env, uint64_t id, const uint8_t *payload, size_t payload_len, struct nk_buf *out,
+                    struct nk_reply_sink *sink)
 {
-        uint64_t id = m->h.id;
-        struct nk_rd rd = nk_rd_init(m->payload, m->h.payload_len);
+        struct server *s = the_server;
+        struct nk_rd rd = nk_rd_init(payload, payload_len);
         const uint8_t *pid, *args;
         size_t pid_len, args_len;
         uint32_t index;
 
         if (!nk_rd_u32(&rd, &index) || !nk_rd_str(&rd, SIZE_MAX, &pid, &pid_len)) {
-                reply_error(s, id, NK_PERR_REJECTED, "malformed CALL: payload too short");
+                nk_server_reply_error(sink, id, NK_PERR_REJECTED, "malformed CALL: payload too short");
                 return;
         }
         nk_rd_rest(&rd, &args, &args_len);
         const ErlNifEntry *e = s->lib.entry;
         if (index >= (uint32_t) e->num_of_funcs) {
-                reply_error(s, id, NK_PERR_REJECTED, "bad function index %u (the library has %d functions)", index,
+                nk_server_reply_error(sink, id, NK_PERR_REJECTED, "bad function index %u (the library has %d functions)", index,
                             e->num_of_funcs);
                 return;
         }
@@ -196,14 +249,14 @@ static void run_call(struct server *s, ErlNifEnv *env, const struct nk_msg *m, s
         nk_env_reset(env);
         ERL_NIF_TERM self = NK_NONE, list;
         if (pid_len > 0) {
-                if (decode_whole(s, id, env, "caller pid", pid, pid_len, &self) < 0)
+                if (decode_whole(sink, id, env, "caller pid", pid, pid_len, &self) < 0)
                         return;
                 if (!nk_is_pid(self) && !nk_is_kind(self, NK_EXTPID)) {
-                        reply_error(s, id, NK_PERR_REJECTED, "caller pid ETF is not a pid");
+                        nk_server_reply_error(sink, id, NK_PERR_REJECTED, "caller pid ETF is not a pid");
                         return;
                 }
         }
-        if (decode_whole(s, id, env, "args", args, args_len, &list) < 0)
+        if (decode_whole(sink, id, env, "args", args, args_len, &list) < 0)
                 return;
 
         size_t argc = 0;
@@ -211,7 +264,7 @@ static void run_call(struct server *s, ErlNifEnv *env, const struct nk_msg *m, s
                 argc++;
         ERL_NIF_TERM *argv = nk_env_alloc(env, (argc ? argc : 1) * sizeof *argv);
         if (!argv) {
-                reply_error(s, id, NK_PERR_INTERNAL, "out of memory");
+                nk_server_reply_error(sink, id, NK_PERR_INTERNAL, "out of memory");
                 return;
         }
         ERL_NIF_TERM t = list;
@@ -221,11 +274,11 @@ static void run_call(struct server *s, ErlNifEnv *env, const struct nk_msg *m, s
                 t = c->tail;
         }
         if (t != NK_NIL) {
-                reply_error(s, id, NK_PERR_REJECTED, "args ETF is not a proper list");
+                nk_server_reply_error(sink, id, NK_PERR_REJECTED, "args ETF is not a proper list");
                 return;
         }
         if (argc != f->arity) {
-                reply_error(s, id, NK_PERR_REJECTED, "wrong arity: %s/%u called with %zu arguments", f->name,
+                nk_server_reply_error(sink, id, NK_PERR_REJECTED, "wrong arity: %s/%u called with %zu arguments", f->name,
                             f->arity, argc);
                 return;
         }
@@ -261,13 +314,13 @@ static void run_call(struct server *s, ErlNifEnv *env, const struct nk_msg *m, s
         env->self = NK_NONE;
         nk_env_reset(env);
         if (r < 0)
-                reply_error(s, id, NK_PERR_INTERNAL, "%s/%u returned %s", f->name, f->arity,
+                nk_server_reply_error(sink, id, NK_PERR_INTERNAL, "%s/%u returned %s", f->name, f->arity,
                             r == -ENOMEM ? "a term too large to encode (out of memory)" : "an invalid term");
         else {
                 const struct iovec iov[] = { { &status, sizeof status }, { out->data, out->len } };
-                r = nk_transport_send(&s->tr, NK_MSG_RESULT, id, iov, NK_ARRAY_SIZE(iov));
+                r = sink->send(sink, NK_MSG_RESULT, id, iov, NK_ARRAY_SIZE(iov));
                 if (r == -EMSGSIZE)
-                        reply_error(s, id, NK_PERR_INTERNAL, "%s/%u returned a term of %zu bytes, above the limit",
+                        nk_server_reply_error(sink, id, NK_PERR_INTERNAL, "%s/%u returned a term of %zu bytes, above the limit",
                                     f->name, f->arity, out->len);
         }
         /* A huge result's buffer is not worth keeping for the next call. */
@@ -293,7 +346,7 @@ static void *worker_main(void *arg)
                         s->tail = NULL;
                 pthread_mutex_unlock(&s->lock);
 
-                run_call(s, &env, &j->msg, &out);
+                nk_server_call(&env, j->msg.h.id, j->msg.payload, j->msg.h.payload_len, &out, &socket_sink);
                 nk_msg_free(&j->msg);
                 free(j);
         }
@@ -392,11 +445,17 @@ static bool run_load(struct server *s, uint64_t id, const uint8_t *info, size_t 
         }
 
         unsigned started = 0;
-        for (; started < s->workers; started++) {
-                pthread_t t;
-                if (pthread_create(&t, NULL, worker_main, s) != 0)
-                        break;
-                pthread_detach(t);
+        if (nk_shm_serve_active()) {
+                /* One worker per slot, however many workers LOAD asked for:
+                 * the runtime sized the region by the same policy. */
+                started = nk_shm_serve_start();
+        } else {
+                for (; started < s->workers; started++) {
+                        pthread_t t;
+                        if (pthread_create(&t, NULL, worker_main, s) != 0)
+                                break;
+                        pthread_detach(t);
+                }
         }
         if (started == 0) {
                 reply_error(s, id, NK_PERR_INTERNAL, "%s: cannot start worker threads", s->lib.path);
@@ -467,6 +526,8 @@ static bool handle(struct server *s, struct nk_msg *m)
         case NK_MSG_CALL:
                 if (!s->loaded)
                         reply_error(s, id, NK_PERR_REJECTED, "CALL before a library was loaded");
+                else if (nk_shm_serve_active())
+                        reply_error(s, id, NK_PERR_REJECTED, "CALL on the socket, but calls go through shared memory");
                 else if (enqueue(s, m) < 0)
                         reply_error(s, id, NK_PERR_INTERNAL, "out of memory");
                 return true;
@@ -482,6 +543,7 @@ static bool handle(struct server *s, struct nk_msg *m)
                 } else {
                         reply_error(s, id, NK_PERR_REJECTED, "malformed RELEASE");
                 }
+                release_done();
                 return true;
         case NK_MSG_PING:
                 nk_transport_send(&s->tr, NK_MSG_PONG, id, NULL, 0);
@@ -492,6 +554,31 @@ static bool handle(struct server *s, struct nk_msg *m)
                 reply_error(s, id, NK_PERR_REJECTED, "unexpected message type %u (%s)", m->h.type,
                             nk_msg_type_name(m->h.type));
                 return true;
+        }
+}
+
+/* The datagrams that carry descriptors come first on the channel. */
+static int accept_descriptors(int fd)
+{
+        for (;;) {
+                struct nk_msg_header h;
+                ssize_t n;
+                do
+                        n = recv(fd, &h, sizeof h, MSG_PEEK);
+                while (n < 0 && errno == EINTR);
+                if (n < 0)
+                        return -errno;
+                if (n < (ssize_t) sizeof h)
+                        return 0;
+                int r;
+                if (h.type == NK_MSG_BROKER_CHANNEL)
+                        r = nk_broker_client_accept(fd);
+                else if (h.type == NK_MSG_SHM_REGION)
+                        r = nk_shm_serve_accept(fd);
+                else
+                        return 0;
+                if (r <= 0)
+                        return r;
         }
 }
 
@@ -507,9 +594,9 @@ int nk_server_run(int fd)
         nk_set_runtime_ops(&server_ops);
         /* load() runs here, and BEAM runs it on a normal scheduler. */
         nk_set_thread_type(ERL_NIF_THR_NORMAL_SCHEDULER);
-        /* Before the first request: the broker's socket, if the runtime
-         * passes one, comes as the channel's first datagram. */
-        if (nk_broker_client_accept(fd) < 0)
+        /* Before the first request, in any order: the broker's socket
+         * and the shared-memory region, if the runtime passes them. */
+        if (accept_descriptors(fd) < 0)
                 return 1;
 
         for (;;) {

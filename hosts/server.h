@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "term.h"
 
@@ -48,5 +49,34 @@ int nk_loader_run_load(struct nk_library *lib, const uint8_t *load_info, size_t 
  * the channel. Returns the process exit status.
  */
 int nk_server_run(int fd);
+
+/* Where a call's reply goes: back over the socket, or into the call's
+ * shared-memory slot (shm_serve.c). send has nk_transport_send's contract. */
+struct nk_reply_sink {
+        int (*send)(struct nk_reply_sink *sink, uint32_t type, uint64_t id, const struct iovec *iov, size_t niov);
+};
+
+/*
+ * Runs one CALL (payload as in protocol.h) on the calling worker thread with
+ * env, and sends its RESULT or ERROR, exactly one, to sink. out is the
+ * worker's encoding buffer, kept between calls.
+ */
+struct nk_buf;
+void nk_server_call(ErlNifEnv *env, uint64_t id, const uint8_t *payload, size_t payload_len, struct nk_buf *out,
+                    struct nk_reply_sink *sink);
+
+/*
+ * Calls through shared memory overtake the socket, so two counts keep
+ * their order against it (protocol.h, SHM_REGION): how many SENDs have
+ * gone out (a reply carries it; the runtime delivers those SENDs before
+ * the reply), and how many RELEASEs the main thread carried out (a
+ * request carries the runtime's count; the worker waits for it before
+ * running the call).
+ */
+uint64_t nk_server_sends(void);
+/* An ERROR reply of category (protocol.h) to request id, through sink. */
+__attribute__((format(printf, 4, 5)))
+int nk_server_reply_error(struct nk_reply_sink *sink, uint64_t id, uint32_t category, const char *fmt, ...);
+void nk_server_wait_releases(uint64_t n);
 
 #endif

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "broker.h"
+#include "fdpass.h"
 #include "error.h"
 #include "launcher.h"
 #include "log.h"
@@ -33,6 +34,7 @@
 #include "nifkit_policy.h"
 #include "protocol.h"
 #include "sandbox.h"
+#include "shm_chan.h"
 #include "status.h"
 #include "transport.h"
 #include "violation.h"
@@ -75,6 +77,7 @@ struct nk_host {
         void *log_arg;
         struct nk_policy *own_policy;           /* $NIFKIT_POLICY or the default */
         struct nk_broker *broker;               /* files and sockets for the host, or NULL */
+        struct nk_shm_chan *shm;                /* calls' shared memory, or NULL (transport socket) */
 
         pthread_mutex_t lock;   /* everything below */
         enum host_state state;
@@ -95,6 +98,13 @@ struct nk_host {
         int violation_nr;
         unsigned active;        /* threads using the transport outside teardown */
         pthread_cond_t idle;    /* signalled when active drops to 0 */
+        /* The order of calls through shared memory against the socket
+         * (protocol.h, SHM_REGION): SENDs delivered, RELEASEs sent. */
+        _Atomic uint64_t sends_seen;
+        _Atomic uint64_t releases_sent;
+        _Atomic uint64_t shm_ids;
+        pthread_cond_t sends_cond;      /* under lock: sends_seen went up, or the host died */
+        unsigned sends_waiters;
 
         /* discovery, written by the reader before LOAD's waiter wakes */
         char *module;
@@ -125,6 +135,11 @@ NK_EXPORT nk_host *nk_host_new(void)
         h->launcher = &nk_launcher_native;
         pthread_mutex_init(&h->lock, NULL);
         pthread_cond_init(&h->idle, NULL);
+        pthread_condattr_t a;
+        pthread_condattr_init(&a);
+        pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+        pthread_cond_init(&h->sends_cond, &a);
+        pthread_condattr_destroy(&a);
         return h;
 }
 
@@ -216,6 +231,14 @@ NK_EXPORT int nk_host_pid(const nk_host *h)
 
 /* ---- death -------------------------------------------------------------- */
 
+/* The host is dead (h->death says why): calls waiting in shared memory, for
+ * a slot, or for SENDs ahead of their reply, stop waiting. */
+static void wake_for_death_locked(nk_host *h)
+{
+        nk_shm_chan_kill(h->shm);
+        pthread_cond_broadcast(&h->sends_cond);
+}
+
 /* Records why the host is gone (the first reason wins), kills it and shuts
  * our end down so the reader wakes even if someone else holds the host's
  * end. Call with h->lock held. */
@@ -238,6 +261,8 @@ static void fail_host_locked(nk_host *h, int kind, int code, const char *fmt, ..
                 (void) h->launcher->kill(&h->child, SIGKILL);
         if (h->fd >= 0)
                 shutdown(h->fd, SHUT_RDWR);
+        /* Only after the death is recorded: a call woken here reads it. */
+        wake_for_death_locked(h);
 }
 
 static void free_abandoned(struct pending *p)
@@ -321,6 +346,13 @@ static int deliver_send(nk_host *h, const struct nk_msg *m)
                 return r;
         if (h->send_fn)
                 h->send_fn(h->send_arg, to, to_len, msg, msg_len);
+        atomic_fetch_add(&h->sends_seen, 1);
+        if (h->shm) {
+                pthread_mutex_lock(&h->lock);
+                if (h->sends_waiters)
+                        pthread_cond_broadcast(&h->sends_cond);
+                pthread_mutex_unlock(&h->lock);
+        }
         return 0;
 }
 
@@ -467,6 +499,7 @@ static void record_exit_locked(nk_host *h, int wait_r, const struct nk_child_exi
                 h->death.status = ex->status;
         }
         h->dead = true;
+        wake_for_death_locked(h);
 }
 
 static void *reader_main(void *arg)
@@ -747,6 +780,7 @@ static void teardown(nk_host *h, const char *why)
         if (!h->dead) {
                 nk_error_set(&h->death, NK_ERR_NOT_RUNNING, -ENOTCONN, "host for %s %s", h->library, why);
                 h->dead = true;
+                wake_for_death_locked(h);
         }
         bool reader = h->reader_running;
         pthread_mutex_unlock(&h->lock);
@@ -792,6 +826,14 @@ static void teardown(nk_host *h, const char *why)
                 close(h->fd);
                 h->fd = -1;
         }
+}
+
+/* The region outlives the host until no call can be using it: calls in
+ * flight when a host is stopped still wake on it (and then see the death). */
+static void forget_shm(nk_host *h)
+{
+        nk_shm_chan_free(h->shm);
+        h->shm = NULL;
 }
 
 static void forget_discovery(nk_host *h)
@@ -891,6 +933,32 @@ static int choose_launcher(nk_host *h, struct nk_sandbox_config *sc, nk_error *e
         return 0;
 }
 
+/* The shared-memory region for calls (transport shm), one slot per
+ * worker, passed to the host with SHM_REGION. */
+static int attach_shm(nk_host *h, nk_error *err)
+{
+        if (h->policy->transport != NK_POLICY_TRANSPORT_SHM)
+                return 0;
+        uint64_t slot = ((uint64_t) h->policy->limits.shm_slot_kb * 1024 + 4095) / 4096 * 4096;
+        int fd;
+        int r = nk_shm_chan_new(h->workers, slot, h->tr.max_payload, &h->shm, &fd);
+        if (r < 0)
+                return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot create the shared memory for %s's calls "
+                                    "(%u slots of %llu KiB): %s", h->library, h->workers,
+                                    (unsigned long long) slot / 1024, strerror(-r));
+        _cleanup_close_ int region = fd;
+        const struct nk_shm_layout *l = nk_shm_chan_layout(h->shm);
+        struct nk_msg_header hd = { .type = NK_MSG_SHM_REGION, .payload_len = 16 };
+        uint32_t version = NK_SHM_VERSION, nslots = l->nslots;
+        uint64_t slot_data = l->slot_data;
+        const struct iovec iov[] = { { &hd, sizeof hd }, { &version, 4 }, { &nslots, 4 }, { &slot_data, 8 } };
+        r = nk_fdpass_send(h->fd, iov, NK_ARRAY_SIZE(iov), region);
+        if (r < 0)
+                return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot pass the shared memory to the host for %s: %s",
+                                    h->library, strerror(-r));
+        return 0;
+}
+
 static int launch(nk_host *h, nk_error *err)
 {
         struct nk_sandbox_config sc;
@@ -946,7 +1014,10 @@ static int launch(nk_host *h, nk_error *err)
         if (h->child.cgroup && nk_cgroup_events(h->child.cgroup, &h->cg_start) < 0)
                 h->cg_start = (struct nk_cgroup_events) {};
 
-        /* The broker's channel goes first: the host reads it before LOAD. */
+        /* The descriptors go first: the host reads them before LOAD. */
+        r = attach_shm(h, err);
+        if (r < 0)
+                return r;
         if (nk_broker_needed(h->policy)) {
                 r = nk_broker_new(h->policy, h->library, &h->broker);
                 if (r >= 0) {
@@ -977,10 +1048,13 @@ static int start(nk_host *h, bool open, const uint8_t *load_info, size_t load_in
         h->dead = false;
         h->death = (nk_error) {};
         h->violation = false;
+        h->sends_seen = 0;
+        h->releases_sent = 0;
         h->state = ST_RUNNING;
         int r = launch(h, err);
         if (r < 0) {
                 teardown(h, "failed to start");
+                forget_shm(h);
                 h->state = ST_NEW;
                 return r;
         }
@@ -1015,6 +1089,7 @@ static int start(nk_host *h, bool open, const uint8_t *load_info, size_t load_in
         }
         teardown(h, "failed to load");
         forget_discovery(h);
+        forget_shm(h);
         h->state = ST_NEW;
         return r;
 }
@@ -1055,6 +1130,7 @@ NK_EXPORT int nk_host_load(nk_host *h, const uint8_t *load_info, size_t load_inf
         teardown(h, "failed to load");
         nk_status_stopped(&h->status, h->dead ? &h->death : NULL);
         forget_discovery(h);
+        forget_shm(h);
         h->state = ST_NEW;
         h->opened = false;
         return r;
@@ -1063,16 +1139,30 @@ NK_EXPORT int nk_host_load(nk_host *h, const uint8_t *load_info, size_t load_inf
 struct nk_call {
         struct pending p;       /* first: an abandoned call is freed through it */
         nk_host *h;
+        unsigned index;
         unsigned timeout_ms;
         struct timespec deadline;
-        char what[NK_PROTO_NAME_MAX + 32];
+        uint64_t deadline_ns;   /* the same, for calls through shared memory (0: none) */
         uint64_t started_ns;    /* for the latency histogram (status.h) */
+        /* Through shared memory: the request's fixed fields (op's iov
+         * points here), its progress, and the reply once it is whole. */
+        bool shm;
+        uint32_t idx, pid_len;
+        struct nk_shm_op op;
 };
 
-static int call_start(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t caller_pid_len,
-                      const uint8_t *args, size_t args_len, nk_call **ret_call, nk_error *err)
+/* What the call is, for messages: only built when one is written. */
+static const char *call_what(const nk_call *c, char *buf, size_t size)
 {
-        *ret_call = NULL;
+        const nk_function *f = &c->h->funcs[c->index];
+        snprintf(buf, size, "call to %s/%u", f->name, f->arity);
+        return buf;
+}
+
+/* Checks what every call needs; 0 or the error. */
+static int call_check(nk_host *h, unsigned index, const uint8_t *args, size_t args_len, size_t caller_pid_len,
+                      nk_error *err)
+{
         if (h->state != ST_RUNNING)
                 return nk_error_set(err, NK_ERR_NOT_RUNNING, -ENOTCONN, "host for %s is not running",
                                     h->library ? h->library : "(no library)");
@@ -1082,28 +1172,72 @@ static int call_start(nk_host *h, unsigned index, const uint8_t *caller_pid, siz
         if (!args || args_len == 0)
                 return nk_error_set(err, NK_ERR_REJECTED, -EINVAL, "no arguments ETF for %s/%u",
                                     h->funcs[index].name, h->funcs[index].arity);
-        if (!caller_pid)
-                caller_pid_len = 0;
         if (caller_pid_len > UINT32_MAX)
                 return nk_error_set(err, NK_ERR_REJECTED, -EINVAL, "caller pid ETF too long");
+        return 0;
+}
 
-        _cleanup_free_ nk_call *c = calloc(1, sizeof *c);
+/* The error of a call that found its host dead. */
+static int dead_error(nk_host *h, nk_error *err)
+{
+        pthread_mutex_lock(&h->lock);
+        int r = nk_error_set(err, NK_ERR_NOT_RUNNING, -ENOTCONN, "host for %s is not running: %s", h->library,
+                             h->death.msg);
+        if (err) {
+                err->signo = h->death.signo;
+                err->status = h->death.status;
+                memcpy(err->reason, h->death.reason, sizeof err->reason);
+        }
+        pthread_mutex_unlock(&h->lock);
+        return r;
+}
+
+static int call_start(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t caller_pid_len,
+                      const uint8_t *args, size_t args_len, nk_call **ret_call, nk_error *err)
+{
+        *ret_call = NULL;
+        if (!caller_pid)
+                caller_pid_len = 0;
+        int r = call_check(h, index, args, args_len, caller_pid_len, err);
+        if (r < 0)
+                return r;
+        if (h->opened)
+                return nk_error_set(err, NK_ERR_REJECTED, -EINVAL, "host for %s rejected a call: its library's "
+                                    "load() has not run yet", h->library);
+
+        _cleanup_free_ nk_call *c = malloc(sizeof *c);
         if (!c)
                 return nk_error_set(err, NK_ERR_SYSTEM, -ENOMEM, "out of memory");
         c->h = h;
+        c->index = index;
         c->started_ns = nk_status_now_ns();
         c->timeout_ms = h->call_timeout_ms;
-        snprintf(c->what, sizeof c->what, "call to %s/%u", h->funcs[index].name, h->funcs[index].arity);
-        uint32_t idx = index, pid_len = (uint32_t) caller_pid_len;
+        c->idx = index;
+        c->pid_len = (uint32_t) caller_pid_len;
         const struct iovec iov[] = {
-                { &idx, sizeof idx },
-                { &pid_len, sizeof pid_len },
+                { &c->idx, sizeof c->idx },
+                { &c->pid_len, sizeof c->pid_len },
                 { (void *) caller_pid, caller_pid_len },
                 { (void *) args, args_len },
         };
+        c->shm = h->shm != NULL;
+        if (c->shm) {
+                if (nk_shm_chan_dead(h->shm))
+                        return dead_error(h, err);
+                c->deadline_ns = c->timeout_ms ? c->started_ns + (uint64_t) c->timeout_ms * 1000000ull : 0;
+                nk_shm_op_init(&c->op, h->shm, NK_MSG_CALL, atomic_fetch_add(&h->shm_ids, 1) + 1, iov,
+                               NK_ARRAY_SIZE(iov), atomic_load(&h->releases_sent));
+                /* Sent now if a worker is free, else by the first poll;
+                 * nothing is waited for here. */
+                const char *why;
+                (void) nk_shm_op_run(&c->op, 1, &why);
+                *ret_call = TAKE_PTR(c);
+                return 0;
+        }
         c->deadline = deadline_in(c->timeout_ms);
-        int r = request_send(h, &c->p, NK_MSG_CALL, NK_MSG_RESULT, iov, NK_ARRAY_SIZE(iov), c->timeout_ms, c->what,
-                             err);
+        char what[NK_PROTO_NAME_MAX + 32];
+        r = request_send(h, &c->p, NK_MSG_CALL, NK_MSG_RESULT, iov, NK_ARRAY_SIZE(iov), c->timeout_ms,
+                         call_what(c, what, sizeof what), err);
         if (r < 0)
                 return r;
         *ret_call = TAKE_PTR(c);
@@ -1119,24 +1253,129 @@ NK_EXPORT int nk_host_call_start(nk_host *h, unsigned index, const uint8_t *call
         return r;
 }
 
-/* Turns a finished call's reply into res or err. */
-static int call_result(nk_call *c, nk_result *res, nk_error *err)
+/* Turns a finished call's reply m into res or err. */
+static int call_result(nk_call *c, struct nk_msg *m, nk_result *res, nk_error *err)
 {
-        struct pending *p = &c->p;
-        int r = 0;
-
-        if (p->msg.h.type == NK_MSG_ERROR) {
-                r = reply_error(c->h, &p->msg, NK_ERR_REJECTED, c->what, err);
-        } else {
-                /* The reader checked: u32 status in {0, 1}, then ETF. Hand
-                 * the payload itself to the caller instead of copying it. */
-                uint32_t status;
-                memcpy(&status, p->msg.payload, sizeof status);
-                size_t len = p->msg.h.payload_len - sizeof status;
-                memmove(p->msg.payload, p->msg.payload + sizeof status, len);
-                *res = (nk_result) { .exception = (int) status, .etf = TAKE_PTR(p->msg.payload), .len = len };
+        if (m->h.type == NK_MSG_ERROR) {
+                char what[NK_PROTO_NAME_MAX + 32];
+                int r = reply_error(c->h, m, NK_ERR_REJECTED, call_what(c, what, sizeof what), err);
+                nk_msg_free(m);
+                return r;
         }
-        pending_done(p);
+        /* The reply was checked: u32 status in {0, 1}, then ETF. Hand the
+         * payload itself to the caller instead of copying it. */
+        uint32_t status;
+        memcpy(&status, m->payload, sizeof status);
+        size_t len = m->h.payload_len - sizeof status;
+        memmove(m->payload, m->payload + sizeof status, len);
+        *res = (nk_result) { .exception = (int) status, .etf = TAKE_PTR(m->payload), .len = len };
+        return 0;
+}
+
+/* Kills the host for what a call through shared memory found; the call
+ * fails as every other one then does. */
+__attribute__((format(printf, 5, 6)))
+static int shm_fail(nk_call *c, int kind, int code, const char *reason, const char *fmt, ...)
+{
+        nk_host *h = c->h;
+        char msg[sizeof h->death.msg];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        pthread_mutex_lock(&h->lock);
+        bool was_dead = h->dead;
+        fail_host_locked(h, kind, code, "%s", msg);
+        if (!was_dead && reason)
+                snprintf(h->death.reason, sizeof h->death.reason, "%s", reason);
+        pthread_mutex_unlock(&h->lock);
+        return -ECONNRESET;
+}
+
+/* Waits until the SENDs the host made before this reply are delivered,
+ * as they would have been had the reply come over the socket. */
+static int wait_sends(nk_call *c, uint64_t deadline_ns)
+{
+        nk_host *h = c->h;
+        uint64_t need = c->op.rx.aux;
+        if (atomic_load(&h->sends_seen) >= need)
+                return 0;
+        struct timespec until = { .tv_sec = (time_t) (deadline_ns / 1000000000ull),
+                                  .tv_nsec = (long) (deadline_ns % 1000000000ull) };
+        int r = 0;
+        pthread_mutex_lock(&h->lock);
+        h->sends_waiters++;
+        while (atomic_load(&h->sends_seen) < need && !h->dead) {
+                if (!deadline_ns) {
+                        pthread_cond_wait(&h->sends_cond, &h->lock);
+                } else if (pthread_cond_timedwait(&h->sends_cond, &h->lock, &until) == ETIMEDOUT) {
+                        r = atomic_load(&h->sends_seen) >= need || h->dead ? 0 : -EAGAIN;
+                        break;
+                }
+        }
+        h->sends_waiters--;
+        pthread_mutex_unlock(&h->lock);
+        return r;
+}
+
+static int shm_poll(nk_call *c, int wait_ms, nk_result *res, nk_error *err)
+{
+        nk_host *h = c->h;
+        char what[NK_PROTO_NAME_MAX + 32];
+        uint64_t deadline = 0;
+
+        if (wait_ms >= 0)
+                deadline = nk_shm_now_ns() + (uint64_t) wait_ms * 1000000ull;
+        if (c->deadline_ns && (!deadline || c->deadline_ns < deadline))
+                deadline = c->deadline_ns;
+        const char *why = NULL;
+        int r = nk_shm_op_run(&c->op, deadline, &why);
+        if (r == 0)
+                r = wait_sends(c, deadline);
+        if (r == -EAGAIN && (!c->deadline_ns || nk_shm_now_ns() < c->deadline_ns))
+                return -EAGAIN;
+
+        if (r == -EAGAIN) {
+                call_what(c, what, sizeof what);
+                shm_fail(c, NK_ERR_TIMEOUT, -ETIMEDOUT, "timeout", "host for %s killed: %s timed out after %u ms",
+                         h->library, what, c->timeout_ms);
+                r = with_reason(err, nk_error_set(err, NK_ERR_TIMEOUT, -ETIMEDOUT,
+                                                  "host for %s killed: %s timed out after %u ms", h->library, what,
+                                                  c->timeout_ms),
+                                "timeout");
+        } else if (r == -EMSGSIZE) {
+                /* Refused from its header, before anything is allocated:
+                 * beyond what the protocol allows at all, a forgery. */
+                r = shm_fail(c, NK_ERR_PROTOCOL, -EPROTO,
+                             c->op.rx.total <= NK_PAYLOAD_MAX_DEFAULT ? "result_too_large" : NULL,
+                             "host for %s killed: it sent a %llu-byte message, above the limit of %zu "
+                             "(max_result_bytes)", h->library, (unsigned long long) c->op.rx.total, h->tr.max_payload);
+        } else if (r == -EPROTO || r == -ENOMEM) {
+                r = shm_fail(c, NK_ERR_PROTOCOL, r, NULL, "host for %s killed: in shared memory it sent %s",
+                             h->library, r == -ENOMEM ? "a reply too large for memory" : why);
+        } else if (r == 0) {
+                struct nk_msg m = { .h = { .type = c->op.rx.type, .id = c->op.rx.id,
+                                           .payload_len = c->op.rx.total },
+                                    .payload = TAKE_PTR(c->op.rx.buf) };
+                const char *bad = nk_parse_reply(m.h.type, NK_MSG_RESULT, m.payload, m.h.payload_len);
+                if (bad) {
+                        nk_msg_free(&m);
+                        r = shm_fail(c, NK_ERR_PROTOCOL, -EPROTO, NULL, "host for %s sent %s: %s", h->library,
+                                     nk_msg_type_name(m.h.type), bad);
+                } else {
+                        r = call_result(c, &m, res, err);
+                }
+        }
+        if (r == -ECONNRESET) {
+                /* Died with the call in it: the death is the call's error,
+                 * as for calls over the socket. */
+                pthread_mutex_lock(&h->lock);
+                r = nk_error_copy(err, &h->death);
+                pthread_mutex_unlock(&h->lock);
+        }
+        nk_shm_rx_free(&c->op.rx);
+        nk_status_call(&h->status, nk_status_now_ns() - c->started_ns, r < 0 ? err : NULL);
+        free(c);
         return r;
 }
 
@@ -1147,6 +1386,8 @@ NK_EXPORT int nk_host_call_poll(nk_call *c, int wait_ms, nk_result *res, nk_erro
         const struct timespec *up = NULL;
 
         *res = (nk_result) {};
+        if (c->shm)
+                return shm_poll(c, wait_ms, res, err);
         if (wait_ms >= 0) {
                 until = deadline_in((unsigned) wait_ms);
                 if (c->timeout_ms && before(&c->deadline, &until))
@@ -1165,9 +1406,12 @@ NK_EXPORT int nk_host_call_poll(nk_call *c, int wait_ms, nk_result *res, nk_erro
         pthread_mutex_lock(&h->lock);
         unlink_pending_locked(h, &c->p);
         pthread_mutex_unlock(&h->lock);
-        r = request_finish(h, &c->p, r, c->timeout_ms, c->what, "timeout", err);
-        if (r >= 0)
-                r = call_result(c, res, err);
+        char what[NK_PROTO_NAME_MAX + 32];
+        r = request_finish(h, &c->p, r, c->timeout_ms, call_what(c, what, sizeof what), "timeout", err);
+        if (r >= 0) {
+                r = call_result(c, &c->p.msg, res, err);
+                pending_done(&c->p);
+        }
         nk_status_call(&h->status, nk_status_now_ns() - c->started_ns, r < 0 ? err : NULL);
         free(c);
         return r;
@@ -1177,6 +1421,11 @@ NK_EXPORT void nk_host_call_cancel(nk_call *c)
 {
         if (!c)
                 return;
+        if (c->shm) {
+                nk_shm_op_cancel(&c->op);
+                free(c);
+                return;
+        }
         nk_host *h = c->h;
         pthread_mutex_lock(&h->lock);
         bool done = c->p.done;
@@ -1189,6 +1438,12 @@ NK_EXPORT void nk_host_call_cancel(nk_call *c)
                 pending_done(&c->p);
                 free(c);
         }
+}
+
+NK_EXPORT size_t nk_host_call_inline_max(const nk_host *h)
+{
+        /* Less the CALL's fixed fields, with room for a caller pid. */
+        return h->shm ? (size_t) nk_shm_chan_inline_max(h->shm) - 256 : SIZE_MAX;
 }
 
 NK_EXPORT int nk_host_call(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t caller_pid_len,
@@ -1236,6 +1491,8 @@ static int send_release(nk_host *h, const struct iovec *iov, size_t niov)
         if (!up)
                 return -ENOTCONN;
         int r = nk_transport_send(&h->tr, NK_MSG_RELEASE, 0, iov, niov);
+        if (r >= 0)
+                atomic_fetch_add(&h->releases_sent, 1);
         leave(h);
         if (r == -EAGAIN) {
                 pthread_mutex_lock(&h->lock);
@@ -1295,10 +1552,12 @@ NK_EXPORT void nk_host_free(nk_host *h)
         /* A host that failed in nk_host_load was torn down, not stopped. */
         nk_status_stopped(&h->status, NULL);
         forget_discovery(h);
+        forget_shm(h);
         free(h->library);
         free(h->host_binary);
         nk_policy_free(h->own_policy);
         pthread_cond_destroy(&h->idle);
+        pthread_cond_destroy(&h->sends_cond);
         pthread_mutex_destroy(&h->lock);
         free(h);
 }

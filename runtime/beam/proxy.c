@@ -137,6 +137,12 @@ static struct proxy P = {
 static ERL_NIF_TERM proxy_call(ErlNifEnv *env, unsigned index, int argc, const ERL_NIF_TERM argv[]);
 static void pending_call_dtor(ErlNifEnv *env, void *obj);
 
+/* A call's request: the arguments' ETF and the caller's pid's. */
+struct request {
+        ErlNifBinary args, pid;
+        bool have_args, have_pid;
+};
+
 /*
  * The trampolines: a C function pointer cannot carry an index, so there is
  * one function per index, generated here. Names are trampoline_0x00 …
@@ -924,12 +930,23 @@ static void unload(ErlNifEnv *env, void *priv_data)
 
 /* ---- calls --------------------------------------------------------------- */
 
-/* A call that moved to a dirty scheduler: the ticket and its host. */
+/* A call that moved to a dirty scheduler: the ticket, its host, and the
+ * request's buffers, which live as long as the call (nifkit.h). */
 struct pending_call {
         nk_call *call;
         struct gen *g;
         unsigned index;
+        struct request req;
 };
+
+static void request_release(struct request *rq)
+{
+        if (rq->have_args)
+                enif_release_binary(&rq->args);
+        if (rq->have_pid)
+                enif_release_binary(&rq->pid);
+        rq->have_args = rq->have_pid = false;
+}
 
 static void pending_call_dtor(ErlNifEnv *env, void *obj)
 {
@@ -937,6 +954,7 @@ static void pending_call_dtor(ErlNifEnv *env, void *obj)
         /* Only when the continuation never ran (enif_schedule_nif failed). */
         if (pc->call)
                 nk_host_call_cancel(pc->call);
+        request_release(&pc->req);
         if (pc->g)
                 gen_put(pc->g);
 }
@@ -1042,35 +1060,52 @@ static ERL_NIF_TERM finish(ErlNifEnv *env, struct gen *g, int r, nk_result *res,
         return exception ? enif_raise_exception(env, t) : t;
 }
 
-/* The continuation on a dirty I/O scheduler: waits for the rest. */
+/* The continuation on a dirty I/O scheduler: starts the call if it is not
+ * yet (a request too long to send without waiting), waits for the rest. */
 static ERL_NIF_TERM resume(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
         struct pending_call *pc;
         nk_result res = { 0 };
         nk_error err = { 0 };
 
-        if (argc != 1 || !enif_get_resource(env, argv[0], P.call_type, (void **) &pc) || !pc->call)
+        if (argc != 1 || !enif_get_resource(env, argv[0], P.call_type, (void **) &pc) || !pc->g)
                 return enif_raise_exception(env, nifkit_error(env, "system", "lost a pending call"));
-        nk_call *c = pc->call;
         struct gen *g = pc->g;
-        pc->call = NULL;
+        struct request *rq = &pc->req;
         pc->g = NULL;
-        int r = nk_host_call_poll(c, -1, &res, &err);
+        int r = 0;
+        nk_call *c = pc->call;
+        pc->call = NULL;
+        if (!c)
+                r = nk_host_call_start(g->host, pc->index, rq->have_pid ? rq->pid.data : NULL,
+                                       rq->have_pid ? rq->pid.size : 0, rq->args.data, rq->args.size, &c, &err);
+        if (r >= 0)
+                r = nk_host_call_poll(c, -1, &res, &err);
+        request_release(rq);
         return finish(env, g, r, &res, &err, true);
 }
 
-/* Moves a call still running in the host to a dirty I/O scheduler. */
-static ERL_NIF_TERM hop(ErlNifEnv *env, unsigned index, struct gen *g, nk_call *c)
+/* Moves a call to a dirty I/O scheduler: one still running in the host (c),
+ * or one not started yet (c NULL). Takes the request's buffers. */
+static ERL_NIF_TERM hop(ErlNifEnv *env, unsigned index, struct gen *g, nk_call *c, struct request *rq)
 {
         struct pending_call *pc = enif_alloc_resource(P.call_type, sizeof *pc);
         if (!pc) {
                 /* Nowhere to keep it: wait here after all. */
                 nk_result res = { 0 };
                 nk_error err = { 0 };
-                int r = nk_host_call_poll(c, -1, &res, &err);
+                int r = 0;
+                if (!c)
+                        r = nk_host_call_start(g->host, index, rq->have_pid ? rq->pid.data : NULL,
+                                               rq->have_pid ? rq->pid.size : 0, rq->args.data, rq->args.size, &c,
+                                               &err);
+                if (r >= 0)
+                        r = nk_host_call_poll(c, -1, &res, &err);
+                request_release(rq);
                 return finish(env, g, r, &res, &err, false);
         }
-        *pc = (struct pending_call) { .call = c, .g = g, .index = index };
+        *pc = (struct pending_call) { .call = c, .g = g, .index = index, .req = *rq };
+        *rq = (struct request) {};
         ERL_NIF_TERM a[1] = { enif_make_resource(env, pc) };
         enif_release_resource(pc);
         return enif_schedule_nif(env, P.funcs[index].name, ERL_NIF_DIRTY_JOB_IO_BOUND, resume, 1, a);
@@ -1099,9 +1134,8 @@ static struct gen *call_gen(ErlNifEnv *env, ERL_NIF_TERM *exc)
 
 static ERL_NIF_TERM proxy_call(ErlNifEnv *env, unsigned index, int argc, const ERL_NIF_TERM argv[])
 {
-        ErlNifBinary args, pid_etf = { 0 };
+        struct request rq = { 0 };
         ErlNifPid self;
-        bool have_pid = false;
         nk_result res = { 0 };
         nk_error err = { 0 };
         ERL_NIF_TERM exc;
@@ -1110,25 +1144,28 @@ static ERL_NIF_TERM proxy_call(ErlNifEnv *env, unsigned index, int argc, const E
         struct gen *g = call_gen(env, &exc);
         if (!g)
                 return enif_raise_exception(env, exc);
-        if (!res_encode_args(env, g, argc, argv, &args, &exc)) {
+        if (!res_encode_args(env, g, argc, argv, &rq.args, &exc)) {
                 gen_put(g);
                 return enif_raise_exception(env, exc);
         }
-        if (enif_self(env, &self) && enif_term_to_binary(env, enif_make_pid(env, &self), &pid_etf))
-                have_pid = true;
+        rq.have_args = true;
+        if (enif_self(env, &self) && enif_term_to_binary(env, enif_make_pid(env, &self), &rq.pid))
+                rq.have_pid = true;
 
-        int r = nk_host_call_start(g->host, index, have_pid ? pid_etf.data : NULL, have_pid ? pid_etf.size : 0,
-                                   args.data, args.size, &c, &err);
-        enif_release_binary(&args);
-        if (have_pid)
-                enif_release_binary(&pid_etf);
         /* A function the library flags dirty already runs on a dirty
-         * scheduler: it waits there, as it would for the real NIF. */
+         * scheduler: it waits there, as it would for the real NIF. Any
+         * other must not hold a normal scheduler, so a request too long to
+         * send without waiting for the host goes to a dirty one first. */
         bool dirty = P.funcs[index].flags != 0;
+        if (!dirty && rq.args.size > nk_host_call_inline_max(g->host))
+                return hop(env, index, g, NULL, &rq);
+        int r = nk_host_call_start(g->host, index, rq.have_pid ? rq.pid.data : NULL, rq.have_pid ? rq.pid.size : 0,
+                                   rq.args.data, rq.args.size, &c, &err);
         if (r >= 0) {
                 r = nk_host_call_poll(c, dirty ? -1 : FAST_WAIT_MS, &res, &err);
                 if (r == -EAGAIN)
-                        return hop(env, index, g, c);
+                        return hop(env, index, g, c, &rq);
         }
+        request_release(&rq);
         return finish(env, g, r, &res, &err, dirty);
 }

@@ -161,6 +161,20 @@ enum nk_msg_type {
          */
         NK_MSG_BROKER_REPLY = 17,
         /*
+         * runtime → host, id 0, one datagram, sent once before OPEN or
+         * LOAD (after BROKER_CHANNEL, if any), carrying the shared-memory
+         * region (shm.h) as its one descriptor (SCM_RIGHTS). Payload: u32
+         * version (NK_SHM_VERSION), u32 nslots, u64 slot_data. From then
+         * on CALLs go through the region's slots, one host worker for each,
+         * and a CALL on the socket is refused; everything else stays on the
+         * socket. Because the region overtakes the socket, a request frame
+         * carries in aux how many RELEASEs the runtime had sent, and the
+         * worker waits until the host has carried out that many; a reply
+         * frame carries how many SENDs the host had sent, and the runtime
+         * delivers that many before it returns the reply.
+         */
+        NK_MSG_SHM_REGION = 18,
+        /*
          * runtime → host. The first half of LOAD, for the proxy NIF, which
          * must hand BEAM the function table (nif_init) before BEAM gives it
          * load_info (load()): loads the library and checks its entry without

@@ -168,19 +168,29 @@ int nk_host_call(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t c
 
 /*
  * The same call in steps, for a caller that must not block long (the proxy
- * NIF on a normal scheduler): start sends the request; poll waits up to
- * wait_ms (0: only looks; -1: until the reply or the call timeout) and
- * returns -EAGAIN while the reply has not come, the call still the
- * caller's; any other return finishes the call and frees it, with res or
- * err filled as by nk_host_call. cancel gives up on a call not finished:
- * its reply, when it comes, is dropped. A call must be finished or
- * cancelled before its host is freed.
+ * NIF on a normal scheduler): start sends the request (over shared memory,
+ * as soon as one of the host's workers is free: at start when one is, else
+ * during the first poll that finds one); poll waits up to wait_ms (0: only
+ * looks; -1: until the reply or the call timeout) and returns -EAGAIN
+ * while the reply has not come, the call still the caller's; any other
+ * return finishes the call and frees it, with res or err filled as by
+ * nk_host_call. cancel gives up on a call not finished: its reply, when it
+ * comes, is dropped. caller_pid and args must stay valid until the call is
+ * finished or cancelled. A call must be finished or cancelled before its
+ * host is freed.
+ *
+ * A request longer than nk_host_call_inline_max bytes crosses in chunks,
+ * each taken by the host before the next: start or poll may then wait for
+ * the host (never beyond the call timeout) however short wait_ms is.
  */
 typedef struct nk_call nk_call;
 int nk_host_call_start(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t caller_pid_len,
                        const uint8_t *args, size_t args_len, nk_call **ret_call, nk_error *err);
 int nk_host_call_poll(nk_call *call, int wait_ms, nk_result *res, nk_error *err);
 void nk_host_call_cancel(nk_call *call);
+/* The longest request sent without waiting for the host (SIZE_MAX over the
+ * socket transport, where the kernel buffers requests). */
+size_t nk_host_call_inline_max(const nk_host *h);
 
 /* Liveness: PING, PONG within timeout_ms (0: no limit), else the host is
  * killed with reason "heartbeat". 0 or a negative errno as for calls. */

@@ -23,6 +23,7 @@
 #include <erl_nif.h>
 
 #include "nifkit.h"
+#include "nifkit_policy.h"
 
 static const char *need_env(const char *name)
 {
@@ -713,13 +714,34 @@ static void test_stop(void **state)
         nk_host_free(NULL);
 }
 
-/* A fake host that answers LOAD or CALL with a malformed message. */
-static void expect_protocol_error(const char *mode, bool at_start, const char *what)
+/* The fake host speaks the socket protocol only: calls go over the socket
+ * (the shared-memory path's own attacks are in tests/hostile). */
+static struct nk_policy *socket_policy(void)
+{
+        static struct nk_policy *p;
+        struct nk_policy_error perr;
+        if (!p && nk_policy_load_string("{\"nifkit_policy\": 1, \"launcher\": \"unsandboxed-development\", "
+                                        "\"transport\": \"socket\", \"limits\": {\"call_timeout_ms\": 86400000}}",
+                                        "fake-host policy", &p, &perr) < 0)
+                fail_msg("%s", perr.msg);
+        return p;
+}
+
+static nk_host *new_fake(const char *mode)
 {
         setenv("NK_FAKE_MODE", mode, 1);
         nk_host *h = nk_host_new();
         assert_int_equal(nk_host_set_library(h, "fake.so"), 0);
         assert_int_equal(nk_host_set_host_binary(h, need_env("NK_TEST_FAKE_HOST")), 0);
+        nk_host_set_policy(h, socket_policy());
+        nk_host_set_call_timeout(h, 0);
+        return h;
+}
+
+/* A fake host that answers LOAD or CALL with a malformed message. */
+static void expect_protocol_error(const char *mode, bool at_start, const char *what)
+{
+        nk_host *h = new_fake(mode);
         nk_error err = {};
         int r = nk_host_start(h, NULL, 0, &err);
         if (!at_start) {
@@ -762,10 +784,7 @@ static void test_malformed_host_messages(void **state)
 
 static nk_host *start_fake(const char *mode, unsigned timeout_ms)
 {
-        setenv("NK_FAKE_MODE", mode, 1);
-        nk_host *h = nk_host_new();
-        assert_int_equal(nk_host_set_library(h, "fake.so"), 0);
-        assert_int_equal(nk_host_set_host_binary(h, need_env("NK_TEST_FAKE_HOST")), 0);
+        nk_host *h = new_fake(mode);
         nk_host_set_call_timeout(h, timeout_ms);
         nk_error err;
         if (nk_host_start(h, NULL, 0, &err) < 0)
