@@ -990,6 +990,7 @@ struct eframe {
 
 struct enc {
         struct nk_buf *out;
+        size_t handles;         /* resource handles written */
         struct eframe *stack;
         size_t depth, cap;
         struct eframe inline_stack[INLINE_FRAMES];
@@ -1240,6 +1241,7 @@ static int encode_box(struct enc *e, ERL_NIF_TERM t)
                 uint32_t ids[3] = { (uint32_t) h, (uint32_t) (h >> 32), 0 };
                 if (h == 0)
                         return -ENOMEM;
+                e->handles++;
                 return encode_ref_data(out, nk_am_resource_node, 0, ids, 3);
         }
         case NK_EXTPID: {
@@ -1334,6 +1336,11 @@ static ERL_NIF_TERM next_term(struct enc *e)
 
 int nk_etf_encode(ERL_NIF_TERM t, struct nk_buf *out)
 {
+        return nk_etf_encode_counted(t, out, NULL);
+}
+
+int nk_etf_encode_counted(ERL_NIF_TERM t, struct nk_buf *out, size_t *ret_handles)
+{
         struct enc e = {
                 .out = out,
                 .cap = INLINE_FRAMES,
@@ -1355,5 +1362,7 @@ int nk_etf_encode(ERL_NIF_TERM t, struct nk_buf *out)
                 free(e.stack);
         if (r < 0)
                 out->len = start;
+        if (ret_handles)
+                *ret_handles = e.handles;
         return r;
 }

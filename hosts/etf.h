@@ -52,5 +52,7 @@ int nk_etf_decode(ErlNifEnv *env, const uint8_t *buf, size_t len, unsigned flags
  * as it was.
  */
 int nk_etf_encode(ERL_NIF_TERM t, struct nk_buf *out);
+/* The same, and how many resource handles the encoding holds. */
+int nk_etf_encode_counted(ERL_NIF_TERM t, struct nk_buf *out, size_t *ret_handles);
 
 #endif

@@ -304,8 +304,11 @@ void nk_server_call(ErlNifEnv *env, uint64_t id, const uint8_t *payload, size_t 
 
         out->len = 0;
         int r = -EINVAL;
+        size_t handles = 0;
         if (result != NK_NONE && result != NK_EXCEPTION && result != NK_RESCHEDULE)
-                r = nk_etf_encode(result, out);
+                r = nk_etf_encode_counted(result, out, &handles);
+        if (handles == 0)
+                status |= NK_RESULT_NO_HANDLES;
         /* The call's terms die before the runtime can see the result: a
          * RELEASE it sends in response must find the env's references to
          * resources already gone, as they are in BEAM once a NIF returns. */

@@ -121,7 +121,7 @@ const char *nk_parse_reply(uint32_t type, uint32_t expect, const uint8_t *p, siz
                 return "reply of the wrong type";
         switch (expect) {
         case NK_MSG_RESULT:
-                if (!nk_rd_u32(&r, &v) || v > 1)
+                if (!nk_rd_u32(&r, &v) || (v & ~NK_RESULT_NO_HANDLES) > 1)
                         return "RESULT with a bad status";
                 nk_rd_rest(&r, &rest, &rest_len);
                 if (!nk_parse_is_etf(rest, rest_len))

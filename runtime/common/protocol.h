@@ -84,8 +84,9 @@ enum nk_msg_type {
         NK_MSG_CALL = 4,
         /*
          * host → runtime, reply to CALL.
-         * Payload: u32 status (0 returned, 1 raised), rest term ETF (the
-         * result, or the exception's reason).
+         * Payload: u32 status (0 returned, 1 raised, or'ed with
+         * NK_RESULT_NO_HANDLES when the term holds no resource handle),
+         * rest term ETF (the result, or the exception's reason).
          */
         NK_MSG_RESULT = 5,
         /*
@@ -197,6 +198,11 @@ enum nk_msg_type {
 #define NK_BROKER_MSG_MAX 8192
 /* Most addresses one RESOLVE answer carries. */
 #define NK_BROKER_RESOLVE_MAX 32
+
+/* RESULT status flag: the term holds no resource handle, so the runtime
+ * need not look for any. A host that says so wrongly only leaves its
+ * handles as plain references, which mean nothing to anyone else. */
+#define NK_RESULT_NO_HANDLES 2u
 
 /* ERROR categories. */
 enum nk_proto_error {

@@ -167,8 +167,10 @@ static void counted_release(void **state)
         nk_error err = { 0 };
 
         assert_int_equal(nk_host_call(h, (unsigned) fn(h, "make_resource", 1), NULL, 0, ARGS_INT(5), 9, &res, &err), 0);
-        /* NEWER_REFERENCE_EXT of 'nifkit_resource@nohost': ids at the end. */
+        /* NEWER_REFERENCE_EXT of 'nifkit_resource@nohost': ids at the end;
+         * the host does not say the result is free of handles. */
         assert_int_equal(res.etf[1], 90);
+        assert_false(res.no_handles);
         const uint8_t *ids = res.etf + res.len - 12;
         uint64_t handle = (uint64_t) ids[0] << 24 | (uint64_t) ids[1] << 16 | (uint64_t) ids[2] << 8 | ids[3] |
                           ((uint64_t) ids[4] << 24 | (uint64_t) ids[5] << 16 | (uint64_t) ids[6] << 8 | ids[7]) << 32;
@@ -186,6 +188,11 @@ static void counted_release(void **state)
         nk_result_free(&res);
 
         int before = destructed(h);
+        /* A plain result is said to hold none, so the proxy skips its search. */
+        assert_int_equal(nk_host_call(h, (unsigned) fn(h, "destructed", 0), NULL, 0, no_args, sizeof no_args, &res,
+                                      &err), 0);
+        assert_true(res.no_handles);
+        nk_result_free(&res);
         assert_int_equal(nk_host_release_resource_counted(h, handle, 1), 0);
         assert_int_equal(destructed(h), before);        /* one copy still out */
         assert_int_equal(nk_host_release_resource_counted(h, handle, 1), 0);

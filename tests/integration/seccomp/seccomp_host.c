@@ -160,7 +160,7 @@ static int expect_result(struct host *h, uint64_t id, const uint8_t *want, size_
                 assert_int_equal(m.h.id, id);
                 uint32_t status;
                 memcpy(&status, m.payload, 4);
-                assert_int_equal(status, 0);
+                assert_int_equal(status, NK_RESULT_NO_HANDLES);
                 assert_int_equal(m.h.payload_len - 4, want_len);
                 assert_memory_equal(m.payload + 4, want, want_len);
                 nk_msg_free(&m);
