@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The smallest useful NIF: add/2 of two small integers. What a call costs
- * around it is what bench/call_bench.erl measures, in BEAM and wrapped.
+ * The smallest useful NIF: add/2 of two small integers, and echo/1. What a
+ * call costs around them is what bench/call_bench.erl measures, in BEAM and
+ * wrapped.
  */
 #include <erl_nif.h>
 
@@ -14,8 +15,15 @@ static ERL_NIF_TERM add(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
         return enif_make_long(env, a + b);
 }
 
+/* Gives its argument back: what moving a term there and back costs. */
+static ERL_NIF_TERM echo(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        return argv[0];
+}
+
 static ErlNifFunc funcs[] = {
         { "add", 2, add, 0 },
+        { "echo", 1, echo, 0 },
 };
 
 ERL_NIF_INIT(trivial_nif, funcs, NULL, NULL, NULL, NULL)

@@ -78,6 +78,8 @@ struct nk_host {
         struct nk_policy *own_policy;           /* $NIFKIT_POLICY or the default */
         struct nk_broker *broker;               /* files and sockets for the host, or NULL */
         struct nk_shm_chan *shm;                /* calls' shared memory, or NULL (transport socket) */
+        const nk_result_alloc *result_alloc;    /* for results over shared memory, or NULL */
+        struct nk_shm_alloc shm_alloc;          /* the same, as the channel takes it */
 
         pthread_mutex_t lock;   /* everything below */
         enum host_state state;
@@ -119,9 +121,11 @@ NK_EXPORT void nk_result_free(nk_result *res)
 {
         if (!res)
                 return;
-        free(res->etf);
-        res->etf = NULL;
-        res->len = 0;
+        if (res->alloc && res->owner)
+                res->alloc->release(res->alloc->arg, res->owner);
+        else
+                free(res->owner);
+        *res = (nk_result) {};
 }
 
 NK_EXPORT nk_host *nk_host_new(void)
@@ -188,6 +192,14 @@ NK_EXPORT void nk_host_set_log_callback(nk_host *h, nk_log_fn fn, void *arg)
 {
         h->log_fn = fn;
         h->log_arg = arg;
+}
+
+NK_EXPORT void nk_host_set_result_alloc(nk_host *h, const nk_result_alloc *alloc)
+{
+        h->result_alloc = alloc;
+        if (alloc)
+                h->shm_alloc = (struct nk_shm_alloc) { .alloc = alloc->alloc, .release = alloc->release,
+                                                       .arg = alloc->arg };
 }
 
 NK_EXPORT void nk_host_set_send_callback(nk_host *h, nk_send_fn fn, void *arg)
@@ -942,6 +954,8 @@ static int attach_shm(nk_host *h, nk_error *err)
         uint64_t slot = ((uint64_t) h->policy->limits.shm_slot_kb * 1024 + 4095) / 4096 * 4096;
         int fd;
         int r = nk_shm_chan_new(h->workers, slot, h->tr.max_payload, &h->shm, &fd);
+        if (r >= 0 && h->result_alloc)
+                nk_shm_chan_set_alloc(h->shm, &h->shm_alloc);
         if (r < 0)
                 return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot create the shared memory for %s's calls "
                                     "(%u slots of %llu KiB): %s", h->library, h->workers,
@@ -1160,8 +1174,7 @@ static const char *call_what(const nk_call *c, char *buf, size_t size)
 }
 
 /* Checks what every call needs; 0 or the error. */
-static int call_check(nk_host *h, unsigned index, const uint8_t *args, size_t args_len, size_t caller_pid_len,
-                      nk_error *err)
+static int call_check(nk_host *h, unsigned index, size_t args_len, size_t caller_pid_len, nk_error *err)
 {
         if (h->state != ST_RUNNING)
                 return nk_error_set(err, NK_ERR_NOT_RUNNING, -ENOTCONN, "host for %s is not running",
@@ -1169,7 +1182,7 @@ static int call_check(nk_host *h, unsigned index, const uint8_t *args, size_t ar
         if (index >= h->nfuncs)
                 return nk_error_set(err, NK_ERR_REJECTED, -EINVAL, "%s has no function with index %u",
                                     h->library, index);
-        if (!args || args_len == 0)
+        if (args_len == 0)
                 return nk_error_set(err, NK_ERR_REJECTED, -EINVAL, "no arguments ETF for %s/%u",
                                     h->funcs[index].name, h->funcs[index].arity);
         if (caller_pid_len > UINT32_MAX)
@@ -1193,12 +1206,21 @@ static int dead_error(nk_host *h, nk_error *err)
 }
 
 static int call_start(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t caller_pid_len,
-                      const uint8_t *args, size_t args_len, nk_call **ret_call, nk_error *err)
+                      const struct iovec *args, size_t nargs, nk_call **ret_call, nk_error *err)
 {
         *ret_call = NULL;
         if (!caller_pid)
                 caller_pid_len = 0;
-        int r = call_check(h, index, args, args_len, caller_pid_len, err);
+        if (nargs > NK_CALL_PIECES)
+                return nk_error_set(err, NK_ERR_REJECTED, -E2BIG, "arguments ETF in %zu pieces, more than %d", nargs,
+                                    NK_CALL_PIECES);
+        size_t args_len = 0;
+        for (size_t i = 0; i < nargs; i++) {
+                if (!args[i].iov_base && args[i].iov_len)
+                        return nk_error_set(err, NK_ERR_REJECTED, -EINVAL, "no arguments ETF");
+                args_len += args[i].iov_len;
+        }
+        int r = call_check(h, index, args_len, caller_pid_len, err);
         if (r < 0)
                 return r;
         if (h->opened)
@@ -1214,19 +1236,21 @@ static int call_start(nk_host *h, unsigned index, const uint8_t *caller_pid, siz
         c->timeout_ms = h->call_timeout_ms;
         c->idx = index;
         c->pid_len = (uint32_t) caller_pid_len;
-        const struct iovec iov[] = {
+        struct iovec iov[3 + NK_CALL_PIECES] = {
                 { &c->idx, sizeof c->idx },
                 { &c->pid_len, sizeof c->pid_len },
                 { (void *) caller_pid, caller_pid_len },
-                { (void *) args, args_len },
         };
+        size_t niov = 3;
+        for (size_t i = 0; i < nargs; i++)
+                iov[niov++] = args[i];
         c->shm = h->shm != NULL;
         if (c->shm) {
                 if (nk_shm_chan_dead(h->shm))
                         return dead_error(h, err);
                 c->deadline_ns = c->timeout_ms ? c->started_ns + (uint64_t) c->timeout_ms * 1000000ull : 0;
-                nk_shm_op_init(&c->op, h->shm, NK_MSG_CALL, atomic_fetch_add(&h->shm_ids, 1) + 1, iov,
-                               NK_ARRAY_SIZE(iov), atomic_load(&h->releases_sent));
+                nk_shm_op_init(&c->op, h->shm, NK_MSG_CALL, atomic_fetch_add(&h->shm_ids, 1) + 1, iov, niov,
+                               atomic_load(&h->releases_sent));
                 /* Sent now if a worker is free, else by the first poll;
                  * nothing is waited for here. */
                 const char *why;
@@ -1236,7 +1260,7 @@ static int call_start(nk_host *h, unsigned index, const uint8_t *caller_pid, siz
         }
         c->deadline = deadline_in(c->timeout_ms);
         char what[NK_PROTO_NAME_MAX + 32];
-        r = request_send(h, &c->p, NK_MSG_CALL, NK_MSG_RESULT, iov, NK_ARRAY_SIZE(iov), c->timeout_ms,
+        r = request_send(h, &c->p, NK_MSG_CALL, NK_MSG_RESULT, iov, niov, c->timeout_ms,
                          call_what(c, what, sizeof what), err);
         if (r < 0)
                 return r;
@@ -1247,28 +1271,41 @@ static int call_start(nk_host *h, unsigned index, const uint8_t *caller_pid, siz
 NK_EXPORT int nk_host_call_start(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t caller_pid_len,
                                  const uint8_t *args, size_t args_len, nk_call **ret_call, nk_error *err)
 {
-        int r = call_start(h, index, caller_pid, caller_pid_len, args, args_len, ret_call, err);
+        const struct iovec iov = { (void *) args, args ? args_len : 0 };
+        return nk_host_call_startv(h, index, caller_pid, caller_pid_len, &iov, 1, ret_call, err);
+}
+
+NK_EXPORT int nk_host_call_startv(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t caller_pid_len,
+                                  const struct iovec *args, size_t nargs, nk_call **ret_call, nk_error *err)
+{
+        int r = call_start(h, index, caller_pid, caller_pid_len, args, nargs, ret_call, err);
         if (r < 0)
                 nk_status_call(&h->status, 0, err);
         return r;
 }
 
-/* Turns a finished call's reply m into res or err. */
-static int call_result(nk_call *c, struct nk_msg *m, nk_result *res, nk_error *err)
+/* Turns a finished call's reply (type, payload of len bytes, whose
+ * memory owner came from alloc) into res or err; takes the memory. */
+static int call_result(nk_call *c, uint32_t type, const uint8_t *payload, size_t len, void *owner,
+                       const nk_result_alloc *alloc, nk_result *res, nk_error *err)
 {
-        if (m->h.type == NK_MSG_ERROR) {
+        nk_result r = { .etf = payload, .owner = owner, .alloc = alloc };
+        if (type == NK_MSG_ERROR) {
                 char what[NK_PROTO_NAME_MAX + 32];
-                int r = reply_error(c->h, m, NK_ERR_REJECTED, call_what(c, what, sizeof what), err);
-                nk_msg_free(m);
-                return r;
+                const struct nk_msg m = { .h = { .type = type, .payload_len = len }, .payload = (uint8_t *) payload };
+                int code = reply_error(c->h, &m, NK_ERR_REJECTED, call_what(c, what, sizeof what), err);
+                nk_result_free(&r);
+                return code;
         }
-        /* The reply was checked: u32 status in {0, 1}, then ETF. Hand the
-         * payload itself to the caller instead of copying it. */
+        /* The reply was checked: u32 status, then ETF. The caller gets the
+         * payload itself, not a copy. */
         uint32_t status;
-        memcpy(&status, m->payload, sizeof status);
-        size_t len = m->h.payload_len - sizeof status;
-        memmove(m->payload, m->payload + sizeof status, len);
-        *res = (nk_result) { .exception = (int) status, .etf = TAKE_PTR(m->payload), .len = len };
+        memcpy(&status, payload, sizeof status);
+        r.exception = (int) (status & 1);
+        r.no_handles = (status & NK_RESULT_NO_HANDLES) != 0;
+        r.etf = payload + sizeof status;
+        r.len = len - sizeof status;
+        *res = r;
         return 0;
 }
 
@@ -1354,16 +1391,15 @@ static int shm_poll(nk_call *c, int wait_ms, nk_result *res, nk_error *err)
                 r = shm_fail(c, NK_ERR_PROTOCOL, r, NULL, "host for %s killed: in shared memory it sent %s",
                              h->library, r == -ENOMEM ? "a reply too large for memory" : why);
         } else if (r == 0) {
-                struct nk_msg m = { .h = { .type = c->op.rx.type, .id = c->op.rx.id,
-                                           .payload_len = c->op.rx.total },
-                                    .payload = TAKE_PTR(c->op.rx.buf) };
-                const char *bad = nk_parse_reply(m.h.type, NK_MSG_RESULT, m.payload, m.h.payload_len);
+                struct nk_shm_rx *rx = &c->op.rx;
+                const char *bad = nk_parse_reply(rx->type, NK_MSG_RESULT, rx->buf, rx->total);
                 if (bad) {
-                        nk_msg_free(&m);
                         r = shm_fail(c, NK_ERR_PROTOCOL, -EPROTO, NULL, "host for %s sent %s: %s", h->library,
-                                     nk_msg_type_name(m.h.type), bad);
+                                     nk_msg_type_name(rx->type), bad);
                 } else {
-                        r = call_result(c, &m, res, err);
+                        r = call_result(c, rx->type, rx->buf, rx->total, rx->owner,
+                                        rx->alloc ? h->result_alloc : NULL, res, err);
+                        rx->buf = NULL;
                 }
         }
         if (r == -ECONNRESET) {
@@ -1409,7 +1445,9 @@ NK_EXPORT int nk_host_call_poll(nk_call *c, int wait_ms, nk_result *res, nk_erro
         char what[NK_PROTO_NAME_MAX + 32];
         r = request_finish(h, &c->p, r, c->timeout_ms, call_what(c, what, sizeof what), "timeout", err);
         if (r >= 0) {
-                r = call_result(c, &c->p.msg, res, err);
+                struct nk_msg *m = &c->p.msg;
+                r = call_result(c, m->h.type, m->payload, m->h.payload_len, m->payload, NULL, res, err);
+                m->payload = NULL;
                 pending_done(&c->p);
         }
         nk_status_call(&h->status, nk_status_now_ns() - c->started_ns, r < 0 ? err : NULL);

@@ -36,6 +36,7 @@ struct nk_shm_chan {
         struct nk_shm_layout layout;
         void *base;
         uint64_t max_payload;
+        const struct nk_shm_alloc *alloc;
         _Atomic bool dead;
         /* Callers waiting for a slot sleep on gen (a private futex). */
         _Atomic uint32_t gen;
@@ -109,6 +110,11 @@ bool nk_shm_chan_dead(const struct nk_shm_chan *c)
 const struct nk_shm_layout *nk_shm_chan_layout(const struct nk_shm_chan *c)
 {
         return &c->layout;
+}
+
+void nk_shm_chan_set_alloc(struct nk_shm_chan *c, const struct nk_shm_alloc *alloc)
+{
+        c->alloc = alloc;
 }
 
 uint64_t nk_shm_chan_inline_max(const struct nk_shm_chan *c)
@@ -229,7 +235,7 @@ void nk_shm_op_init(struct nk_shm_op *op, struct nk_shm_chan *c, uint32_t type, 
                     const struct iovec *iov, size_t niov, uint64_t aux)
 {
         *op = (struct nk_shm_op) { .chan = c, .state = NK_SHM_OP_QUEUED, .slot = -1, .type = type, .id = id,
-                                   .aux = aux };
+                                   .aux = aux, .rx = { .alloc = c->alloc } };
         for (size_t i = 0; i < niov && i < NK_ARRAY_SIZE(op->iov); i++)
                 if (iov[i].iov_len > 0)
                         op->iov[op->niov++] = iov[i];

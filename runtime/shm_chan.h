@@ -56,16 +56,18 @@ struct nk_shm_op {
         uint32_t type;
         uint64_t id;
         uint64_t aux;                   /* sent with the request: the runtime's RELEASE count */
-        struct iovec iov[4];
+        struct iovec iov[16];
         size_t niov;
         struct nk_shm_tx tx;            /* the request, while SENDING */
         struct nk_shm_rx rx;            /* the reply, assembled */
 };
 
 /* Sets op up for a request of type and id whose payload is iov[0..niov)
- * (at most 4 pieces). */
+ * (at most 16 pieces). */
 void nk_shm_op_init(struct nk_shm_op *op, struct nk_shm_chan *c, uint32_t type, uint64_t id,
                     const struct iovec *iov, size_t niov, uint64_t aux);
+/* The reply's bytes come from alloc (NULL: malloc). */
+void nk_shm_chan_set_alloc(struct nk_shm_chan *c, const struct nk_shm_alloc *alloc);
 
 /*
  * Moves op on until its reply is complete or deadline_ns passes (0: no

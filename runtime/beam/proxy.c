@@ -137,11 +137,6 @@ static struct proxy P = {
 static ERL_NIF_TERM proxy_call(ErlNifEnv *env, unsigned index, int argc, const ERL_NIF_TERM argv[]);
 static void pending_call_dtor(ErlNifEnv *env, void *obj);
 
-/* A call's request: the arguments' ETF and the caller's pid's. */
-struct request {
-        ErlNifBinary args, pid;
-        bool have_args, have_pid;
-};
 
 /*
  * The trampolines: a C function pointer cannot carry an index, so there is
@@ -563,6 +558,7 @@ static int new_host(const struct proxy *p, nk_host **ret)
         nk_host_set_send_callback(h, deliver_send, NULL);
         nk_host_set_log_callback(h, log_note, NULL);
         nk_host_set_policy(h, p->policy);
+        nk_host_set_result_alloc(h, &pool_results);
         *ret = h;
         return 0;
 }
@@ -885,7 +881,7 @@ static int load_load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM load_info)
         (void) enif_make_atom(env, "nifkit_resource@nohost");
         P.call_type = enif_open_resource_type(env, NULL, "nifkit_call", pending_call_dtor,
                                               ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, &tried);
-        if (!P.call_type || res_init(env) < 0) {
+        if (!P.call_type || res_init(env) < 0 || pool_init(env) < 0) {
                 report("'%s': cannot create the proxy's resource types", P.real);
                 goto fail;
         }
@@ -938,15 +934,6 @@ struct pending_call {
         unsigned index;
         struct request req;
 };
-
-static void request_release(struct request *rq)
-{
-        if (rq->have_args)
-                enif_release_binary(&rq->args);
-        if (rq->have_pid)
-                enif_release_binary(&rq->pid);
-        rq->have_args = rq->have_pid = false;
-}
 
 static void pending_call_dtor(ErlNifEnv *env, void *obj)
 {
@@ -1010,10 +997,26 @@ static void kill_host(struct gen *g, const char *reason, const char *msg, nk_err
  * not have. Only then are those counted, and decoded if the host's budget
  * allows them. Returns false with err filled when the host was killed.
  */
-static bool decode_result(ErlNifEnv *env, struct gen *g, const nk_result *res, ERL_NIF_TERM *ret, nk_error *err)
+/* A result that is one binary becomes a binary over its buffer, with no
+ * copy. Takes res's memory when it does. */
+static bool binary_result(ErlNifEnv *env, nk_result *res, ERL_NIF_TERM *ret)
+{
+        const uint8_t *e = res->etf;
+        if (res->alloc != &pool_results || res->len < 6 || e[0] != 131 || e[1] != 109 ||
+            ((uint32_t) e[2] << 24 | (uint32_t) e[3] << 16 | (uint32_t) e[4] << 8 | e[5]) != res->len - 6)
+                return false;
+        if (!pool_binary(env, res->owner, e + 6, res->len - 6, ret))
+                return false;
+        res->owner = NULL;
+        return true;
+}
+
+static bool decode_result(ErlNifEnv *env, struct gen *g, nk_result *res, ERL_NIF_TERM *ret, nk_error *err)
 {
         char msg[224];
 
+        if (binary_result(env, res, ret))
+                return true;
         if (enif_binary_to_term(env, res->etf, res->len, ret, ERL_NIF_BIN2TERM_SAFE) != res->len) {
                 long fresh = atoms_new_in_etf(env, res->etf, res->len);
                 uint32_t max = proxy_max_new_atoms();
@@ -1034,7 +1037,7 @@ static bool decode_result(ErlNifEnv *env, struct gen *g, const nk_result *res, E
                         return false;
                 }
         }
-        if (res_etf_has_handles(res->etf, res->len))
+        if (!res->no_handles && res_etf_has_handles(res->etf, res->len))
                 *ret = res_import(env, g, *ret);
         return true;
 }
@@ -1060,6 +1063,12 @@ static ERL_NIF_TERM finish(ErlNifEnv *env, struct gen *g, int r, nk_result *res,
         return exception ? enif_raise_exception(env, t) : t;
 }
 
+static int start_call(struct gen *g, unsigned index, const struct request *rq, nk_call **ret, nk_error *err)
+{
+        return nk_host_call_startv(g->host, index, rq->have_pid ? rq->pid.data : NULL, rq->have_pid ? rq->pid.size : 0,
+                                   rq->iov, rq->niov, ret, err);
+}
+
 /* The continuation on a dirty I/O scheduler: starts the call if it is not
  * yet (a request too long to send without waiting), waits for the rest. */
 static ERL_NIF_TERM resume(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
@@ -1068,7 +1077,7 @@ static ERL_NIF_TERM resume(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
         nk_result res = { 0 };
         nk_error err = { 0 };
 
-        if (argc != 1 || !enif_get_resource(env, argv[0], P.call_type, (void **) &pc) || !pc->g)
+        if (argc < 1 || !enif_get_resource(env, argv[0], P.call_type, (void **) &pc) || !pc->g)
                 return enif_raise_exception(env, nifkit_error(env, "system", "lost a pending call"));
         struct gen *g = pc->g;
         struct request *rq = &pc->req;
@@ -1077,8 +1086,7 @@ static ERL_NIF_TERM resume(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
         nk_call *c = pc->call;
         pc->call = NULL;
         if (!c)
-                r = nk_host_call_start(g->host, pc->index, rq->have_pid ? rq->pid.data : NULL,
-                                       rq->have_pid ? rq->pid.size : 0, rq->args.data, rq->args.size, &c, &err);
+                r = start_call(g, pc->index, rq, &c, &err);
         if (r >= 0)
                 r = nk_host_call_poll(c, -1, &res, &err);
         request_release(rq);
@@ -1096,9 +1104,7 @@ static ERL_NIF_TERM hop(ErlNifEnv *env, unsigned index, struct gen *g, nk_call *
                 nk_error err = { 0 };
                 int r = 0;
                 if (!c)
-                        r = nk_host_call_start(g->host, index, rq->have_pid ? rq->pid.data : NULL,
-                                               rq->have_pid ? rq->pid.size : 0, rq->args.data, rq->args.size, &c,
-                                               &err);
+                        r = start_call(g, index, rq, &c, &err);
                 if (r >= 0)
                         r = nk_host_call_poll(c, -1, &res, &err);
                 request_release(rq);
@@ -1106,9 +1112,14 @@ static ERL_NIF_TERM hop(ErlNifEnv *env, unsigned index, struct gen *g, nk_call *
         }
         *pc = (struct pending_call) { .call = c, .g = g, .index = index, .req = *rq };
         *rq = (struct request) {};
-        ERL_NIF_TERM a[1] = { enif_make_resource(env, pc) };
+        /* The binaries whose bytes the request points at go along, so that
+         * they live as long as the call. */
+        ERL_NIF_TERM a[1 + REQUEST_PIECES] = { enif_make_resource(env, pc) };
+        for (unsigned i = 0; i < pc->req.nkeep; i++)
+                a[1 + i] = pc->req.keep[i];
         enif_release_resource(pc);
-        return enif_schedule_nif(env, P.funcs[index].name, ERL_NIF_DIRTY_JOB_IO_BOUND, resume, 1, a);
+        return enif_schedule_nif(env, P.funcs[index].name, ERL_NIF_DIRTY_JOB_IO_BOUND, resume,
+                                 1 + (int) pc->req.nkeep, a);
 }
 
 /* The current host for a call, or NULL with the exception to raise. */
@@ -1134,8 +1145,7 @@ static struct gen *call_gen(ErlNifEnv *env, ERL_NIF_TERM *exc)
 
 static ERL_NIF_TERM proxy_call(ErlNifEnv *env, unsigned index, int argc, const ERL_NIF_TERM argv[])
 {
-        struct request rq = { 0 };
-        ErlNifPid self;
+        struct request rq;
         nk_result res = { 0 };
         nk_error err = { 0 };
         ERL_NIF_TERM exc;
@@ -1144,23 +1154,19 @@ static ERL_NIF_TERM proxy_call(ErlNifEnv *env, unsigned index, int argc, const E
         struct gen *g = call_gen(env, &exc);
         if (!g)
                 return enif_raise_exception(env, exc);
-        if (!res_encode_args(env, g, argc, argv, &rq.args, &exc)) {
+        if (!request_build(env, g, argc, argv, &rq, &exc)) {
                 gen_put(g);
                 return enif_raise_exception(env, exc);
         }
-        rq.have_args = true;
-        if (enif_self(env, &self) && enif_term_to_binary(env, enif_make_pid(env, &self), &rq.pid))
-                rq.have_pid = true;
 
         /* A function the library flags dirty already runs on a dirty
          * scheduler: it waits there, as it would for the real NIF. Any
          * other must not hold a normal scheduler, so a request too long to
          * send without waiting for the host goes to a dirty one first. */
         bool dirty = P.funcs[index].flags != 0;
-        if (!dirty && rq.args.size > nk_host_call_inline_max(g->host))
+        if (!dirty && rq.len > nk_host_call_inline_max(g->host))
                 return hop(env, index, g, NULL, &rq);
-        int r = nk_host_call_start(g->host, index, rq.have_pid ? rq.pid.data : NULL, rq.have_pid ? rq.pid.size : 0,
-                                   rq.args.data, rq.args.size, &c, &err);
+        int r = start_call(g, index, &rq, &c, &err);
         if (r >= 0) {
                 r = nk_host_call_poll(c, dirty ? -1 : FAST_WAIT_MS, &res, &err);
                 if (r == -EAGAIN)

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include <erl_nif.h>
 
@@ -54,6 +55,42 @@ int res_encode_args(ErlNifEnv *env, const struct gen *g, int argc, const ERL_NIF
 bool res_etf_has_handles(const uint8_t *etf, size_t len);
 /* Replaces the host handle references in t by proxy resources of g. */
 ERL_NIF_TERM res_import(ErlNifEnv *env, const struct gen *g, ERL_NIF_TERM t);
+
+/* Whether argv holds proxy resources that must become host handles. */
+bool res_args_have_handles(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
+
+/* ---- proxy_args.c: a call's request ---- */
+
+#define REQUEST_PIECES 12
+
+/* What nk_host_call_startv is given; it must live as long as the call. It
+ * points into no part of itself, so it may be moved. */
+struct request {
+        struct iovec iov[REQUEST_PIECES];       /* the argument list's ETF, in pieces */
+        size_t niov, len;
+        ErlNifBinary pid;                       /* the caller's pid's ETF */
+        bool have_pid;
+        ErlNifBinary bins[REQUEST_PIECES];      /* encodings the pieces point into */
+        unsigned nbins;
+        uint8_t *head;                          /* the pieces written here (enif_alloc) */
+        ERL_NIF_TERM keep[REQUEST_PIECES];      /* binaries whose own bytes are pieces */
+        unsigned nkeep;
+};
+
+/* 1 and rq filled, or 0 with the exception to raise (as res_encode_args). */
+int request_build(ErlNifEnv *env, const struct gen *g, int argc, const ERL_NIF_TERM argv[], struct request *rq,
+                  ERL_NIF_TERM *ret_exception);
+void request_release(struct request *rq);
+
+/* ---- proxy_pool.c: memory for results ---- */
+
+/* The allocator for nk_host_set_result_alloc. */
+extern const nk_result_alloc pool_results;
+/* In load: the resource type that holds a binary result's buffer; 0 or -1. */
+int pool_init(ErlNifEnv *env);
+/* A binary term of data[0..len), inside the buffer owner (pool_results's),
+ * which it takes: no copy. false (owner still the caller's) if it cannot. */
+bool pool_binary(ErlNifEnv *env, void *owner, const uint8_t *data, size_t len, ERL_NIF_TERM *ret);
 
 /* ---- proxy_atoms.c ---- */
 

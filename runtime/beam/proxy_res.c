@@ -628,6 +628,16 @@ static ERL_NIF_TERM nifkit_error(ErlNifEnv *env, const char *kind, const char *m
         return enif_make_tuple3(env, enif_make_atom(env, "nifkit"), enif_make_atom(env, kind), bin);
 }
 
+bool res_args_have_handles(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        if (atomic_load(&live_objects) == 0)
+                return false;
+        for (int i = 0; i < argc; i++)
+                if (has_handles(env, argv[i], 1))
+                        return true;
+        return false;
+}
+
 int res_encode_args(ErlNifEnv *env, const struct gen *g, int argc, const ERL_NIF_TERM argv[],
                     ErlNifBinary *bin, ERL_NIF_TERM *ret_exception)
 {

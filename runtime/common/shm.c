@@ -19,7 +19,7 @@
  * cost on their own. */
 #define SPIN_MIN_NS 2000ull
 /* Pure spinning, before each look at the clock also yields the CPU. */
-#define YIELD_AFTER_NS 3000ull
+#define YIELD_AFTER_NS 10000ull
 /* Spins between two looks at the clock (and at the abort flag). */
 #define SPINS_PER_CHECK 16u
 
@@ -310,11 +310,16 @@ int nk_shm_rx_take(struct nk_shm_rx *rx, const struct nk_shm_half *h, const uint
                         *why = "a message whose first chunk does not start at 0";
                         return -EBADMSG;
                 }
-                *rx = (struct nk_shm_rx) { .type = f.type, .id = f.id, .total = f.total, .started = true };
+                *rx = (struct nk_shm_rx) { .alloc = rx->alloc, .type = f.type, .id = f.id, .total = f.total,
+                                           .started = true };
                 if (f.total > max_payload)
                         return -EMSGSIZE;
-                if (f.total > 0 && !(rx->buf = malloc(f.total)))
-                        return -ENOMEM;
+                if (f.total > 0) {
+                        rx->buf = rx->alloc ? rx->alloc->alloc(rx->alloc->arg, f.total, &rx->owner)
+                                            : malloc(f.total);
+                        if (!rx->buf)
+                                return -ENOMEM;
+                }
         } else if (f.type != rx->type || f.id != rx->id || f.total != rx->total) {
                 *why = "a chunk of another message than the one it continues";
                 return -EBADMSG;
@@ -343,6 +348,9 @@ int nk_shm_rx_take(struct nk_shm_rx *rx, const struct nk_shm_half *h, const uint
 
 void nk_shm_rx_free(struct nk_shm_rx *rx)
 {
-        free(rx->buf);
-        *rx = (struct nk_shm_rx) {};
+        if (rx->buf && rx->alloc)
+                rx->alloc->release(rx->alloc->arg, rx->owner);
+        else
+                free(rx->buf);
+        *rx = (struct nk_shm_rx) { .alloc = rx->alloc };
 }

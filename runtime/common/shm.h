@@ -191,14 +191,23 @@ bool nk_shm_tx_next(struct nk_shm_tx *tx, struct nk_shm_half *h, uint8_t *data, 
 /* Publishes an ACK (flags 0 or NK_SHM_ABORT) as seq. */
 void nk_shm_ack(struct nk_shm_half *h, uint32_t seq, uint32_t flags, const struct nk_shm_spin *since);
 
+/* Where an incoming message's bytes go, instead of malloc. */
+struct nk_shm_alloc {
+        uint8_t *(*alloc)(void *arg, size_t n, void **ret_owner);
+        void (*release)(void *arg, void *owner);
+        void *arg;
+};
+
 /* One incoming message, assembled in private memory. */
 struct nk_shm_rx {
+        const struct nk_shm_alloc *alloc;       /* set before the first chunk; NULL: malloc */
         uint32_t type;
         uint64_t id;
         uint64_t total;
         uint64_t have;                  /* bytes received so far */
         uint64_t aux;                   /* the last chunk's */
-        uint8_t *buf;                   /* malloc'd, total bytes (NULL when total is 0) */
+        uint8_t *buf;                   /* total bytes (NULL when total is 0) */
+        void *owner;                    /* alloc's handle for buf */
         bool started;
 };
 

@@ -79,11 +79,32 @@ typedef struct nk_function {
 
 typedef struct nk_result {
         int exception;          /* 0: the function returned; 1: it raised (etf is the reason) */
-        uint8_t *etf;           /* owned by the result; free with nk_result_free */
+        int no_handles;         /* the host says etf holds no resource handle */
+        const uint8_t *etf;     /* owned by the result; free with nk_result_free */
         size_t len;
+        /* Where etf's memory came from: the allocator's handle for it
+         * (nk_host_set_result_alloc), or the malloc'd block. */
+        void *owner;
+        const struct nk_result_alloc *alloc;    /* NULL: malloc */
 } nk_result;
 
+/* Releases the result's memory; accepts an empty result. */
 void nk_result_free(nk_result *res);
+
+/*
+ * Where the bytes of results received over shared memory go: the runtime
+ * copies each out of the region exactly once, into memory from alloc, so
+ * that a caller with an allocator of its own (the proxy gives BEAM's
+ * binaries) needs no copy of its own. alloc returns n bytes and sets
+ * *ret_owner to what release is later given; NULL for out of memory. The
+ * struct must outlive the host and its results.
+ */
+typedef struct nk_result_alloc {
+        uint8_t *(*alloc)(void *arg, size_t n, void **ret_owner);
+        void (*release)(void *arg, void *owner);
+        void *arg;
+} nk_result_alloc;
+void nk_host_set_result_alloc(nk_host *h, const nk_result_alloc *alloc);
 
 /* Called for every enif_send the host makes, on an internal thread. Both
  * terms are ETF; the memory is valid during the call only. */
@@ -186,6 +207,12 @@ int nk_host_call(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t c
 typedef struct nk_call nk_call;
 int nk_host_call_start(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t caller_pid_len,
                        const uint8_t *args, size_t args_len, nk_call **ret_call, nk_error *err);
+/* The same with the arguments' ETF in pieces: the concatenation of
+ * args[0..nargs), at most NK_CALL_PIECES of them. */
+#define NK_CALL_PIECES 12
+struct iovec;
+int nk_host_call_startv(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t caller_pid_len,
+                        const struct iovec *args, size_t nargs, nk_call **ret_call, nk_error *err);
 int nk_host_call_poll(nk_call *call, int wait_ms, nk_result *res, nk_error *err);
 void nk_host_call_cancel(nk_call *call);
 /* The longest request sent without waiting for the host (SIZE_MAX over the
