@@ -35,6 +35,7 @@
 #include "nifkit.h"
 #include "nifkit_policy.h"
 #include "sandbox.h"
+#include "shm.h"
 
 #define EXIT_PASS 0
 #define EXIT_FAIL 1
@@ -43,6 +44,8 @@
 #define MIB (1ULL << 20)
 /* The RLIMIT_AS allowance above the policy's memory (sandbox/rlimits.c). */
 #define AS_ALLOWANCE_MIB 512
+/* shm_flip_length's real reply. */
+#define FLIP_BYTES (512 * 1024)
 
 struct step {
         char what[256];
@@ -334,6 +337,36 @@ static int check_protocol(struct ctx *c, const struct attack *a, const struct ou
 
 /* The host's ids are not root's, it holds no capability in any set,
  * no_new_privs is set and a seccomp filter is in force (mode 2). */
+/* A reply whose lengths changed while the runtime read it: either what it
+ * read held together (the whole binary came), or it was refused. */
+static int check_flip(struct ctx *c, const struct attack *a, const struct outcome *o)
+{
+        if (o->r >= 0) {
+                if (o->res.exception || o->res.len != FLIP_BYTES + 6 || o->res.etf[1] != 109) {
+                        why(c, "an answer of %zu bytes came through, not the %d-byte binary", o->res.len,
+                            FLIP_BYTES + 6);
+                        return EXIT_FAIL;
+                }
+                why(c, "the lengths the runtime copied held together: the whole binary came");
+                return EXIT_PASS;
+        }
+        return check_protocol(c, a, o);
+}
+
+/* A reply published without the futex wake: found within a futex slice. */
+static int check_no_wake(struct ctx *c, const struct attack *a, const struct outcome *o)
+{
+        static const uint8_t ok[] = { 131, 119, 2, 'o', 'k' };
+        if (o->r < 0 || o->res.exception || o->res.len != sizeof ok || memcmp(o->res.etf, ok, sizeof ok) != 0) {
+                why(c, "expected the forged answer ok, found without a wake-up, got %s", o->r < 0 ? o->err.msg :
+                    "another answer");
+                return EXIT_FAIL;
+        }
+        why(c, "the reply was found without a wake-up, within the %llu ms futex slice",
+            (unsigned long long) (NK_SHM_SLICE_NS / 1000000));
+        return EXIT_PASS;
+}
+
 static int check_status(struct ctx *c, const struct attack *a, const struct outcome *o)
 {
         if (o->r < 0 || !o->decoded || o->nsteps == 0) {
@@ -721,6 +754,18 @@ static int args_huge(struct ctx *c, ei_x_buff *x)
         return 0;
 }
 
+/* [Slots, SlotBytes]: the policy's region layout, and for shm_flip_length
+ * the size of its real reply. */
+static int args_shm(struct ctx *c, ei_x_buff *x)
+{
+        ei_x_encode_list_header(x, 3);
+        ei_x_encode_long(x, (long) c->policy.workers);
+        ei_x_encode_ulonglong(x, ((unsigned long long) c->policy.limits.shm_slot_kb * 1024 + 4095) / 4096 * 4096);
+        ei_x_encode_long(x, FLIP_BYTES);
+        ei_x_encode_empty_list(x);
+        return 0;
+}
+
 static int args_atoms(struct ctx *c, ei_x_buff *x)
 {
         /* Twenty times the suite's budget in one call. */
@@ -817,6 +862,25 @@ static const struct attack attacks[] = {
         { .name = "huge_result", .tried = "return a binary of 4 x max_result_bytes",
           .stops = "the runtime refuses results above the policy's max_result_bytes", .args = args_huge,
           .check = check_result_size, .raw = true, .timeout_ms = 60000 },
+        { .name = "shm_huge_length", .tried = "publish a reply in its shared-memory slot claiming 2^62 bytes",
+          .stops = "the runtime checks a frame's header, copied once, before anything is allocated: host killed, "
+                   "reason \"protocol\"", .args = args_shm, .check = check_protocol },
+        { .name = "shm_bad_chunk", .tried = "publish a 64-byte reply whose chunk claims 2^40 bytes",
+          .stops = "every chunk is bounded by the slot's data area and its message: reason \"protocol\"",
+          .args = args_shm, .check = check_protocol },
+        { .name = "shm_scribble", .tried = "write random bytes over its whole region, then publish",
+          .stops = "the frame is checked before use: reason \"protocol\"", .args = args_shm,
+          .check = check_protocol },
+        { .name = "shm_flip_length",
+          .tried = "flip a real reply's lengths and offset between the truth and lies while the runtime reads it",
+          .stops = "the header is read once into private memory and only that copy is used", .args = args_shm,
+          .check = check_flip, .raw = true },
+        { .name = "shm_half_reply", .tried = "send the first chunk of a two-chunk reply, then never the second",
+          .stops = "the call timeout: host killed, reason \"timeout\"", .args = args_shm,
+          .check = check_timeout },
+        { .name = "shm_no_wake", .tried = "publish a valid reply 300 ms late without waking the futex",
+          .stops = "no futex wait lasts longer than a slice: the reply is found anyway", .args = args_shm,
+          .check = check_no_wake, .raw = true },
         { .name = "make_atoms", .tried = "return 20 x max_new_atoms fresh atoms",
           .stops = "the proxy NIF's atom budget (compat/proxy-atom_budget)", .args = args_atoms, .check = check_atoms,
           .raw = true, .timeout_ms = 60000 },

@@ -48,6 +48,10 @@
 #include <unistd.h>
 
 #include <erl_nif.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+
+#include "shm.h"
 
 #define MAX_STEPS 64
 
@@ -778,6 +782,195 @@ static ERL_NIF_TERM huge_result(ErlNifEnv *env, int argc, const ERL_NIF_TERM arg
         return t;
 }
 
+/* ---- the shared-memory region ------------------------------------------------- */
+
+/*
+ * The region this host shares with the runtime is mapped in the host, where
+ * the NIF can write it: these attacks find it in /proc/self/maps, as any
+ * library could, and lie in it. [Slots, SlotBytes] say the policy's layout
+ * (workers, shm_slot_kb), which an attacker can read in its policy file.
+ */
+struct region {
+        uint8_t *base;
+        size_t size;
+        unsigned nslots;
+        size_t slot_data;
+        struct nk_shm_slot *slot;       /* the one serving this call */
+        uint8_t *data;
+        uint32_t seq;                   /* its request's frame */
+};
+
+static bool find_region(ErlNifEnv *env, ERL_NIF_TERM arg, struct region *r)
+{
+        ERL_NIF_TERM head, tail;
+        unsigned n;
+        ErlNifUInt64 slot;
+        if (!enif_get_list_cell(env, arg, &head, &tail) || !enif_get_uint(env, head, &n) ||
+            !enif_get_list_cell(env, tail, &head, &tail) || !enif_get_uint64(env, head, &slot))
+                return false;
+        /* The system call itself: libc's open goes to the broker. */
+        int fd = sys_open("/proc/self/maps", O_RDONLY, 0);
+        FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
+        if (!f)
+                return false;
+        char line[512];
+        *r = (struct region) { .nslots = n, .slot_data = (size_t) slot };
+        while (fgets(line, sizeof line, f)) {
+                unsigned long lo, hi;
+                if (strstr(line, "nifkit-shm") && sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
+                        r->base = (uint8_t *) lo;
+                        r->size = hi - lo;
+                        break;
+                }
+        }
+        fclose(f);
+        if (!r->base)
+                return false;
+        for (unsigned i = 0; i < n; i++) {
+                struct nk_shm_slot *s = nk_shm_slot(r->base, i);
+                uint32_t req = atomic_load(&s->req.seq);
+                if (req != 0 && req != atomic_load(&s->resp.seq)) {
+                        r->slot = s;
+                        r->seq = req;
+                        r->data = r->base + 4096 + (size_t) i * r->slot_data;
+                        return true;
+                }
+        }
+        return false;
+}
+
+/* Publishes whatever the slot's response half now says as the answer. */
+static void forge_publish(struct region *r, bool wake)
+{
+        atomic_store(&r->slot->resp.seq, r->seq);
+        if (wake)
+                syscall(SYS_futex, &r->slot->resp.seq, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+static _Noreturn void hang(void)
+{
+        for (;;)
+                pause();
+}
+
+/* A reply whose length is far beyond anything the protocol allows. */
+static ERL_NIF_TERM shm_huge_length(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct region r;
+        if (!find_region(env, argv[0], &r))
+                return enif_make_badarg(env);
+        r.slot->resp.f = (struct nk_shm_frame) { .type = 5 /* RESULT */, .total = 1ull << 62, .len = 1ull << 40 };
+        forge_publish(&r, true);
+        hang();
+}
+
+/* A reply of 64 bytes whose chunk claims to be a TiB long. */
+static ERL_NIF_TERM shm_bad_chunk(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct region r;
+        if (!find_region(env, argv[0], &r))
+                return enif_make_badarg(env);
+        r.slot->resp.f = (struct nk_shm_frame) { .type = 5, .total = 64, .len = 1ull << 40 };
+        forge_publish(&r, true);
+        hang();
+}
+
+/* Random bytes over the whole region, sequence words and all, then the
+ * call's slot published. */
+static ERL_NIF_TERM shm_scribble(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct region r;
+        if (!find_region(env, argv[0], &r))
+                return enif_make_badarg(env);
+        uint64_t x = 0x9e3779b97f4a7c15ull ^ (uint64_t) getpid();
+        for (size_t i = 0; i + 8 <= r.size; i += 8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                memcpy(r.base + i, &x, 8);
+        }
+        forge_publish(&r, true);
+        hang();
+}
+
+struct flipper {
+        struct region r;
+        size_t len;
+};
+
+/* Once the worker publishes the real reply, flips its lengths between the
+ * truth and lies while the runtime reads it. */
+static void *flip_main(void *arg)
+{
+        struct flipper *fl = arg;
+        struct nk_shm_half *h = &fl->r.slot->resp;
+        while (atomic_load(&h->seq) != fl->r.seq)
+                ;
+        uint64_t total = h->f.total, len = h->f.len;
+        for (unsigned long i = 0; i < 200000000ul; i++) {
+                bool lie = i & 1;
+                __atomic_store_n(&h->f.len, lie ? 1ull << 40 : len, __ATOMIC_RELAXED);
+                __atomic_store_n(&h->f.total, lie ? (i & 2 ? 1ull << 62 : 3) : total, __ATOMIC_RELAXED);
+                __atomic_store_n(&h->f.offset, lie && (i & 4) ? 12345 : 0, __ATOMIC_RELAXED);
+        }
+        free(fl);
+        return NULL;
+}
+
+/* Returns a real binary of Bytes while a thread rewrites the reply's
+ * lengths under the runtime that reads them. */
+static ERL_NIF_TERM shm_flip_length(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct flipper *fl = malloc(sizeof *fl);
+        pthread_t t;
+        ERL_NIF_TERM head, tail, bin;
+        ErlNifUInt64 n;
+        if (!fl || !find_region(env, argv[0], &fl->r) || !enif_get_list_cell(env, argv[0], &head, &tail) ||
+            !enif_get_list_cell(env, tail, &head, &tail) || !enif_get_list_cell(env, tail, &head, &tail) ||
+            !enif_get_uint64(env, head, &n) || n > (64u << 20)) {
+                free(fl);
+                return enif_make_badarg(env);
+        }
+        unsigned char *p = enif_make_new_binary(env, (size_t) n, &bin);
+        if (!p || pthread_create(&t, NULL, flip_main, fl) != 0) {
+                free(fl);
+                return enif_make_badarg(env);
+        }
+        pthread_detach(t);
+        memset(p, 0x42, (size_t) n);
+        return bin;
+}
+
+/* The first chunk of a reply of two, and never the second. */
+static ERL_NIF_TERM shm_half_reply(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct region r;
+        if (!find_region(env, argv[0], &r))
+                return enif_make_badarg(env);
+        memset(r.data, 0, r.slot_data);
+        r.data[4] = 131;
+        r.slot->resp.f = (struct nk_shm_frame) { .type = 5, .flags = NK_SHM_MORE, .total = 2 * r.slot_data,
+                                                 .len = r.slot_data };
+        forge_publish(&r, true);
+        hang();
+}
+
+/* A valid reply, `ok`, published long after the runtime went to sleep on
+ * the futex, and never woken. */
+static ERL_NIF_TERM shm_no_wake(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct region r;
+        if (!find_region(env, argv[0], &r))
+                return enif_make_badarg(env);
+        usleep(300 * 1000);
+        static const uint8_t ok[] = { 0, 0, 0, 0, 131, 119, 2, 'o', 'k' };
+        memcpy(r.data, ok, sizeof ok);
+        r.slot->resp.f = (struct nk_shm_frame) { .type = 5, .id = r.slot->req.f.id, .total = sizeof ok,
+                                                 .len = sizeof ok };
+        forge_publish(&r, false);
+        hang();
+}
+
 /* make_atoms(N): N atoms never seen before, returned so they cross. */
 static ERL_NIF_TERM make_atoms(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
@@ -797,6 +990,12 @@ static ERL_NIF_TERM make_atoms(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
 
 static ErlNifFunc funcs[] = {
         { "read_shadow", 1, read_shadow, 0 },
+        { "shm_huge_length", 1, shm_huge_length, 0 },
+        { "shm_bad_chunk", 1, shm_bad_chunk, 0 },
+        { "shm_scribble", 1, shm_scribble, 0 },
+        { "shm_flip_length", 1, shm_flip_length, 0 },
+        { "shm_half_reply", 1, shm_half_reply, 0 },
+        { "shm_no_wake", 1, shm_no_wake, 0 },
         { "read_runtime", 1, read_runtime, 0 },
         { "write_outside", 1, write_outside, 0 },
         { "read_relative", 1, read_relative, 0 },
