@@ -251,7 +251,7 @@ static int wait_host(struct nk_shm_op *op, uint64_t deadline_ns, uint64_t spin_m
         struct nk_shm_chan *c = op->chan;
         struct chan_slot *cs = &c->slots[op->slot];
         const struct nk_shm_wait w = { .deadline_ns = deadline_ns, .abort = &c->dead, .spin = &cs->spin,
-                                       .spin_max_ns = spin_max };
+                                       .spin_max_ns = spin_max, .slice_ns = NK_SHM_SLICE_NS };
         int r = nk_shm_wait_seq(&nk_shm_slot(c->base, (uint32_t) op->slot)->resp, op->seq, true, &w);
         return r == -ETIMEDOUT ? -EAGAIN : r;
 }

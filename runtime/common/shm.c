@@ -104,12 +104,12 @@ static inline void cpu_relax(void)
 }
 
 /* Shared, not private, futexes: the word lives in a MAP_SHARED region
- * that two processes map. */
+ * that two processes map. timeout_ns 0: no limit. */
 static void futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t timeout_ns)
 {
         struct timespec ts = { .tv_sec = (time_t) (timeout_ns / 1000000000ull),
                                .tv_nsec = (long) (timeout_ns % 1000000000ull) };
-        (void) syscall(SYS_futex, word, FUTEX_WAIT, val, &ts, NULL, 0);
+        (void) syscall(SYS_futex, word, FUTEX_WAIT, val, timeout_ns ? &ts : NULL, NULL, 0);
 }
 
 static void futex_wake(_Atomic uint32_t *word)
@@ -221,8 +221,8 @@ int nk_shm_wait_seq(struct nk_shm_half *h, uint32_t value, bool equal, const str
                                 return r;
                         goto done;
                 }
-                uint64_t slice = NK_SHM_SLICE_NS;
-                if (w->deadline_ns && w->deadline_ns - t < slice)
+                uint64_t slice = w->slice_ns;
+                if (w->deadline_ns && (!slice || w->deadline_ns - t < slice))
                         slice = w->deadline_ns - t;
                 futex_wait(&h->seq, v, slice);
         }

@@ -25,9 +25,9 @@
  * Waiting: a bounded spin on the sequence word (with the CPU's pause
  * instruction), then a futex wait on it. The consumer says it is about to
  * sleep in the half's `sleeping` word; the publisher makes the FUTEX_WAKE
- * system call only when it sees that, so back-to-back calls make none. A
- * futex wait never lasts longer than NK_SHM_SLICE_NS at a time: a wake-up
- * that the other side forgets (or withholds) costs at most that.
+ * system call only when it sees that, so back-to-back calls make none. The
+ * runtime's futex waits never last longer than NK_SHM_SLICE_NS at a time:
+ * a wake-up that a host forgets (or withholds) costs at most that.
  *
  * Trust (DESIGN.md): the runtime never decodes bytes the host can still
  * change. nk_shm_rx_take copies a frame's header out of the region once,
@@ -151,6 +151,11 @@ struct nk_shm_wait {
         const _Atomic bool *abort;      /* stop waiting when it becomes true; may be NULL */
         struct nk_shm_spin *spin;       /* NULL: no spinning */
         uint64_t spin_max_ns;           /* the adaptive spin's ceiling */
+        /* Longest single futex wait, against a publisher that withholds its
+         * wake-up (the runtime waiting for a host: NK_SHM_SLICE_NS); 0 for
+         * none, where the publisher is trusted (a host waiting for its
+         * runtime), so that an idle waiter never wakes. */
+        uint64_t slice_ns;
 };
 
 /*
