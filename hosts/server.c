@@ -248,12 +248,24 @@ void nk_server_call(ErlNifEnv *env, uint64_t id, const uint8_t *payload, size_t 
 
         nk_env_reset(env);
         ERL_NIF_TERM self = NK_NONE, list;
-        if (pid_len > 0) {
+        /* The same caller calls again and again: pids are interned, so the
+         * last one's term stands for the same bytes on this thread. */
+        static __thread uint8_t last_pid[64];
+        static __thread size_t last_pid_len;
+        static __thread ERL_NIF_TERM last_self;
+        if (pid_len > 0 && pid_len == last_pid_len && memcmp(pid, last_pid, pid_len) == 0) {
+                self = last_self;
+        } else if (pid_len > 0) {
                 if (decode_whole(sink, id, env, "caller pid", pid, pid_len, &self) < 0)
                         return;
                 if (!nk_is_pid(self) && !nk_is_kind(self, NK_EXTPID)) {
                         nk_server_reply_error(sink, id, NK_PERR_REJECTED, "caller pid ETF is not a pid");
                         return;
+                }
+                if (pid_len <= sizeof last_pid) {
+                        memcpy(last_pid, pid, pid_len);
+                        last_pid_len = pid_len;
+                        last_self = self;
                 }
         }
         if (decode_whole(sink, id, env, "args", args, args_len, &list) < 0)

@@ -1162,6 +1162,7 @@ struct nk_call {
          * points here), its progress, and the reply once it is whole. */
         bool shm;
         uint32_t idx, pid_len;
+        uint8_t pid[NK_CALLER_PID_MAX];  /* the caller pid's ETF, copied */
         struct nk_shm_op op;
 };
 
@@ -1185,8 +1186,9 @@ static int call_check(nk_host *h, unsigned index, size_t args_len, size_t caller
         if (args_len == 0)
                 return nk_error_set(err, NK_ERR_REJECTED, -EINVAL, "no arguments ETF for %s/%u",
                                     h->funcs[index].name, h->funcs[index].arity);
-        if (caller_pid_len > UINT32_MAX)
-                return nk_error_set(err, NK_ERR_REJECTED, -EINVAL, "caller pid ETF too long");
+        if (caller_pid_len > NK_CALLER_PID_MAX)
+                return nk_error_set(err, NK_ERR_REJECTED, -EINVAL, "caller pid ETF too long (%zu bytes, at most %d)",
+                                    caller_pid_len, NK_CALLER_PID_MAX);
         return 0;
 }
 
@@ -1236,6 +1238,10 @@ static int call_start(nk_host *h, unsigned index, const uint8_t *caller_pid, siz
         c->timeout_ms = h->call_timeout_ms;
         c->idx = index;
         c->pid_len = (uint32_t) caller_pid_len;
+        if (caller_pid_len > 0) {
+                memcpy(c->pid, caller_pid, caller_pid_len);
+                caller_pid = c->pid;
+        }
         struct iovec iov[3 + NK_CALL_PIECES] = {
                 { &c->idx, sizeof c->idx },
                 { &c->pid_len, sizeof c->pid_len },

@@ -1065,8 +1065,8 @@ static ERL_NIF_TERM finish(ErlNifEnv *env, struct gen *g, int r, nk_result *res,
 
 static int start_call(struct gen *g, unsigned index, const struct request *rq, nk_call **ret, nk_error *err)
 {
-        return nk_host_call_startv(g->host, index, rq->have_pid ? rq->pid.data : NULL, rq->have_pid ? rq->pid.size : 0,
-                                   rq->iov, rq->niov, ret, err);
+        return nk_host_call_startv(g->host, index, rq->pid_len ? rq->pid : NULL, rq->pid_len, rq->iov, rq->niov,
+                                   ret, err);
 }
 
 /* The continuation on a dirty I/O scheduler: starts the call if it is not

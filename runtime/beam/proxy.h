@@ -68,8 +68,8 @@ bool res_args_have_handles(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[]);
 struct request {
         struct iovec iov[REQUEST_PIECES];       /* the argument list's ETF, in pieces */
         size_t niov, len;
-        ErlNifBinary pid;                       /* the caller's pid's ETF */
-        bool have_pid;
+        uint8_t pid[NK_CALLER_PID_MAX];         /* the caller's pid's ETF */
+        size_t pid_len;                         /* 0: no caller process */
         ErlNifBinary bins[REQUEST_PIECES];      /* encodings the pieces point into */
         unsigned nbins;
         uint8_t *head;                          /* the pieces written here (enif_alloc) */

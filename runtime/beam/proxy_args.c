@@ -35,10 +35,41 @@ void request_release(struct request *rq)
 {
         for (unsigned i = 0; i < rq->nbins; i++)
                 enif_release_binary(&rq->bins[i]);
-        if (rq->have_pid)
-                enif_release_binary(&rq->pid);
         enif_free(rq->head);
         *rq = (struct request) {};
+}
+
+/*
+ * The caller's pid's ETF, kept per scheduler thread: a process calls again
+ * and again from the same scheduler, and a local pid is an immediate term,
+ * so the same term is the same pid (and the same bytes).
+ */
+static void caller_pid(ErlNifEnv *env, struct request *rq)
+{
+        static __thread ERL_NIF_TERM last;
+        static __thread uint8_t etf[NK_CALLER_PID_MAX];
+        static __thread size_t len;
+        ErlNifPid self;
+        ErlNifBinary b;
+
+        if (!enif_self(env, &self))
+                return;
+        ERL_NIF_TERM t = enif_make_pid(env, &self);
+        if (len == 0 || t != last) {
+                if (!enif_term_to_binary(env, t, &b))
+                        return;
+                bool fits = b.size <= sizeof etf;
+                if (fits) {
+                        memcpy(etf, b.data, b.size);
+                        len = b.size;
+                        last = t;
+                }
+                enif_release_binary(&b);
+                if (!fits)
+                        return;
+        }
+        memcpy(rq->pid, etf, len);
+        rq->pid_len = len;
 }
 
 static void add_piece(struct request *rq, const void *p, size_t n)
@@ -104,9 +135,7 @@ int request_build(ErlNifEnv *env, const struct gen *g, int argc, const ERL_NIF_T
                 return 0;
         rq->nbins = 1;
         add_piece(rq, rq->bins[0].data, rq->bins[0].size);
-pid:;
-        ErlNifPid self;
-        if (enif_self(env, &self) && enif_term_to_binary(env, enif_make_pid(env, &self), &rq->pid))
-                rq->have_pid = true;
+pid:
+        caller_pid(env, rq);
         return 1;
 }

@@ -11,9 +11,12 @@
  * no copy; the buffer comes back here when BEAM's GC drops the term.
  *
  * Buffers are power-of-two sizes from POOL_MIN; smaller results come from
- * enif_alloc. At most POOL_KEEP bytes wait here for reuse.
+ * enif_alloc, and the smallest (most of them) from a buffer of the calling
+ * thread's, free again once decoded. At most POOL_KEEP bytes wait here for
+ * reuse.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -24,12 +27,23 @@
 #define POOL_MIN ((size_t) 1 << POOL_MIN_SHIFT)
 #define POOL_CLASSES 16                         /* up to 2 GiB */
 #define POOL_KEEP ((size_t) 64 << 20)
+#define SCRATCH 4096
 
 struct buffer {
         uint8_t *data;
-        size_t cap;                             /* 0: enif_alloc'd */
+        size_t cap;                             /* 0: enif_alloc'd or a thread's scratch */
         struct buffer *next;                    /* in its class's free list */
+        _Atomic bool *busy;                     /* a thread's scratch: in use */
 };
+
+/* A thread's buffer for small results. A call that moved to another
+ * thread frees it from there, hence the atomic flag; until then its thread
+ * takes memory elsewhere. */
+static __thread struct {
+        struct buffer b;
+        _Atomic bool busy;
+        uint8_t data[SCRATCH];
+} scratch;
 
 static struct {
         pthread_mutex_t lock;
@@ -53,6 +67,10 @@ static int class_of(size_t n, size_t *ret_cap)
 
 static void buffer_put(struct buffer *b)
 {
+        if (b->busy) {
+                atomic_store(b->busy, false);
+                return;
+        }
         if (b->cap == 0) {
                 enif_free(b->data);
                 enif_free(b);
@@ -80,6 +98,11 @@ static uint8_t *pool_alloc(void *arg, size_t n, void **ret_owner)
         int c = n < POOL_MIN ? -1 : class_of(n, &cap);
         struct buffer *b = NULL;
 
+        if (n <= SCRATCH && !atomic_exchange(&scratch.busy, true)) {
+                scratch.b = (struct buffer) { .data = scratch.data, .busy = &scratch.busy };
+                *ret_owner = &scratch.b;
+                return scratch.data;
+        }
         if (c >= 0) {
                 pthread_mutex_lock(&pool.lock);
                 b = pool.free[c];
@@ -140,6 +163,10 @@ int pool_init(ErlNifEnv *env)
 
 bool pool_binary(ErlNifEnv *env, void *owner, const uint8_t *data, size_t len, ERL_NIF_TERM *ret)
 {
+        /* Only pooled buffers: a binary may live for ever, and a small one
+         * is cheaper copied than held. */
+        if (((struct buffer *) owner)->cap == 0)
+                return false;
         struct hold *h = pool.type ? enif_alloc_resource(pool.type, sizeof *h) : NULL;
         if (!h)
                 return false;

@@ -152,7 +152,8 @@ static uint64_t spin_budget(const struct nk_shm_wait *w)
         return SPIN_MIN_NS < w->spin_max_ns ? SPIN_MIN_NS : w->spin_max_ns;
 }
 
-static void spin_learn(struct nk_shm_spin *s, const struct nk_shm_half *h)
+/* now: the time the frame was seen, give or take a few spins. */
+static void spin_learn(struct nk_shm_spin *s, const struct nk_shm_half *h, uint64_t now)
 {
         uint64_t work = __atomic_load_n(&h->f.work_ns, __ATOMIC_RELAXED);
         /* Capped so that one very long pause does not keep spinning off
@@ -162,7 +163,7 @@ static void spin_learn(struct nk_shm_spin *s, const struct nk_shm_half *h)
         s->last_ns = work;
         s->avg_ns = s->known ? (s->avg_ns * 3 + work) / 4 : work;
         s->known = true;
-        s->seen_ns = nk_shm_now_ns();
+        s->seen_ns = now;
 }
 
 static bool aborted(const struct nk_shm_wait *w)
@@ -174,7 +175,7 @@ int nk_shm_wait_seq(struct nk_shm_half *h, uint32_t value, bool equal, const str
 {
         if (seen(atomic_load_explicit(&h->seq, memory_order_acquire), value, equal)) {
                 if (w->spin)
-                        spin_learn(w->spin, h);
+                        spin_learn(w->spin, h, nk_shm_now_ns());
                 return 0;
         }
 
@@ -219,6 +220,7 @@ int nk_shm_wait_seq(struct nk_shm_half *h, uint32_t value, bool equal, const str
                         atomic_store_explicit(&h->sleeping, 0, memory_order_relaxed);
                         if (r < 0)
                                 return r;
+                        t = nk_shm_now_ns();
                         goto done;
                 }
                 uint64_t slice = w->slice_ns;
@@ -228,7 +230,7 @@ int nk_shm_wait_seq(struct nk_shm_half *h, uint32_t value, bool equal, const str
         }
 done:
         if (w->spin)
-                spin_learn(w->spin, h);
+                spin_learn(w->spin, h, t);
         return 0;
 }
 

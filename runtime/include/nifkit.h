@@ -176,10 +176,15 @@ int nk_host_find_function(const nk_host *h, const char *name, unsigned arity);
 /* Process id of the host, or -1. */
 int nk_host_pid(const nk_host *h);
 
+/* The longest ETF a pid can have: tag, NEW_PID_EXT, a node name of 255
+ * characters of up to 4 bytes in ATOM_UTF8_EXT, id, serial and creation. */
+#define NK_CALLER_PID_MAX (1 + 1 + 3 + 255 * 4 + 12)
+
 /*
  * Calls function `index` with args, the ETF of a list of exactly arity
  * terms. caller_pid is the ETF of the calling process's pid (what
- * enif_self() gives in the host), or NULL. On success res holds the result
+ * enif_self() gives in the host), or NULL; at most NK_CALLER_PID_MAX
+ * bytes. On success res holds the result
  * or the exception the NIF raised. After NK_ERR_HOST_DIED, NK_ERR_TIMEOUT or
  * NK_ERR_PROTOCOL the host is dead and every later call fails with
  * NK_ERR_NOT_RUNNING.
@@ -196,9 +201,9 @@ int nk_host_call(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t c
  * while the reply has not come, the call still the caller's; any other
  * return finishes the call and frees it, with res or err filled as by
  * nk_host_call. cancel gives up on a call not finished: its reply, when it
- * comes, is dropped. caller_pid and args must stay valid until the call is
- * finished or cancelled. A call must be finished or cancelled before its
- * host is freed.
+ * comes, is dropped. args must stay valid until the call is finished or
+ * cancelled (caller_pid is copied). A call must be finished or cancelled
+ * before its host is freed.
  *
  * A request longer than nk_host_call_inline_max bytes crosses in chunks,
  * each taken by the host before the next: start or poll may then wait for
