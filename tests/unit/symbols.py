@@ -7,6 +7,8 @@ so the host must define every function a NIF may call:
   (a) every ERL_NIF_API_FUNC_DECL of the installed erl_nif_api_funcs.h,
   (b) every enif_* the installed beam.smp exports,
   (c) the NIF API 2.17 additions (OTP 26/27).
+  (d) the part of erl_driver.h that works outside a port (DRIVER), which
+      beam.smp exports to NIFs too and older NIFs call.
 It must also export nothing else (exports.list): a NIF must not bind to the
 host's internals by accident. The one exception is the capability broker's
 set (BROKER): the libc entry points nifkit-host interposes so that a NIF's
@@ -40,6 +42,30 @@ BROKER = {
     "nifkit_open", "nifkit_connect", "nifkit_listen",
 }
 
+# hosts/driver_api.c: the driver API a NIF may call outside a port. Each
+# must be one beam.smp exports.
+DRIVER = {
+    "erl_errno_id", "driver_system_info",
+    "driver_alloc", "driver_realloc", "driver_free",
+    "driver_alloc_binary", "driver_realloc_binary", "driver_free_binary",
+    "driver_binary_get_refc", "driver_binary_inc_refc", "driver_binary_dec_refc",
+    "erl_drv_mutex_create", "erl_drv_mutex_destroy", "erl_drv_mutex_trylock", "erl_drv_mutex_lock",
+    "erl_drv_mutex_unlock", "erl_drv_mutex_name",
+    "erl_drv_cond_create", "erl_drv_cond_destroy", "erl_drv_cond_signal", "erl_drv_cond_broadcast",
+    "erl_drv_cond_wait", "erl_drv_cond_name",
+    "erl_drv_rwlock_create", "erl_drv_rwlock_destroy", "erl_drv_rwlock_tryrlock", "erl_drv_rwlock_rlock",
+    "erl_drv_rwlock_runlock", "erl_drv_rwlock_tryrwlock", "erl_drv_rwlock_rwlock", "erl_drv_rwlock_rwunlock",
+    "erl_drv_rwlock_name",
+    "erl_drv_tsd_key_create", "erl_drv_tsd_key_destroy", "erl_drv_tsd_set", "erl_drv_tsd_get",
+    "erl_drv_thread_opts_create", "erl_drv_thread_opts_destroy", "erl_drv_thread_create",
+    "erl_drv_thread_self", "erl_drv_equal_tids", "erl_drv_thread_exit", "erl_drv_thread_join",
+    "erl_drv_thread_name",
+    "erl_drv_monotonic_time", "erl_drv_time_offset", "erl_drv_convert_time_unit",
+    "erl_drv_getenv", "erl_drv_putenv",
+    "driver_dl_open", "driver_dl_sym", "driver_dl_close", "driver_dl_error",
+}
+DRIVER_PATTERNS = {"erl_errno_id", "erl_drv_*", "driver_*"}
+
 # Symbols the toolchain puts in an executable's dynamic table whatever the
 # export list says (glibc's crt objects and the linker's section markers).
 TOOLCHAIN = {"_IO_stdin_used", "_edata", "_end", "__bss_start", "__data_start",
@@ -71,17 +97,19 @@ def header_names(erl_root, cc):
 
 
 def beam_names(erl_root):
+    """The enif_* beam.smp exports, and all it exports."""
     beams = sorted(glob.glob(os.path.join(erl_root, "erts-*", "bin", "beam.smp")))
     if not beams:
         sys.exit(f"symbols: no erts-*/bin/beam.smp under {erl_root}")
-    names = set()
+    every = set()
     for line in nm(["-D", "--defined-only"], beams[-1]):
         parts = line.split()
-        if len(parts) == 3 and parts[2].startswith("enif_"):
-            names.add(parts[2])
+        if len(parts) == 3:
+            every.add(parts[2])
+    names = {n for n in every if n.startswith("enif_")}
     if len(names) < 100:
         sys.exit(f"symbols: only {len(names)} enif_* exported by {beams[-1]}")
-    return names, beams[-1]
+    return names, every, beams[-1]
 
 
 def export_patterns(exports_list):
@@ -122,16 +150,20 @@ def main():
     a = ap.parse_args()
 
     hdr, hdr_path = header_names(a.erl_root, a.cc)
-    beam, beam_path = beam_names(a.erl_root)
+    beam, beam_all, beam_path = beam_names(a.erl_root)
     required = {
         "erl_nif_api_funcs.h": hdr,
         "beam.smp": beam,
         "NIF API 2.17": set(API_2_17),
+        "driver API outside ports": DRIVER,
     }
     target = a.host or a.lib
     defined = defined_in_host(a.host) if a.host else defined_in_lib(a.lib)
 
     failed = False
+    for name in sorted(DRIVER - beam_all):
+        print(f"  NOT EXPORTED BY beam.smp: {name}: the host must not offer what BEAM does not")
+        failed = True
     for source, names in required.items():
         missing = sorted(names - defined)
         print(f"{source}: {len(names)} functions, {len(names) - len(missing)} defined in {os.path.basename(target)}")
@@ -146,8 +178,12 @@ def main():
                        and not any(fnmatch.fnmatchcase(s, p) for p in patterns))
         print(f"exports: {len(defined)} dynamic symbols, patterns {patterns}")
         for p in patterns:
-            if p != "enif_*" and p not in BROKER:
-                print(f"  exports.list allows {p}: neither enif_* nor the broker's")
+            if p != "enif_*" and p not in BROKER and p not in DRIVER_PATTERNS:
+                print(f"  exports.list allows {p}: neither enif_*, the driver API's nor the broker's")
+                failed = True
+        for s in sorted(defined):
+            if any(fnmatch.fnmatchcase(s, p) for p in DRIVER_PATTERNS) and s not in DRIVER:
+                print(f"  EXPORTED AS DRIVER API, BUT NOT IN DRIVER: {s}")
                 failed = True
         for s in sorted(BROKER - defined):
             print(f"  MISSING (broker): {s}")
