@@ -7,6 +7,7 @@
  * A malformed request is answered with an ERROR for its id and the server
  * goes on: only the runtime decides that a host must die.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -412,6 +413,37 @@ static void send_loaded(struct server *s, uint64_t id)
         nk_buf_free(&b);
 }
 
+/* LOAD's scope libraries, each into the global scope (RTLD_GLOBAL) where
+ * the library about to be loaded binds to them, as a NIF does to the
+ * libraries beam.smp links. */
+static int load_scope(struct nk_rd *rd, char *err, size_t errlen)
+{
+        uint32_t n;
+        if (!nk_rd_u32(rd, &n) || n > NK_SCOPE_MAX) {
+                snprintf(err, errlen, "malformed LOAD: bad scope count");
+                return -EINVAL;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+                const uint8_t *p;
+                size_t len;
+                char path[PATH_MAX];
+                if (!nk_rd_str(rd, PATH_MAX - 1, &p, &len) || len == 0 || memchr(p, 0, len)) {
+                        snprintf(err, errlen, "malformed LOAD: bad scope library %u", i);
+                        return -EINVAL;
+                }
+                memcpy(path, p, len);
+                path[len] = '\0';
+                dlerror();
+                if (!dlopen(path, RTLD_NOW | RTLD_GLOBAL)) {
+                        const char *why = dlerror();
+                        snprintf(err, errlen, "cannot load %.300s into the global scope: %.500s", path,
+                                 why ? why : "unknown error");
+                        return -ENOEXEC;
+                }
+        }
+        return 0;
+}
+
 /* LOAD's and OPEN's first half: workers, path, dlopen and entry checks.
  * Leaves the rest of the payload (LOAD's load_info) in rd. */
 static bool open_library(struct server *s, uint64_t id, struct nk_rd *rd)
@@ -438,8 +470,13 @@ static bool open_library(struct server *s, uint64_t id, struct nk_rd *rd)
         path[path_len] = '\0';
 
         char err[900];
+        int r = load_scope(rd, err, sizeof err);
+        if (r < 0) {
+                reply_error(s, id, r == -EINVAL ? NK_PERR_REJECTED : NK_PERR_LOAD, "%s", err);
+                return false;
+        }
         nk_set_scheduler_count((int) workers);
-        int r = nk_loader_open(path, &s->lib, err, sizeof err);
+        r = nk_loader_open(path, &s->lib, err, sizeof err);
         if (r < 0) {
                 reply_error(s, id, r == -ENOMEM ? NK_PERR_INTERNAL : NK_PERR_LOAD, "%s", err);
                 return false;

@@ -23,7 +23,9 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "beam_scope.h"
 #include "broker.h"
+#include "buf.h"
 #include "fdpass.h"
 #include "error.h"
 #include "launcher.h"
@@ -784,6 +786,18 @@ static const char *host_binary(const nk_host *h)
         return NK_HOST_INSTALL_PATH;
 }
 
+/* ld.so names the first symbol it could not bind; the runtime reads the
+ * files and names them all, with the library that needs each. */
+static void explain_undefined(nk_host *h, nk_error *err)
+{
+        char list[sizeof err->msg];
+        _cleanup_free_ char *hb = realpath(host_binary(h), NULL);
+        if (!hb || nk_scope_missing(hb, h->library, list, sizeof list) <= 0)
+                return;
+        nk_error_set(err, NK_ERR_LOAD, -ENOEXEC, "%s: undefined symbols: %s (a NIF finds the erl_nif API, the "
+                     "driver API outside ports and the libraries beam.smp links; nothing else)", h->library, list);
+}
+
 /* Ends the host however far start got: asks it to stop, kills it if it does
  * not, joins the reader (which reaps) and closes everything. */
 static void teardown(nk_host *h, const char *why)
@@ -915,6 +929,7 @@ static int choose_launcher(nk_host *h, struct nk_sandbox_config *sc, nk_error *e
                 .tmp_mb = p->limits.tmp_mb,
                 .open_files = p->limits.open_files,
                 .cgroup_required = p->cgroup == NK_POLICY_CGROUP_REQUIRED,
+                .scope = nk_beam_scope(),
         };
         /* A delegated subtree other than the one this process sits in, as a
          * multi-tenant server's unit gets from systemd (Delegate=yes). */
@@ -1073,17 +1088,29 @@ static int start(nk_host *h, bool open, const uint8_t *load_info, size_t load_in
                 return r;
         }
 
-        uint32_t workers = h->workers;
-        uint32_t path_len = (uint32_t) strlen(h->library);
         static const uint8_t nil[] = { ETF_VERSION, 106 };
         if (!load_info) {
                 load_info = nil;
                 load_info_len = sizeof nil;
         }
+        _cleanup_(nk_buf_free) struct nk_buf head = {};
+        const char *const *scope = nk_beam_scope();
+        size_t nscope = 0;
+        while (scope[nscope])
+                nscope++;
+        r = nk_put_u32(&head, h->workers);
+        if (r >= 0)
+                r = nk_put_str(&head, h->library, strlen(h->library));
+        if (r >= 0)
+                r = nk_put_u32(&head, (uint32_t) nscope);
+        for (size_t i = 0; r >= 0 && i < nscope; i++)
+                r = nk_put_str(&head, scope[i], strlen(scope[i]));
+        if (r < 0) {
+                r = nk_error_set(err, NK_ERR_SYSTEM, r, "cannot start host for %s: out of memory", h->library);
+                goto failed;
+        }
         const struct iovec iov[] = {
-                { &workers, sizeof workers },
-                { &path_len, sizeof path_len },
-                { h->library, path_len },
+                { head.data, head.len },
                 { (void *) load_info, open ? 0 : load_info_len },
         };
         struct pending p;
@@ -1094,6 +1121,8 @@ static int start(nk_host *h, bool open, const uint8_t *load_info, size_t load_in
         if (r == 0 && p.msg.h.type == NK_MSG_ERROR) {
                 r = reply_error(h, &p.msg, NK_ERR_LOAD, what, err);
                 pending_done(&p);
+                if (err && strstr(err->msg, "undefined symbol"))
+                        explain_undefined(h, err);
         } else if (r == 0) {
                 pending_done(&p);
                 h->opened = open;
@@ -1101,6 +1130,7 @@ static int start(nk_host *h, bool open, const uint8_t *load_info, size_t load_in
                                   h->child.cgroup ? nk_cgroup_path(h->child.cgroup) : NULL);
                 return 0;
         }
+failed:
         teardown(h, "failed to load");
         forget_discovery(h);
         forget_shm(h);

@@ -412,3 +412,170 @@ out:
         nk_pathset_free(&todo);
         return r;
 }
+
+int nk_elf_needed_paths(const char *file, struct nk_pathset *ret, struct nk_sandbox_error *err)
+{
+        struct nk_elf_info info;
+        uint16_t machine;
+        int r = read_elf(file, &info, &machine, err);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; r >= 0 && i < info.needed.n; i++) {
+                char path[PATH_MAX];
+                if (find_library(info.needed.paths[i], &info.search, machine, path, sizeof path) < 0)
+                        r = nk_sandbox_error_set(err, -ENOENT, "cannot find '%s', needed by '%s'",
+                                                 info.needed.paths[i], file);
+                else if (nk_pathset_add(ret, path) < 0)
+                        r = nk_sandbox_error_set(err, -ENOMEM, "out of memory");
+        }
+        nk_elf_info_free(&info);
+        return r;
+}
+
+/* file and what it needs, into deps; nothing when any of it is missing. */
+static int resolve_optional(const char *file, struct nk_pathset *deps)
+{
+        struct nk_pathset found = {};
+        struct nk_sandbox_error ignored;
+        if (access(file, R_OK) != 0 || nk_elf_resolve(file, &found, &ignored) < 0) {
+                nk_pathset_free(&found);
+                return -ENOENT;
+        }
+        int r = nk_pathset_add(deps, file);
+        for (size_t i = 0; r >= 0 && i < found.n; i++)
+                r = nk_pathset_add(deps, found.paths[i]);
+        nk_pathset_free(&found);
+        return r;
+}
+
+int nk_elf_resolve_host(const struct nk_sandbox_config *cfg, struct nk_pathset *deps, struct nk_sandbox_error *err)
+{
+        int r = nk_elf_resolve(cfg->host_binary, deps, err);
+        if (r >= 0)
+                r = nk_elf_resolve(cfg->library, deps, err);
+        if (r < 0)
+                return r;
+        /* What the runtime asks the host to load into its global scope
+         * comes from the machine's own BEAM; one that does not resolve is
+         * left out, and the library that needed it says so. */
+        for (size_t i = 0; cfg->scope && cfg->scope[i]; i++)
+                if (resolve_optional(cfg->scope[i], deps) == -ENOMEM)
+                        return nk_sandbox_error_set(err, -ENOMEM, "out of memory");
+        /* glibc dlopens libgcc_s when a thread is cancelled or exits through
+         * pthread_exit (enif_thread_exit): bound when the system has it. */
+        for (size_t i = 0; i < NK_ARRAY_SIZE(system_dirs); i++) {
+                char path[PATH_MAX];
+                snprintf(path, sizeof path, "%s/libgcc_s.so.1", system_dirs[i]);
+                r = resolve_optional(path, deps);
+                if (r == -ENOMEM)
+                        return nk_sandbox_error_set(err, -ENOMEM, "out of memory");
+                if (r >= 0)
+                        break;
+        }
+        return 0;
+}
+
+/* The dynamic symbol table through the section headers (strip keeps them):
+ * each entry and name checked against the file. fn returns < 0 to stop. */
+static int each_dynsym(const struct image *im, int (*fn)(const ElfW(Sym) *sym, const char *name, void *arg),
+                       void *arg)
+{
+        const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *) im->p;
+        if (im->size < sizeof *eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0)
+                return -ENOEXEC;
+        if (eh->e_shnum == 0)
+                return 0;
+        if (eh->e_shentsize != sizeof(ElfW(Shdr)) || eh->e_shoff % _Alignof(ElfW(Shdr)) != 0 ||
+            !in_bounds(im, eh->e_shoff, (uint64_t) eh->e_shnum * sizeof(ElfW(Shdr))))
+                return -EBADMSG;
+        const ElfW(Shdr) *sh = (const ElfW(Shdr) *) (im->p + eh->e_shoff);
+        for (size_t i = 0; i < eh->e_shnum; i++) {
+                if (sh[i].sh_type != SHT_DYNSYM)
+                        continue;
+                if (sh[i].sh_link >= eh->e_shnum || sh[i].sh_entsize != sizeof(ElfW(Sym)) ||
+                    sh[i].sh_offset % _Alignof(ElfW(Sym)) != 0 || !in_bounds(im, sh[i].sh_offset, sh[i].sh_size))
+                        return -EBADMSG;
+                const ElfW(Shdr) *str = &sh[sh[i].sh_link];
+                if (!in_bounds(im, str->sh_offset, str->sh_size))
+                        return -EBADMSG;
+                const ElfW(Sym) *sym = (const ElfW(Sym) *) (im->p + sh[i].sh_offset);
+                size_t n = sh[i].sh_size / sizeof *sym;
+                for (size_t k = 1; k < n; k++) {
+                        if (sym[k].st_name >= str->sh_size)
+                                return -EBADMSG;
+                        const char *name = string_at(im, str->sh_offset + sym[k].st_name, str->sh_size - sym[k].st_name);
+                        if (!name)
+                                return -EBADMSG;
+                        if (!*name)
+                                continue;
+                        int r = fn(&sym[k], name, arg);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+static int map_file(const char *file, struct image *ret)
+{
+        _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || st.st_size <= 0 || (uint64_t) st.st_size > MAX_ELF_SIZE)
+                return -ENOEXEC;
+        void *p = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED)
+                return -errno;
+        *ret = (struct image) { .p = p, .size = (size_t) st.st_size };
+        return 0;
+}
+
+static int add_undefined(const ElfW(Sym) *sym, const char *name, void *arg)
+{
+        /* A weak reference may stay unresolved; ld.so binds none of these. */
+        if (sym->st_shndx != SHN_UNDEF || ELF64_ST_BIND(sym->st_info) != STB_GLOBAL)
+                return 0;
+        return nk_pathset_add(arg, name);
+}
+
+struct marking {
+        const struct nk_pathset *names;
+        bool *found;
+};
+
+static int mark_defined(const ElfW(Sym) *sym, const char *name, void *arg)
+{
+        const struct marking *m = arg;
+        unsigned bind = ELF64_ST_BIND(sym->st_info), vis = ELF64_ST_VISIBILITY(sym->st_other);
+        if (sym->st_shndx == SHN_UNDEF || (bind != STB_GLOBAL && bind != STB_WEAK && bind != STB_GNU_UNIQUE) ||
+            (vis != STV_DEFAULT && vis != STV_PROTECTED))
+                return 0;
+        for (size_t i = 0; i < m->names->n; i++)
+                if (!m->found[i] && strcmp(m->names->paths[i], name) == 0)
+                        m->found[i] = true;
+        return 0;
+}
+
+int nk_elf_undefined(const char *file, struct nk_pathset *ret)
+{
+        struct image im;
+        int r = map_file(file, &im);
+        if (r < 0)
+                return r;
+        r = each_dynsym(&im, add_undefined, ret);
+        munmap((void *) im.p, im.size);
+        return r;
+}
+
+int nk_elf_mark_defined(const char *file, const struct nk_pathset *names, bool *found)
+{
+        struct image im;
+        int r = map_file(file, &im);
+        if (r < 0)
+                return r;
+        struct marking m = { names, found };
+        r = each_dynsym(&im, mark_defined, &m);
+        munmap((void *) im.p, im.size);
+        return r;
+}

@@ -356,39 +356,6 @@ static void ro_bind(struct argv_builder *a, const char *path)
         arg(a, path);
 }
 
-/* The host binary, the library and everything the loader will open for
- * them: the elfdeps resolution the native launcher uses, plus libgcc_s,
- * which glibc dlopens when a thread exits through pthread_exit. */
-static int resolve_deps(const struct nk_sandbox_config *sc, struct nk_pathset *deps, struct nk_sandbox_error *err)
-{
-        int r = nk_elf_resolve(sc->host_binary, deps, err);
-        if (r >= 0)
-                r = nk_elf_resolve(sc->library, deps, err);
-        if (r < 0)
-                return r;
-        static const char *const dirs[] = { "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
-                                            "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
-                                            "/lib64", "/usr/lib64", "/lib", "/usr/lib" };
-        for (size_t i = 0; i < NK_ARRAY_SIZE(dirs); i++) {
-                char path[PATH_MAX];
-                snprintf(path, sizeof path, "%s/libgcc_s.so.1", dirs[i]);
-                if (access(path, R_OK) != 0)
-                        continue;
-                struct nk_pathset extra = {};
-                struct nk_sandbox_error ignored;
-                if (nk_elf_resolve(path, &extra, &ignored) >= 0) {
-                        r = nk_pathset_add(deps, path);
-                        for (size_t j = 0; r >= 0 && j < extra.n; j++)
-                                r = nk_pathset_add(deps, extra.paths[j]);
-                }
-                nk_pathset_free(&extra);
-                if (r < 0)
-                        return nk_sandbox_error_set(err, -ENOMEM, "out of memory");
-                break;
-        }
-        return 0;
-}
-
 static int build_argv(const struct nk_sandbox_config *sc, const struct nk_pathset *deps, bool have_size,
                       bool have_status, struct argv_builder *a)
 {
@@ -879,7 +846,7 @@ static int prepare(const struct nk_launch_config *cfg, const struct nk_sandbox_c
                     bwrap, setuid_bwrap ? "is setuid and refuses --size" : "is older than 0.7.0 and has no --size",
                     sc->library);
 
-        r = resolve_deps(sc, &s->deps, err);
+        r = nk_elf_resolve_host(sc, &s->deps, err);
         if (r < 0)
                 return r;
         /* --json-status-fd came with 0.4.0; without it an exit status the

@@ -48,6 +48,9 @@ struct nk_sandbox_config {
         const char *host_binary;        /* absolute path of nifkit-host */
         const char *library;            /* absolute path of the NIF library */
         const char *const *extra_ro;    /* more paths to bind read-only (NULL-terminated, may be NULL) */
+        const char *const *scope;       /* libraries the host loads into its global scope before the
+                                         * library, bound with their dependencies (NULL-terminated,
+                                         * may be NULL) */
 
         uid_t outside_uid;              /* the unprivileged id the host runs as outside */
         gid_t outside_gid;

@@ -312,34 +312,12 @@ static int prepare_plugin_dirs(struct nk_sandbox_plan *p, struct nk_sandbox_erro
 
 static int prepare_deps(struct nk_sandbox_plan *p, struct nk_sandbox_error *err)
 {
-        int r = nk_elf_resolve(p->host_binary, &p->deps, err);
-        if (r >= 0)
-                r = nk_elf_resolve(p->library, &p->deps, err);
+        int r = nk_elf_resolve_host(&p->cfg, &p->deps, err);
         if (r >= 0)
                 r = prepare_library_dir(p, err);
         if (r >= 0)
                 r = prepare_plugin_dirs(p, err);
-        if (r < 0)
-                return r;
-        /* glibc dlopens libgcc_s when a thread is cancelled or exits through
-         * pthread_exit (enif_thread_exit): bind it when the system has it. */
-        struct nk_pathset extra = {};
-        struct nk_sandbox_error ignored;
-        for (const char *const *d = (const char *const[]) { "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
-                                                            "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
-                                                            "/lib64", "/usr/lib64", "/lib", "/usr/lib", NULL };
-             *d; d++) {
-                char path[PATH_MAX];
-                snprintf(path, sizeof path, "%s/libgcc_s.so.1", *d);
-                if (access(path, R_OK) == 0 && nk_elf_resolve(path, &extra, &ignored) >= 0) {
-                        r = nk_pathset_add(&p->deps, path);
-                        for (size_t i = 0; r >= 0 && i < extra.n; i++)
-                                r = nk_pathset_add(&p->deps, extra.paths[i]);
-                        break;
-                }
-        }
-        nk_pathset_free(&extra);
-        return r < 0 ? nk_sandbox_error_set(err, -ENOMEM, "out of memory") : 0;
+        return r;
 }
 
 int nk_sandbox_prepare(const struct nk_sandbox_config *cfg, nk_sandbox_log_fn log, void *log_arg,

@@ -51,6 +51,19 @@ void nk_pathset_free(struct nk_pathset *s);
  * provided by the executable itself (the erl_nif API) are never needed. */
 int nk_elf_resolve(const char *file, struct nk_pathset *deps, struct nk_sandbox_error *err);
 
+/* Where ld.so finds each of file's own DT_NEEDED entries, in their order. */
+int nk_elf_needed_paths(const char *file, struct nk_pathset *ret, struct nk_sandbox_error *err);
+
+/* The global (non-weak) undefined dynamic symbols of file, added to ret. */
+int nk_elf_undefined(const char *file, struct nk_pathset *ret);
+/* Sets found[i] for each names->paths[i] that file defines and exports. */
+int nk_elf_mark_defined(const char *file, const struct nk_pathset *names, bool *found);
+
+/* Everything the loader opens for a host of cfg, whichever launcher starts
+ * it: the host binary's and the library's dependencies (strictly), the
+ * scope libraries with theirs, and libgcc_s (both when they resolve). */
+int nk_elf_resolve_host(const struct nk_sandbox_config *cfg, struct nk_pathset *deps, struct nk_sandbox_error *err);
+
 /* Exposed for tests: the interpreter, DT_NEEDED and search paths of one file. */
 struct nk_elf_info {
         char *interp;                   /* NULL if none */

@@ -7,6 +7,8 @@ packages="
   gcc pkg-config meson ninja-build python3
   erlang-nox erlang-dev
   erlang-jiffy erlang-p1-yaml erlang-p1-xml erlang-p1-stringprep
+  erlang-p1-tls erlang-p1-zlib erlang-p1-iconv erlang-p1-mqtree erlang-p1-xmpp erlang-bitcask
+  binutils
   libcmocka-dev libjansson-dev libseccomp-dev libcap-ng-dev
   libnl-3-dev libnl-route-3-dev bubblewrap
   clang libclang-rt-14-dev

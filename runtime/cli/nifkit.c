@@ -55,7 +55,8 @@ static const struct usage call_usage = {
 
 static const struct usage inspect_usage = {
         "inspect", "[OPTION]... LIBRARY",
-        "Load LIBRARY in a host and print its module name and functions (name/arity and dirty flags).",
+        "Load LIBRARY in a host and print its module name and functions (name/arity and dirty flags). "
+        "The library's load() runs only when --load-info gives it its argument.",
 };
 
 /* Options every command that starts a host shares. */
@@ -64,6 +65,7 @@ struct host_options {
         const char *load_info;
         const char *policy;
         unsigned timeout_ms;
+        bool open_only;         /* no load() unless --load-info: nif_init's table is all it needs */
 };
 
 /* The policy of --policy: libnifkit does not copy it, so it lives until
@@ -234,7 +236,7 @@ static int start_host(const char *lib, const struct host_options *o, nk_host **r
                 return EXIT_HOST;
         }
         nk_host_set_call_timeout(h, o->timeout_ms);
-        r = nk_host_start(h, info_etf, info_len, &err);
+        r = o->open_only && !o->load_info ? nk_host_open(h, &err) : nk_host_start(h, info_etf, info_len, &err);
         if (r < 0) {
                 print_host_error(&err);
                 return EXIT_HOST;
@@ -365,6 +367,7 @@ static int cmd_inspect(int argc, char **argv)
                 return r == 1 ? 0 : r;
         if (argc - optind != 1)
                 return usage_error(cmd, "inspect takes exactly one library");
+        o.open_only = true;
         r = start_host(argv[optind], &o, &h);
         if (r != 0)
                 return r;

@@ -53,8 +53,11 @@ _Static_assert(sizeof(struct nk_msg_header) == NK_PROTO_HEADER_SIZE, "header lay
 enum nk_msg_type {
         /*
          * runtime → host. Loads the library and runs its load().
-         * Payload: u32 workers (0 = default 4), str library path,
-         * rest load_info ETF (empty means the atom []).
+         * Payload: u32 workers (0 = default 4), str library path, u32 n,
+         * n × str scope library, rest load_info ETF (empty means the atom
+         * []). The scope libraries (at most NK_SCOPE_MAX) are loaded into
+         * the host's global scope first, as beam.smp's own libraries are
+         * in BEAM's.
          * Reply: LOADED or ERROR (category NK_PERR_LOAD). Sent once.
          */
         NK_MSG_LOAD = 1,
@@ -179,7 +182,8 @@ enum nk_msg_type {
          * runtime → host. The first half of LOAD, for the proxy NIF, which
          * must hand BEAM the function table (nif_init) before BEAM gives it
          * load_info (load()): loads the library and checks its entry without
-         * running load(). Payload: u32 workers, str library path.
+         * running load(). Payload: u32 workers, str library path, u32 n,
+         * n × str scope library (as LOAD's).
          * Reply: LOADED or ERROR (NK_PERR_LOAD). Sent once, instead of LOAD.
          */
         NK_MSG_OPEN = 32,
@@ -192,6 +196,9 @@ enum nk_msg_type {
         /* host → runtime, reply to RUN_LOAD, empty payload. */
         NK_MSG_LOAD_DONE = 34,
 };
+
+/* Most scope libraries one LOAD or OPEN names. */
+#define NK_SCOPE_MAX 64
 
 /* Largest datagram on the broker socket: a header, three u32 and a path of
  * PATH_MAX bytes fit, with room to spare. */

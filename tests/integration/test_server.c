@@ -107,6 +107,7 @@ static void load(struct host *h, uint64_t id, const char *path, const uint8_t *i
         struct nk_buf b = {};
         nk_put_u32(&b, 2);
         nk_put_str(&b, path, strlen(path));
+        nk_put_u32(&b, 0);
         nk_buf_put(&b, info, info_len);
         send_parts(h, NK_MSG_LOAD, id, &b);
 }

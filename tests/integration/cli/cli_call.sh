@@ -241,7 +241,24 @@ if [ -n "${NK_TEST_NIF_CRASH:-}" ] && [ -f "$NK_TEST_NIF_CRASH" ]; then
 fi
 if [ -n "${NK_TEST_NIF_LOADFAIL:-}" ] && [ -f "$NK_TEST_NIF_LOADFAIL" ]; then
         check "nk_test_loadfail exits 2" 2 "" "nifkit: $NK_TEST_NIF_LOADFAIL: load() returned 1" -- \
-                inspect "$NK_TEST_NIF_LOADFAIL"
+                call "$NK_TEST_NIF_LOADFAIL" ok
+        # inspect reads nif_init's table and runs no load() unless given its argument.
+        check "inspect runs no load()" 0 "module nk_test_loadfail
+ok/0" "" -- inspect "$NK_TEST_NIF_LOADFAIL"
+        check "inspect --load-info runs load()" 2 "" "nifkit: $NK_TEST_NIF_LOADFAIL: load() returned 1" -- \
+                inspect --load-info '[]' "$NK_TEST_NIF_LOADFAIL"
+fi
+if [ -n "${NK_TEST_NIF_UNDEFINED:-}" ] && [ -f "$NK_TEST_NIF_UNDEFINED" ]; then
+        # Every missing symbol named, with the library that needs it.
+        check "a library with undefined symbols exits 2" 2 "" "nifkit: $NK_TEST_NIF_UNDEFINED: undefined symbols: \
+$NK_TEST_NIF_UNDEFINED needs driver_output, nk_no_such_function (a NIF finds the erl_nif API, the driver API \
+outside ports and the libraries beam.smp links; nothing else)" -- call "$NK_TEST_NIF_UNDEFINED" ok
+fi
+if [ -n "${NK_TEST_NIF_DRIVER:-}" ] && [ -f "$NK_TEST_NIF_DRIVER" ]; then
+        # What BEAM answers: erl_errno_id names errnos in lower case and
+        # "unknown" otherwise; a driver binary counts its references.
+        check "the driver API outside ports, and beam.smp's zlib" 0 "{{enoent,eacces,unknown},21,true,3,zlib}" "" -- \
+                call "$NK_TEST_NIF_DRIVER" check
 fi
 if [ -n "${NK_TEST_NIF_NOINIT:-}" ] && [ -f "$NK_TEST_NIF_NOINIT" ]; then
         check "a library without nif_init exits 2" 2 "" "nifkit: $NK_TEST_NIF_NOINIT: no nif_init symbol" -- \

@@ -100,6 +100,7 @@ static void load(struct host *h, const char *path, const char *const *names, int
         struct nk_buf b = { 0 };
         nk_put_u32(&b, 2);
         nk_put_str(&b, path, strlen(path));
+        nk_put_u32(&b, 0);
         send_buf(h, NK_MSG_LOAD, 1, &b);
 
         struct nk_msg m;
