@@ -101,6 +101,7 @@ struct proxy {
         bool loaded;                    /* the real load() ran: a module owns this copy */
         char *self;                     /* this .so, resolved */
         char *real;                     /* the real library beside it */
+        char *host;                     /* the host binary nifkit wrap recorded, or NULL */
         struct nk_policy *policy;       /* the one the host runs under */
         char *module;
         ErlNifFunc *funcs;
@@ -383,6 +384,8 @@ static void reset(struct proxy *p)
         free(p->self);
         p->self = NULL;
         free(p->real);
+        free(p->host);
+        p->host = NULL;
         p->real = NULL;
         nk_policy_free(p->policy);
         p->policy = NULL;
@@ -482,6 +485,12 @@ static int locate(struct proxy *p)
         p->real = sibling(p->self, ".real.so");
         if (!p->real)
                 return -ENOMEM;
+        /* NAME.host: the host nifkit wrap found (a link to it). */
+        char *host = sibling(p->self, ".host");
+        if (!host)
+                return -ENOMEM;
+        p->host = realpath(host, NULL);
+        free(host);
         if (access(p->real, R_OK) < 0) {
                 int r = -errno;
                 report("'%s' wraps no library: '%s': %s", p->self, p->real, strerror(-r));
@@ -559,6 +568,13 @@ static int new_host(const struct proxy *p, nk_host **ret)
         nk_host_set_log_callback(h, log_note, NULL);
         nk_host_set_policy(h, p->policy);
         nk_host_set_result_alloc(h, &pool_results);
+        /* $NIFKIT_HOST overrides what wrap recorded, as it overrides the
+         * installed default. */
+        const char *env = secure_getenv("NIFKIT_HOST");
+        if (p->host && !(env && *env) && (r = nk_host_set_host_binary(h, p->host)) < 0) {
+                nk_host_free(h);
+                return r;
+        }
         *ret = h;
         return 0;
 }

@@ -9,6 +9,8 @@
  *                         state)
  *   DIR/NAME.real.so      the real library, where the proxy's nif_init looks
  *   DIR/NAME.policy.json  the policy the host runs under
+ *   DIR/NAME.host         a symbolic link to the nifkit-host binary that runs
+ *                         it (the one this tool found, or --host)
  *
  * Everything that can be refused is checked before the first byte is
  * written: the policy (with its file:line:column message), the library (it
@@ -32,10 +34,7 @@
 #include "cmd_wrap.h"
 #include "macro.h"
 #include "nifkit_policy.h"
-
-#ifndef NK_PROXY_INSTALL_PATH
-#define NK_PROXY_INSTALL_PATH "/usr/local/lib/nifkit/nifkit_proxy.so"
-#endif
+#include "parts.h"
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE 64
@@ -47,6 +46,7 @@ struct wrap_options {
         const char *policy;
         const char *out_dir;
         const char *proxy;
+        const char *host;
         bool in_place;
 };
 
@@ -74,8 +74,9 @@ static void usage(FILE *f)
               "that loads it runs the real library in a sandboxed host process.\n"
               "\n"
               "For LIBRARY = NAME.so, writes DIR/NAME.so (a copy of the proxy), DIR/NAME.real.so\n"
-              "(a copy of LIBRARY) and DIR/NAME.policy.json. Copy the application around it\n"
-              "(its ebin/) as it is: only the .so changes.\n"
+              "(a copy of LIBRARY), DIR/NAME.policy.json and DIR/NAME.host (a link to the host\n"
+              "binary that runs it). Copy the application around it (its ebin/) as it is:\n"
+              "only the .so changes.\n"
               "\n"
               "Options:\n"
               "  --policy FILE   the policy the host runs under, checked first (default: the\n"
@@ -84,7 +85,9 @@ static void usage(FILE *f)
               "  --in-place      replace LIBRARY itself by the proxy and keep the original as\n"
               "                  NAME.real.so beside it\n"
               "  --proxy FILE    the proxy NIF to copy (default: $NIFKIT_PROXY, else the one built\n"
-              "                  beside this tool, else " NK_PROXY_INSTALL_PATH ")\n"
+              "                  by this tool's build tree, else " NK_PROXY_INSTALL_PATH ")\n"
+              "  --host FILE     the nifkit-host to record (default: $NIFKIT_HOST, else the one\n"
+              "                  built by this tool's build tree, else " NK_HOST_INSTALL_PATH ")\n"
               "  -h, --help      show this help\n"
               "\n"
               "Exit status: 0 wrapped, 1 refused (invalid policy, unreadable library, already a\n"
@@ -162,29 +165,6 @@ int nk_elf_is_proxy(const uint8_t *image, size_t len)
                     memcmp(image + strtab.sh_offset + name, MARKER_SECTION, sizeof MARKER_SECTION) == 0)
                         return 1;
         }
-        return 0;
-}
-
-/* The proxy: --proxy, $NIFKIT_PROXY, the build tree's (runtime/cli/nifkit
- * next to runtime/beam/nifkit_proxy.so), the installed one. */
-static int find_proxy(const char *opt, char *buf, size_t size)
-{
-        const char *env = getenv("NIFKIT_PROXY");
-        char exe[PATH_MAX];
-        ssize_t n;
-
-        if (opt || (env && *env)) {
-                snprintf(buf, size, "%s", opt ? opt : env);
-                return 0;
-        }
-        n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        if (n > 0) {
-                exe[n] = '\0';
-                if (snprintf(buf, size, "%s/../beam/nifkit_proxy.so", dirname(exe)) < (int) size &&
-                    access(buf, R_OK) == 0)
-                        return 0;
-        }
-        snprintf(buf, size, "%s", NK_PROXY_INSTALL_PATH);
         return 0;
 }
 
@@ -302,6 +282,24 @@ static int link_temp(const char *dir, const char *name, const char *src, char **
         return -EEXIST;
 }
 
+static int symlink_temp(const char *dir, const char *name, const char *target, char **ret)
+{
+        _cleanup_free_ char *path = NULL;
+
+        for (int attempt = 0; attempt < 16; attempt++) {
+                free(path);
+                if (asprintf(&path, "%s/.%s.%d.%d.host", dir, name, (int) getpid(), attempt) < 0)
+                        return -ENOMEM;
+                if (symlink(target, path) == 0) {
+                        *ret = TAKE_PTR(path);
+                        return 0;
+                }
+                if (errno != EEXIST)
+                        return -errno;
+        }
+        return -EEXIST;
+}
+
 struct staged {
         char *tmp;
         char *dest;
@@ -342,6 +340,7 @@ static int parse(int argc, char **argv, struct wrap_options *o)
                 { "output", required_argument, NULL, 'o' },
                 { "in-place", no_argument, NULL, 'i' },
                 { "proxy", required_argument, NULL, 'P' },
+                { "host", required_argument, NULL, 'H' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -362,6 +361,9 @@ static int parse(int argc, char **argv, struct wrap_options *o)
                         break;
                 case 'P':
                         o->proxy = optarg;
+                        break;
+                case 'H':
+                        o->host = optarg;
                         break;
                 case 'h':
                         usage(stdout);
@@ -384,8 +386,8 @@ static int wrap(const char *lib, const struct wrap_options *o)
 {
         _cleanup_(image_free) struct file_image real = { 0 }, proxy = { 0 };
         _cleanup_free_ char *policy_text = NULL, *libcopy = strdup(lib), *name = NULL, *dir = NULL;
-        struct staged st[3] = { 0 };
-        char proxy_path[PATH_MAX];
+        struct staged st[4] = { 0 };
+        char proxy_path[PATH_MAX], host_path[PATH_MAX];
         const char *base;
         size_t n, policy_len;
         int r;
@@ -438,7 +440,7 @@ static int wrap(const char *lib, const struct wrap_options *o)
         r = check_library(lib, &real);
         if (r < 0)
                 return r;
-        find_proxy(o->proxy, proxy_path, sizeof proxy_path);
+        nk_cli_find_proxy(o->proxy, proxy_path, sizeof proxy_path);
         r = read_image(proxy_path, &proxy);
         if (r < 0) {
                 fprintf(stderr, "nifkit wrap: cannot read the proxy NIF '%s': %s (set $NIFKIT_PROXY or --proxy)\n",
@@ -449,6 +451,13 @@ static int wrap(const char *lib, const struct wrap_options *o)
                 fprintf(stderr, "nifkit wrap: '%s' is not nifkit's proxy NIF (no %s section)\n", proxy_path,
                         MARKER_SECTION);
                 return -EINVAL;
+        }
+        nk_cli_find_host(o->host, host_path, sizeof host_path);
+        if (host_path[0] != '/' || access(host_path, X_OK) < 0) {
+                r = host_path[0] != '/' ? -EINVAL : -errno;
+                fprintf(stderr, "nifkit wrap: cannot use the host '%s': %s (set $NIFKIT_HOST or --host)\n",
+                        host_path, host_path[0] != '/' ? "not an absolute path" : strerror(-r));
+                return r;
         }
 
         /* 3. where */
@@ -467,21 +476,24 @@ static int wrap(const char *lib, const struct wrap_options *o)
                 return -ENOMEM;
         if (asprintf(&st[0].dest, "%s/%s.real.so", dir, name) < 0 ||
             asprintf(&st[1].dest, "%s/%s.policy.json", dir, name) < 0 ||
-            asprintf(&st[2].dest, "%s/%s.so", dir, name) < 0) {
-                staged_abort(st, 3);
+            asprintf(&st[2].dest, "%s/%s.host", dir, name) < 0 ||
+            asprintf(&st[3].dest, "%s/%s.so", dir, name) < 0) {
+                staged_abort(st, 4);
                 return -ENOMEM;
         }
 
-        /* 4. stage all three, then rename: the real library and the policy
-         * first, the proxy that needs them last. */
+        /* 4. stage all four, then rename: the real library, the policy and
+         * the host first, the proxy that needs them last. */
         r = o->in_place ? link_temp(dir, name, lib, &st[0].tmp) : -EXDEV;
         if (r < 0)
                 r = write_temp(dir, name, real.data, real.len, real.mode | 0444, &st[0].tmp);
         if (r >= 0)
                 r = write_temp(dir, name, policy_text, policy_len, 0644, &st[1].tmp);
         if (r >= 0)
-                r = write_temp(dir, name, proxy.data, proxy.len, 0755, &st[2].tmp);
-        for (size_t i = 0; r >= 0 && i < 3; i++) {
+                r = symlink_temp(dir, name, host_path, &st[2].tmp);
+        if (r >= 0)
+                r = write_temp(dir, name, proxy.data, proxy.len, 0755, &st[3].tmp);
+        for (size_t i = 0; r >= 0 && i < 4; i++) {
                 if (rename(st[i].tmp, st[i].dest) < 0) {
                         r = -errno;
                         break;
@@ -490,14 +502,15 @@ static int wrap(const char *lib, const struct wrap_options *o)
                 st[i].tmp = NULL;
         }
         if (r < 0) {
-                if (st[0].tmp || st[1].tmp || st[2].tmp)
+                if (st[0].tmp || st[1].tmp || st[2].tmp || st[3].tmp)
                         fprintf(stderr, "nifkit wrap: cannot write into '%s': %s\n", dir, strerror(-r));
-                staged_abort(st, 3);
+                staged_abort(st, 4);
                 return r;
         }
-        printf("%s: proxy NIF, wrapping %s\n%s: the real library\n%s: the policy%s\n", st[2].dest, lib,
-               st[0].dest, st[1].dest, o->policy ? "" : " (the built-in default)");
-        staged_abort(st, 3);
+        printf("%s: proxy NIF, wrapping %s\n%s: the real library\n%s: the policy%s\n%s: the host, %s\n",
+               st[3].dest, lib, st[0].dest, st[1].dest, o->policy ? "" : " (the built-in default)", st[2].dest,
+               host_path);
+        staged_abort(st, 4);
         return 0;
 }
 

@@ -27,6 +27,7 @@
 #include "macro.h"
 #include "nifkit.h"
 #include "nifkit_policy.h"
+#include "parts.h"
 #include "print.h"
 
 #define EXIT_EXCEPTION 1
@@ -117,7 +118,8 @@ static void command_help(const struct usage *cmd, FILE *f)
         fputs("  --load-info TERM   the term load() receives, as an Erlang literal (default: [])\n"
               "  --policy FILE      the JSON policy the host runs under (default: $NIFKIT_POLICY,\n"
               "                     else the built-in deny-all policy)\n"
-              "  --host PATH        the nifkit-host executable (default: $NIFKIT_HOST, else the installed one)\n"
+              "  --host PATH        the nifkit-host executable (default: $NIFKIT_HOST, else this build tree's,\n"
+              "                     else the installed one)\n"
               "  -h, --help         show this help\n"
               "\n",
               f);
@@ -228,9 +230,11 @@ static int start_host(const char *lib, const struct host_options *o, nk_host **r
         }
         if (cli_policy)
                 nk_host_set_policy(h, cli_policy);
+        char host[PATH_MAX];
+        nk_cli_find_host(o->host, host, sizeof host);
         r = nk_host_set_library(h, lib);
-        if (r >= 0 && o->host)
-                r = nk_host_set_host_binary(h, o->host);
+        if (r >= 0)
+                r = nk_host_set_host_binary(h, host);
         if (r < 0) {
                 fprintf(stderr, "nifkit: %s: %s\n", lib, strerror(-r));
                 return EXIT_HOST;

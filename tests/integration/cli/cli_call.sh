@@ -6,7 +6,8 @@
 # module does not export them, so they were checked by loading jiffy.so under
 # a module of the same name).
 #
-# Environment: NIFKIT (the tool), NIFKIT_HOST (the host), NIFKIT_CLI_TEST_NIF
+# Environment: NIFKIT (the tool), NIFKIT_HOST (the host it must find by
+# itself: the variable is checked, then unset), NIFKIT_CLI_TEST_NIF
 # (cli_test_nif.c built: crash, hang, raise, load failure, echo), and the
 # [server] test NIFs when built: NK_TEST_NIF_GOOD, _CRASH, _LOADFAIL, _NOINIT,
 # _NOTELF.
@@ -14,7 +15,10 @@ set -u
 
 : "${NIFKIT:?NIFKIT must name the nifkit binary}"
 : "${NIFKIT_HOST:?NIFKIT_HOST must name the nifkit-host binary}"
-export NIFKIT_HOST
+# A nifkit run from its build tree finds that build's host: every check
+# below runs without the variable.
+[ -x "$NIFKIT_HOST" ] || { echo "FAIL: $NIFKIT_HOST is not executable"; exit 1; }
+unset NIFKIT_HOST
 
 jiffy_dir=$(erl -noshell -eval 'case code:lib_dir(jiffy) of {error, _} -> ok; D -> io:format("~s", [D]) end, halt().')
 JIFFY=$jiffy_dir/priv/jiffy.so

@@ -43,7 +43,11 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/nifkit-wrap-test.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 # Our own state directory: other runtimes' hosts are not this test's.
 export NIFKIT_STATUS_DIR="$tmp/status"
-export NIFKIT_HOST
+# The tool finds its build's proxy and host by itself, and a wrapped
+# library runs the host wrap recorded: neither variable is passed on.
+host_bin=$(realpath "$NIFKIT_HOST")
+proxy_bin=$NIFKIT_PROXY
+unset NIFKIT_HOST NIFKIT_PROXY
 if ! unshare -U true 2>/dev/null; then
         echo "# this machine cannot create user namespaces: hosts run unsandboxed"
         export NIFKIT_UNSANDBOXED_DEVELOPMENT=1
@@ -60,7 +64,8 @@ erl_eval() {
 cp -r "$jiffy" "$tmp/jiffy"
 check "wrap -o writes the proxy, the real library and the policy" \
         "$NIFKIT" wrap --policy "$here/policy.json" "$jiffy/priv/jiffy.so" -o "$tmp/jiffy/priv" >"$tmp/out" 2>&1
-check "the wrapped jiffy.so is a copy of the proxy" cmp -s "$NIFKIT_PROXY" "$tmp/jiffy/priv/jiffy.so"
+check "the wrapped jiffy.so is a copy of the proxy" cmp -s "$proxy_bin" "$tmp/jiffy/priv/jiffy.so"
+check "jiffy.host links to this build's host" test "$(readlink "$tmp/jiffy/priv/jiffy.host")" = "$host_bin"
 check "jiffy.real.so is a copy of jiffy.so" cmp -s "$jiffy/priv/jiffy.so" "$tmp/jiffy/priv/jiffy.real.so"
 check "the policy is written as given" cmp -s "$here/policy.json" "$tmp/jiffy/priv/jiffy.policy.json"
 out=$(erl_eval "$tmp/jiffy" '
@@ -138,7 +143,7 @@ fi
 cp -r "$jiffy" "$tmp/inplace"
 check "wrap --in-place" "$NIFKIT" wrap --in-place --policy "$here/policy.json" "$tmp/inplace/priv/jiffy.so" >/dev/null
 check "the original is kept as jiffy.real.so" cmp -s "$jiffy/priv/jiffy.so" "$tmp/inplace/priv/jiffy.real.so"
-check "jiffy.so is now the proxy" cmp -s "$NIFKIT_PROXY" "$tmp/inplace/priv/jiffy.so"
+check "jiffy.so is now the proxy" cmp -s "$proxy_bin" "$tmp/inplace/priv/jiffy.so"
 check "no temporary file is left" test "$(ls -A "$tmp/inplace/priv" | grep -c '^\.')" -eq 0
 out=$(erl_eval "$tmp/inplace" 'io:format("~w~n", [jiffy:decode(<<"[\"in place\"]">>) =:= [<<"in place">>]]), halt().')
 case $out in true*) ok "jiffy wrapped in place decodes" ;;
