@@ -12,6 +12,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -59,14 +60,56 @@ bool nk_broker_client_present(void)
         return r;
 }
 
+/* BROKER_CHANNEL's grants beneath /tmp and /dev, set once before any
+ * library code runs and read-only after. */
+static struct {
+        char *paths[NK_BROKER_LOCAL_MAX];
+        size_t n;
+} local_grants;
+
+static int read_local_grants(const uint8_t *payload, size_t len)
+{
+        struct nk_rd rd = nk_rd_init(payload, len);
+        uint32_t n;
+        if (!nk_rd_u32(&rd, &n) || n > NK_BROKER_LOCAL_MAX)
+                return -EPROTO;
+        for (uint32_t i = 0; i < n; i++) {
+                const uint8_t *p;
+                size_t plen;
+                if (!nk_rd_str(&rd, PATH_MAX - 1, &p, &plen) || plen == 0 || p[0] != '/' || memchr(p, 0, plen))
+                        return -EPROTO;
+                char *copy = strndup((const char *) p, plen);
+                if (!copy)
+                        return -ENOMEM;
+                local_grants.paths[local_grants.n++] = copy;
+        }
+        return rd.left == 0 ? 0 : -EPROTO;
+}
+
+bool nk_broker_client_granted(const char *path)
+{
+        for (size_t i = 0; i < local_grants.n; i++) {
+                size_t n = strlen(local_grants.paths[i]);
+                if (strncmp(path, local_grants.paths[i], n) == 0 && (path[n] == '/' || path[n] == '\0'))
+                        return true;
+        }
+        return false;
+}
+
 int nk_broker_client_accept(int channel)
 {
         struct nk_msg_header h;
         int fd;
-        ssize_t n = nk_fdpass_recv(channel, &h, sizeof h, 0, &fd);
+        _cleanup_free_ uint8_t *buf = malloc(sizeof h + NK_BROKER_CHANNEL_MAX);
+        if (!buf)
+                return -ENOMEM;
+        ssize_t n = nk_fdpass_recv(channel, buf, sizeof h + NK_BROKER_CHANNEL_MAX, 0, &fd);
         if (n < 0)
                 return (int) n;
-        if (n != (ssize_t) sizeof h || h.type != NK_MSG_BROKER_CHANNEL || h.payload_len != 0 || fd < 0) {
+        if (n >= (ssize_t) sizeof h)
+                memcpy(&h, buf, sizeof h);
+        if (n < (ssize_t) sizeof h || h.type != NK_MSG_BROKER_CHANNEL || h.payload_len != (uint64_t) n - sizeof h ||
+            fd < 0 || read_local_grants(buf + sizeof h, (size_t) n - sizeof h) < 0) {
                 if (fd >= 0)
                         close(fd);
                 return -EPROTO;
@@ -270,4 +313,21 @@ int nk_broker_client_resolve(const char *name, int family, struct sockaddr_stora
                 }
         }
         return (int) got;
+}
+
+int nk_broker_client_cwd(char *buf, size_t size)
+{
+        uint8_t answer[PATH_MAX];
+        size_t alen = sizeof answer;
+        struct iovec iov[] = { {} };
+        int r = request(NK_MSG_BROKER_CWD, iov, NK_ARRAY_SIZE(iov), answer, &alen);
+        if (r < 0)
+                return r;
+        if (alen == 0 || answer[0] != '/' || memchr(answer, 0, alen))
+                return -EIO;
+        if (alen + 1 > size)
+                return -ERANGE;
+        memcpy(buf, answer, alen);
+        buf[alen] = '\0';
+        return 0;
 }

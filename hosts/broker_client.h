@@ -30,6 +30,13 @@ void nk_broker_client_set_socket(int sock);
 bool nk_broker_client_present(void);
 
 int nk_broker_client_open(const char *path, int flags, unsigned mode);
+/* Whether path lies beneath one of the policy's grants inside the host's
+ * own /tmp or /dev (BROKER_CHANNEL lists them): such a path is the
+ * broker's, not the host's. */
+bool nk_broker_client_granted(const char *path);
+/* The runtime's working directory, NUL-terminated into buf: -ERANGE when it
+ * does not fit, -ENOTCONN without a broker. */
+int nk_broker_client_cwd(char *buf, size_t size);
 int nk_broker_client_connect(int type, int protocol, const struct sockaddr *sa, socklen_t len);
 int nk_broker_client_listen(int type, int protocol, int backlog, const struct sockaddr *sa, socklen_t len);
 /* Up to max addresses (port 0) of name; returns how many, or -errno. */

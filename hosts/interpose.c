@@ -8,10 +8,13 @@
  * /etc/hosts) do not, and the seccomp filter keeps those read-only.
  *
  * Paths under /tmp and /dev are the host's own (a private tmpfs and a tiny
- * /dev in the sandbox) and are opened directly; every other path is asked
- * of the broker, relative paths as if from "/", the host's working
- * directory. Without a broker (the policy grants nothing) no such path
- * exists (ENOENT) and every socket is refused (EACCES).
+ * /dev in the sandbox) and are opened directly, except beneath a grant the
+ * policy makes there; so are /proc (its own pid namespace's) and the two
+ * CPU lists under /sys that thread pools read. Every other path is asked
+ * of the broker, and a relative one is sent as it is: the runtime resolves
+ * it against its working directory, the VM's, as BEAM would; getcwd()
+ * answers that directory too. Without a broker (the policy grants nothing)
+ * no such path exists (ENOENT) and every socket is refused (EACCES).
  *
  * Sockets: socket() of an IPv4/IPv6 family returns a placeholder (the read
  * end of a pipe) and remembers its family, type and protocol; connect(),
@@ -63,16 +66,23 @@ static bool has_prefix_dir(const char *path, const char *dir)
         return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
 }
 
-/* The host's own files: its tmpfs and its /dev. A path with ".." is never
- * local, so "/tmp/../etc/passwd" goes to the broker and is judged there. */
+/* The host's own files: its tmpfs and its /dev (but not what a grant
+ * covers there), its /proc, and the CPU lists the sandbox binds. A relative
+ * path is the VM's, and a path with ".." is never local, so
+ * "/tmp/../etc/passwd" goes to the broker and is judged there. */
 static bool is_local(const char *path)
 {
-        if (!has_prefix_dir(path, "/tmp") && !has_prefix_dir(path, "/dev"))
+        if (path[0] != '/')
                 return false;
         for (const char *p = strstr(path, ".."); p; p = strstr(p + 1, ".."))
                 if (p[-1] == '/' && (p[2] == '/' || p[2] == '\0'))
                         return false;
-        return true;
+        if (has_prefix_dir(path, "/proc") || strcmp(path, "/sys/devices/system/cpu/online") == 0 ||
+            strcmp(path, "/sys/devices/system/cpu/possible") == 0)
+                return true;
+        if (!has_prefix_dir(path, "/tmp") && !has_prefix_dir(path, "/dev"))
+                return false;
+        return !nk_broker_client_granted(path);
 }
 
 /* open()'s answer for path: local paths with the system call itself (the
@@ -86,14 +96,6 @@ static int do_open(int dirfd, const char *path, int flags, mode_t mode)
                  * never hands one out, so it is one of the host's own. */
                 long fd = syscall(SYS_openat, dirfd, path, flags, mode);
                 return fd < 0 ? -errno : (int) fd;
-        }
-        char abs[PATH_MAX + 1];
-        if (path[0] != '/') {
-                if (strlen(path) + 1 >= sizeof abs)
-                        return -ENAMETOOLONG;
-                abs[0] = '/';
-                strcpy(abs + 1, path);
-                path = abs;
         }
         if (is_local(path)) {
                 long fd = syscall(SYS_openat, AT_FDCWD, path, flags, mode);
@@ -288,14 +290,6 @@ static int do_fstatat(int dirfd, const char *path, struct stat *st, int flags)
                 long r = syscall(SYS_newfstatat, dirfd, path, st, flags);
                 return r < 0 ? -errno : 0;
         }
-        char abs[PATH_MAX + 1];
-        if (path[0] != '/') {
-                if (strlen(path) + 1 >= sizeof abs)
-                        return -ENAMETOOLONG;
-                abs[0] = '/';
-                strcpy(abs + 1, path);
-                path = abs;
-        }
         if (is_local(path)) {
                 long r = syscall(SYS_newfstatat, AT_FDCWD, path, st, flags);
                 return r < 0 ? -errno : 0;
@@ -342,14 +336,6 @@ static int do_access(const char *path, int amode)
 {
         if (!path)
                 return -EFAULT;
-        char abs[PATH_MAX + 1];
-        if (path[0] != '/') {
-                if (strlen(path) + 1 >= sizeof abs)
-                        return -ENAMETOOLONG;
-                abs[0] = '/';
-                strcpy(abs + 1, path);
-                path = abs;
-        }
         if (is_local(path))
                 return syscall(SYS_faccessat, AT_FDCWD, path, amode) < 0 ? -errno : 0;
         int acc = (amode & W_OK) ? ((amode & R_OK) ? O_RDWR : O_WRONLY) : O_RDONLY;
@@ -365,6 +351,39 @@ static int do_access(const char *path, int amode)
 EXPORT int access(const char *path, int amode)
 {
         return set_errno(do_access(path, amode));
+}
+
+/* ---- the working directory ---------------------------------------------- */
+
+/* The VM's working directory, which relative paths resolve against; the
+ * host's own ("/") without a broker. buf NULL allocates, as glibc's does. */
+EXPORT char *getcwd(char *buf, size_t size)
+{
+        char dir[PATH_MAX];
+        int r = nk_broker_client_cwd(dir, sizeof dir);
+        if (r == -ENOTCONN) {
+                long n = syscall(SYS_getcwd, dir, sizeof dir);
+                r = n < 0 ? -errno : 0;
+        }
+        if (r < 0) {
+                errno = -r;
+                return NULL;
+        }
+        size_t need = strlen(dir) + 1;
+        if (buf && size == 0) {
+                errno = EINVAL;
+                return NULL;
+        }
+        if (size != 0 && need > size) {
+                errno = ERANGE;
+                return NULL;
+        }
+        if (!buf && !(buf = malloc(size ? size : need))) {
+                errno = ENOMEM;
+                return NULL;
+        }
+        memcpy(buf, dir, need);
+        return buf;
 }
 
 /* ---- sockets -------------------------------------------------------------- */

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -25,11 +26,13 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "broker.h"
+#include "buf.h"
 #include "fdpass.h"
 #include "macro.h"
 #include "nifkit_policy.h"
@@ -285,6 +288,14 @@ static int finish_open(int fd, int flags, int *ret_fd)
                 close(fd);
                 return S_ISDIR(st.st_mode) ? -EISDIR : -EACCES;
         }
+        /* The runtime's /proc is the VM's (its environment, memory, maps):
+         * never handed out, however the path got there (a grant of "/", a
+         * symlink, a bind mount). The host reads its own /proc. */
+        struct statfs sfs;
+        if (fstatfs(fd, &sfs) < 0 || sfs.f_type == PROC_SUPER_MAGIC) {
+                close(fd);
+                return -EACCES;
+        }
         if (!(flags & O_NONBLOCK)) {
                 int fl = fcntl(fd, F_GETFL);
                 if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
@@ -410,6 +421,19 @@ int nk_broker_open(struct nk_broker *b, const char *path, size_t len, int flags,
                 return -EINVAL;
         if (len >= PATH_MAX)
                 return -ENAMETOOLONG;
+        /* Relative: from the runtime's working directory now, which is
+         * the VM's (file:set_cwd/1 moves it), as in BEAM. */
+        char joined[2 * PATH_MAX + 2];
+        if (path[0] != '/') {
+                char cwd[PATH_MAX];
+                if (!getcwd(cwd, sizeof cwd))
+                        return -errno;
+                int n = snprintf(joined, sizeof joined, "%s/%.*s", cwd, (int) len, path);
+                if (n < 0 || (size_t) n >= PATH_MAX)
+                        return -ENAMETOOLONG;
+                path = joined;
+                len = (size_t) n;
+        }
         int r = normalise(path, len, req, sizeof req);
         if (r < 0)
                 return r;
@@ -737,6 +761,12 @@ static int serve_one(struct nk_broker *b, const uint8_t *buf, size_t n)
                 break;
         case NK_MSG_BROKER_RESOLVE:
                 return serve_resolve(b, h.id, &rd);
+        case NK_MSG_BROKER_CWD: {
+                char cwd[PATH_MAX];
+                if (!getcwd(cwd, sizeof cwd))
+                        return reply(b, h.id, errno, NULL, 0, -1);
+                return reply(b, h.id, 0, cwd, strlen(cwd), -1);
+        }
         default:
                 return reply(b, h.id, EINVAL, NULL, 0, -1);
         }
@@ -832,6 +862,31 @@ static void *broker_main(void *arg)
         return NULL;
 }
 
+/* Whether path lies beneath dir, by whole components. */
+static bool beneath(const char *path, const char *dir)
+{
+        size_t n = strlen(dir);
+        return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+/* The grants inside the host's own /tmp and /dev, for BROKER_CHANNEL: the
+ * host sends paths beneath them here rather than to its private tmpfs. */
+static int local_grants(const struct nk_policy *p, struct nk_buf *out)
+{
+        uint32_t n = 0;
+        for (size_t i = 0; i < p->nfiles; i++)
+                n += beneath(p->files[i].path, "/tmp") || beneath(p->files[i].path, "/dev");
+        if (n > NK_BROKER_LOCAL_MAX)
+                return -E2BIG;
+        int r = nk_put_u32(out, n);
+        for (size_t i = 0; r >= 0 && i < p->nfiles; i++)
+                if (beneath(p->files[i].path, "/tmp") || beneath(p->files[i].path, "/dev"))
+                        r = nk_put_str(out, p->files[i].path, strlen(p->files[i].path));
+        if (r < 0)
+                return r;
+        return out->len > NK_BROKER_CHANNEL_MAX ? -E2BIG : 0;
+}
+
 int nk_broker_attach(struct nk_broker *b, int channel)
 {
         int sv[2];
@@ -839,9 +894,13 @@ int nk_broker_attach(struct nk_broker *b, int channel)
                 return -errno;
         b->sock = sv[0];
         _cleanup_close_ int theirs = sv[1];
-        struct nk_msg_header h = { .type = NK_MSG_BROKER_CHANNEL };
-        const struct iovec iov = { &h, sizeof h };
-        int r = nk_fdpass_send(channel, &iov, 1, theirs);
+        _cleanup_(nk_buf_free) struct nk_buf grants = {};
+        int r = local_grants(b->policy, &grants);
+        if (r < 0)
+                return r;
+        struct nk_msg_header h = { .type = NK_MSG_BROKER_CHANNEL, .payload_len = grants.len };
+        const struct iovec iov[] = { { &h, sizeof h }, { grants.data, grants.len } };
+        r = nk_fdpass_send(channel, iov, NK_ARRAY_SIZE(iov), theirs);
         if (r < 0)
                 return r;
         for (; b->nworkers < WORKERS; b->nworkers++) {

@@ -988,12 +988,61 @@ static int attach_shm(nk_host *h, nk_error *err)
         return 0;
 }
 
+/* The host's environment: a few fixed values that carry nothing of the
+ * VM, then the variables the policy names, with the VM's values now (a
+ * name the VM does not set is left out; one of the fixed names replaces
+ * its value). BEAM shows a NIF the VM's whole environment, secrets and
+ * all; the host shows only this. */
+static const char *const fixed_env[] = { "PATH=/usr/bin:/bin", "HOME=/", "TMPDIR=/tmp" };
+
+static void env_freep(char ***env)
+{
+        nk_sandbox_env_free(*env);
+}
+
+static int host_env(const struct nk_policy *p, char ***ret)
+{
+        size_t n = 0;
+        char **env = calloc(NK_ARRAY_SIZE(fixed_env) + p->nenv + 1, sizeof *env);
+        if (!env)
+                return -ENOMEM;
+        for (size_t i = 0; i < NK_ARRAY_SIZE(fixed_env); i++)
+                if (!(env[n++] = strdup(fixed_env[i])))
+                        goto oom;
+        for (size_t i = 0; i < p->nenv; i++) {
+                const char *v = getenv(p->env[i]);
+                if (!v)
+                        continue;
+                char *e;
+                if (asprintf(&e, "%s=%s", p->env[i], v) < 0)
+                        goto oom;
+                size_t k = 0, len = strlen(p->env[i]);
+                while (k < n && !(strncmp(env[k], e, len + 1) == 0))
+                        k++;
+                if (k < n)
+                        free(env[k]);
+                else
+                        n++;
+                env[k] = e;
+        }
+        *ret = env;
+        return 0;
+oom:
+        nk_sandbox_env_free(env);
+        return -ENOMEM;
+}
+
 static int launch(nk_host *h, nk_error *err)
 {
         struct nk_sandbox_config sc;
         int r = choose_launcher(h, &sc, err);
         if (r < 0)
                 return r;
+        _cleanup_(env_freep) char **env = NULL;
+        r = host_env(h->policy, &env);
+        if (r < 0)
+                return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot start host for %s: out of memory", h->library);
+        sc.env = (const char *const *) env;
 
         int sv[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)

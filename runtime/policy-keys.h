@@ -27,6 +27,7 @@ enum nk_policy_key_format {
         NK_POLICY_FORMAT_CONNECT,       /* "host:port" */
         NK_POLICY_FORMAT_LISTEN,        /* "[udp:]host:port" */
         NK_POLICY_FORMAT_HOSTNAME,      /* a DNS name */
+        NK_POLICY_FORMAT_ENVNAME,       /* an environment variable's name */
 };
 
 struct nk_policy_key {

@@ -27,6 +27,7 @@
 #include "macro.h"
 #include "nifkit_policy.h"
 #include "policy-keys.h"
+#include "protocol.h"
 
 /* Policies are a few hundred bytes; anything this big is a mistake. */
 #define POLICY_MAX_BYTES (1024 * 1024)
@@ -119,6 +120,7 @@ static const struct nk_policy_key top_keys[] = {
         { .name = "restart", .type = NK_POLICY_KEY_OBJECT, .keys = restart_keys },
         { .name = "files", .type = NK_POLICY_KEY_ARRAY, .keys = file_keys, .format = NK_POLICY_FORMAT_FILES },
         { .name = "network", .type = NK_POLICY_KEY_OBJECT, .keys = network_keys },
+        { .name = "env", .type = NK_POLICY_KEY_ARRAY, .format = NK_POLICY_FORMAT_ENVNAME },
         INT_KEY("workers", 1, 256, 4, struct nk_policy, workers),
         {},
 };
@@ -867,10 +869,17 @@ static void sibling_path(const struct ctx *c, size_t pos, size_t index, char *bu
         format_path(comps, c->depth, false, buf, size);
 }
 
+/* Whether path lies beneath dir (or is it), by whole components. */
+static bool path_beneath(const char *path, const char *dir)
+{
+        size_t n = strlen(dir);
+        return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
 static int read_files(struct ctx *c, json_t *v)
 {
         struct nk_policy_file *files;
-        size_t n = json_array_size(v);
+        size_t n = json_array_size(v), local = 0;
         char got[GOT_MAX + 8], other[128];
         int r;
 
@@ -899,6 +908,21 @@ static int read_files(struct ctx *c, json_t *v)
                                 sibling_path(c, c->depth - 2, j, other, sizeof other);
                                 return fail(c, "duplicate path \"%.200s\" (same as %s)", files[i].path, other);
                         }
+                /* The host's /proc is its own pid namespace's: the runtime's
+                 * would show the VM's processes, which a host must never
+                 * reach. */
+                if (path_beneath(files[i].path, "/proc")) {
+                        push_key(c, "path");
+                        return fail(c, "\"%.200s\" cannot be granted: the host reads its own /proc (its own "
+                                       "processes); the VM's /proc is never handed to it", files[i].path);
+                }
+                if (path_beneath(files[i].path, "/tmp") || path_beneath(files[i].path, "/dev"))
+                        local++;
+                if (local > NK_BROKER_LOCAL_MAX) {
+                        push_key(c, "path");
+                        return fail(c, "more than %d grants beneath /tmp and /dev (the host is told each one)",
+                                    NK_BROKER_LOCAL_MAX);
+                }
                 pop(c);
         }
         return 0;
@@ -1057,43 +1081,71 @@ static int read_endpoints(struct ctx *c, json_t *v, bool listen)
         return 0;
 }
 
-static int read_names(struct ctx *c, json_t *v)
+/* An array of distinct strings, each checked (and made canonical) by
+ * check, which returns a new copy or fails. */
+static int read_strings(struct ctx *c, json_t *v, const char *what,
+                        int (*check)(struct ctx *c, const char *s, char **ret), const char *const **ret,
+                        size_t *ret_n)
 {
         size_t n = json_array_size(v);
-        char other[128], *name = NULL;
-        const char **names;
+        char other[128], *copy = NULL;
+        const char **list;
         const char *s;
         int r;
 
         if (n == 0)
                 return 0;
-        names = calloc(n, sizeof *names);
-        if (!names)
+        list = calloc(n, sizeof *list);
+        if (!list)
                 return -ENOMEM;
-        c->p->resolve = names;
-        c->p->nresolve = n;
+        *ret = list;
+        *ret_n = n;
         for (size_t i = 0; i < n; i++) {
                 push_index(c, i);
-                r = get_string(c, json_array_get(v, i), "a host name", &s);
+                r = get_string(c, json_array_get(v, i), what, &s);
                 if (r < 0)
                         return r;
-                if (is_ip_literal(s) || (s[0] == '[' && strchr(s, ']')))
-                        return fail(c, "expected a host name, got the IP address \"%.200s\": "
-                                       "addresses need no resolving", s);
-                r = canonical_host(s, strlen(s), false, &name);
-                if (r == -ENOMEM)
-                        return r;
+                r = check(c, s, &copy);
                 if (r < 0)
-                        return fail(c, "invalid host name \"%.200s\"", s);
-                names[i] = name;
+                        return r;
+                list[i] = copy;
                 for (size_t j = 0; j < i; j++)
-                        if (strcmp(names[j], name) == 0) {
+                        if (strcmp(list[j], copy) == 0) {
                                 sibling_path(c, c->depth - 1, j, other, sizeof other);
                                 return fail(c, "duplicate name \"%.200s\" (same as %s)", s, other);
                         }
                 pop(c);
         }
         return 0;
+}
+
+static int check_host_name(struct ctx *c, const char *s, char **ret)
+{
+        if (is_ip_literal(s) || (s[0] == '[' && strchr(s, ']')))
+                return fail(c, "expected a host name, got the IP address \"%.200s\": addresses need no resolving",
+                            s);
+        int r = canonical_host(s, strlen(s), false, ret);
+        if (r == -ENOMEM)
+                return r;
+        return r < 0 ? fail(c, "invalid host name \"%.200s\"", s) : 0;
+}
+
+/* Names the host's environment may take from the VM's: POSIX names only,
+ * and none that steers the host's loader or nifkit itself. */
+static int check_env_name(struct ctx *c, const char *s, char **ret)
+{
+        bool valid = s[0] && !isdigit((unsigned char) s[0]) && strlen(s) <= 128;
+        for (const char *p = s; valid && *p; p++)
+                valid = isalnum((unsigned char) *p) || *p == '_';
+        if (!valid)
+                return fail(c, "invalid environment variable name \"%.200s\": letters, digits and _, not starting "
+                               "with a digit", s);
+        if (strncmp(s, "LD_", 3) == 0 || strncmp(s, "NIFKIT_", 7) == 0)
+                return fail(c, "\"%.200s\" cannot be passed: %s", s,
+                            s[0] == 'L' ? "LD_ variables steer the host's dynamic loader"
+                                        : "NIFKIT_ variables are nifkit's own");
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
 }
 
 static int read_array(struct ctx *c, json_t *v, const struct nk_policy_key *key)
@@ -1106,7 +1158,10 @@ static int read_array(struct ctx *c, json_t *v, const struct nk_policy_key *key)
         case NK_POLICY_FORMAT_LISTEN:
                 return read_endpoints(c, v, true);
         case NK_POLICY_FORMAT_HOSTNAME:
-                return read_names(c, v);
+                return read_strings(c, v, "a host name", check_host_name, &c->p->resolve, &c->p->nresolve);
+        case NK_POLICY_FORMAT_ENVNAME:
+                return read_strings(c, v, "an environment variable's name", check_env_name, &c->p->env,
+                                    &c->p->nenv);
         default:
                 abort();
         }
@@ -1307,6 +1362,9 @@ NK_EXPORT void nk_policy_free(struct nk_policy *p)
         for (size_t i = 0; i < p->nresolve; i++)
                 free((char *) p->resolve[i]);
         free((void *) p->resolve);
+        for (size_t i = 0; i < p->nenv; i++)
+                free((char *) p->env[i]);
+        free((void *) p->env);
         free((char *) p->source);
         free(p);
 }

@@ -26,8 +26,8 @@
  *    (kernel.unprivileged_userns_clone=1, Debian's default), and the host
  *    binary, the NIF and its libraries must be readable by that uid. The
  *    native launcher maps the ids from the privileged parent instead.
- *  - The environment: empty as in the native launcher (the sanitizers'
- *    options aside), but bwrap always sets PWD=/.
+ *  - The environment: the same as the native launcher's (nk_sandbox_env),
+ *    but bwrap always sets PWD=/.
  *  - Mount flags: the binds are ro,nosuid,nodev, /proc is
  *    nosuid,nodev,noexec, and /dev is a directory of the read-only root
  *    holding the same four device nodes (null, zero, random, urandom; not
@@ -99,8 +99,6 @@ enum {
 #define INFO_TIMEOUT_MS 10000
 #define INFO_MAX 4096
 
-static const char *const passed_env[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS" };
-static const char *const dev_nodes[] = { "/dev/null", "/dev/zero", "/dev/random", "/dev/urandom" };
 
 /* Exposed for the tests (tests/integration/bwrap); not part of the API. */
 int nk_bwrap_find(const char *path_env, char *buf, size_t size);
@@ -376,15 +374,22 @@ static int build_argv(const struct nk_sandbox_config *sc, const struct nk_pathse
         arg(a, "--cap-drop");
         arg(a, "ALL");
         /* No --clearenv (0.6.0 and later): bwrap itself is started with an
-         * empty environment, which is what the host inherits. */
-        for (size_t i = 0; i < NK_ARRAY_SIZE(passed_env); i++) {
-                const char *v = getenv(passed_env[i]);
-                if (v) {
-                        arg(a, "--setenv");
-                        arg(a, passed_env[i]);
-                        arg(a, v);
-                }
+         * empty environment, which is what the host inherits, with what
+         * nk_sandbox_env gives. */
+        char **env;
+        size_t nenv;
+        if (nk_sandbox_env(sc, 0, &env, &nenv) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < nenv; i++) {
+                char *eq = strchr(env[i], '=');
+                if (!eq)
+                        continue;
+                *eq = '\0';
+                arg(a, "--setenv");
+                arg(a, env[i]);
+                arg(a, eq + 1);
         }
+        nk_sandbox_env_free(env);
         /* The file systems first: binds of files that live under /tmp
          * (a build tree, say) must land on the new /tmp, not under it. */
         arg(a, "--proc");
@@ -392,10 +397,10 @@ static int build_argv(const struct nk_sandbox_config *sc, const struct nk_pathse
         /* The four nodes the native root has, not --dev: that would add
          * tty, pts and shm, and its devpts needs bwrap to nest a second
          * user namespace. /dev itself is read-only with the root. */
-        for (size_t i = 0; i < NK_ARRAY_SIZE(dev_nodes); i++) {
+        for (size_t i = 0; nk_sandbox_dev_nodes[i]; i++) {
                 arg(a, "--dev-bind");
-                arg(a, dev_nodes[i]);
-                arg(a, dev_nodes[i]);
+                arg(a, nk_sandbox_dev_nodes[i]);
+                arg(a, nk_sandbox_dev_nodes[i]);
         }
         if (have_size && sc->tmp_mb) {
                 arg(a, "--size");
@@ -410,6 +415,9 @@ static int build_argv(const struct nk_sandbox_config *sc, const struct nk_pathse
                         ro_bind(a, deps->paths[i]);
         for (const char *const *p = sc->extra_ro; p && *p; p++)
                 ro_bind(a, *p);
+        for (size_t i = 0; nk_sandbox_sys_files[i]; i++)
+                if (access(nk_sandbox_sys_files[i], R_OK) == 0)
+                        ro_bind(a, nk_sandbox_sys_files[i]);
         /* After every mount that needs to create its mount point. */
         arg(a, "--remount-ro");
         arg(a, "/");

@@ -34,7 +34,9 @@
 /* The kernel's statfs flags (ST_*) for the per-mount flags we keep. */
 #define NK_ST_NOEXEC 0x0008
 
-static const char *const dev_nodes[] = { "/dev/null", "/dev/zero", "/dev/random", "/dev/urandom" };
+const char *const nk_sandbox_dev_nodes[] = { "/dev/null", "/dev/zero", "/dev/random", "/dev/urandom", NULL };
+const char *const nk_sandbox_sys_files[] = { "/sys/devices/system/cpu/online", "/sys/devices/system/cpu/possible",
+                                             NULL };
 
 static char *join(const char *a, const char *b)
 {
@@ -159,8 +161,11 @@ int nk_mount_prepare(const struct nk_sandbox_config *cfg, const struct nk_pathse
                 r = add_path(&plan, &cap, deps->paths[i], err);
         for (size_t i = 0; r >= 0 && cfg->extra_ro && cfg->extra_ro[i]; i++)
                 r = add_path(&plan, &cap, cfg->extra_ro[i], err);
-        for (size_t i = 0; r >= 0 && i < NK_ARRAY_SIZE(dev_nodes); i++)
-                r = add_entry(&plan, &cap, dev_nodes[i], dev_nodes[i], NK_MOUNT_DEV, err);
+        for (size_t i = 0; r >= 0 && nk_sandbox_dev_nodes[i]; i++)
+                r = add_entry(&plan, &cap, nk_sandbox_dev_nodes[i], nk_sandbox_dev_nodes[i], NK_MOUNT_DEV, err);
+        for (size_t i = 0; r >= 0 && nk_sandbox_sys_files[i]; i++)
+                if (access(nk_sandbox_sys_files[i], R_OK) == 0)
+                        r = add_path(&plan, &cap, nk_sandbox_sys_files[i], err);
         if (r >= 0)
                 drop_covered(&plan);
         for (size_t i = 0; r >= 0 && i < plan.n; i++)
@@ -332,4 +337,42 @@ out:
                         fds[i] = -1;
                 }
         return r;
+}
+
+/* Variables a host is given from the caller's environment besides the
+ * policy's: the sanitizers' settings, so that an instrumented host behaves
+ * as asked. */
+static const char *const sanitizer_env[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS" };
+
+int nk_sandbox_env(const struct nk_sandbox_config *cfg, size_t room, char ***ret, size_t *ret_n)
+{
+        size_t cap = NK_ARRAY_SIZE(sanitizer_env) + room + 1, n = 0;
+        for (size_t i = 0; cfg->env && cfg->env[i]; i++)
+                cap++;
+        char **env = calloc(cap, sizeof *env);
+        if (!env)
+                return -ENOMEM;
+        for (size_t i = 0; cfg->env && cfg->env[i]; i++)
+                if (!(env[n++] = strdup(cfg->env[i])))
+                        goto oom;
+        for (size_t i = 0; i < NK_ARRAY_SIZE(sanitizer_env); i++) {
+                const char *v = getenv(sanitizer_env[i]);
+                if (v && asprintf(&env[n++], "%s=%s", sanitizer_env[i], v) < 0) {
+                        env[--n] = NULL;
+                        goto oom;
+                }
+        }
+        *ret = env;
+        *ret_n = n;
+        return 0;
+oom:
+        nk_sandbox_env_free(env);
+        return -ENOMEM;
+}
+
+void nk_sandbox_env_free(char **env)
+{
+        for (size_t i = 0; env && env[i]; i++)
+                free(env[i]);
+        free(env);
 }

@@ -48,6 +48,8 @@ struct nk_sandbox_config {
         const char *host_binary;        /* absolute path of nifkit-host */
         const char *library;            /* absolute path of the NIF library */
         const char *const *extra_ro;    /* more paths to bind read-only (NULL-terminated, may be NULL) */
+        const char *const *env;         /* the host's environment, "NAME=value" (NULL-terminated,
+                                         * may be NULL); the sanitizers' settings are added */
         const char *const *scope;       /* libraries the host loads into its global scope before the
                                          * library, bound with their dependencies (NULL-terminated,
                                          * may be NULL) */
@@ -66,6 +68,18 @@ struct nk_sandbox_config {
         const char *cgroup_root;        /* delegated cgroup v2 subtree; NULL = find it */
         bool cgroup_required;           /* refuse to start without the controllers */
 };
+
+/* What every sandbox holds besides the host's own files, whichever launcher
+ * builds it (NULL-terminated): the device nodes, and the system files a
+ * NIF's thread pool reads to size itself (bound where they exist). */
+extern const char *const nk_sandbox_dev_nodes[];
+extern const char *const nk_sandbox_sys_files[];
+
+/* The host's environment as every launcher gives it: cfg->env, then the
+ * sanitizers' settings from ours. NULL-terminated, with room more free
+ * slots before the terminator; *ret_n entries set. */
+int nk_sandbox_env(const struct nk_sandbox_config *cfg, size_t room, char ***ret, size_t *ret_n);
+void nk_sandbox_env_free(char **env);
 
 /* ---- cgroup v2 (cgroup2.c) -------------------------------------------------- */
 

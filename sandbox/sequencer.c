@@ -58,11 +58,6 @@
 #endif
 
 #define HOSTNAME "nifkit-host"
-/* Variables a host may be given: the sanitizers' settings, so that an
- * instrumented host behaves as asked. Nothing else of the caller's
- * environment crosses into the sandbox. */
-static const char *const passed_env[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS" };
-#define MAX_ENV (NK_ARRAY_SIZE(passed_env) + 2)
 
 /* clone3's argument, spelled out for kernel headers older than 5.7. */
 struct clone_args_v2 {
@@ -96,7 +91,7 @@ struct nk_sandbox_plan {
         bool cgroup_required;
         nk_sandbox_log_fn log;
         void *log_arg;
-        char *env[MAX_ENV + 1];
+        char **env;             /* nk_sandbox_env's, and NIFKIT_REPORT_FD */
 };
 
 int nk_child_fail(struct nk_child_err *e, int code, const char *a, const char *b, const char *c)
@@ -184,24 +179,15 @@ static int prepare_cgroup(struct nk_sandbox_plan *p, bool *ret_memory, struct nk
 
 static int prepare_env(struct nk_sandbox_plan *p)
 {
-        size_t n = 0;
-        for (size_t i = 0; i < NK_ARRAY_SIZE(passed_env); i++) {
-                const char *v = getenv(passed_env[i]);
-                if (!v)
-                        continue;
-                if (asprintf(&p->env[n], "%s=%s", passed_env[i], v) < 0) {
-                        p->env[n] = NULL;
-                        return -ENOMEM;
-                }
-                n++;
-        }
+        size_t n;
+        int r = nk_sandbox_env(&p->cfg, 1, &p->env, &n);
+        if (r < 0)
+                return r;
         /* Where the host reports the signal it dies of (launcher.h). */
         if (asprintf(&p->env[n], "NIFKIT_REPORT_FD=%d", NK_HOST_REPORT_FD) < 0) {
                 p->env[n] = NULL;
                 return -ENOMEM;
         }
-        n++;
-        p->env[n] = NULL;
         return 0;
 }
 
@@ -399,8 +385,7 @@ void nk_sandbox_plan_free(struct nk_sandbox_plan *p)
         if (p->have_seccomp)
                 nk_seccomp_free(&p->seccomp);
         nk_cgroup_destroy(p->cgroup);
-        for (size_t i = 0; p->env[i]; i++)
-                free(p->env[i]);
+        nk_sandbox_env_free(p->env);
         free(p->host_binary);
         free(p->library);
         free(p);

@@ -129,11 +129,15 @@ enum nk_msg_type {
         /*
          * The capability broker (runtime/broker.h, hosts/broker_client.h).
          *
-         * runtime → host, id 0, header only: the first datagram on the
-         * channel, sent once before LOAD, carrying (SCM_RIGHTS, see
-         * fdpass.h) the host's end of a second SOCK_SEQPACKET socketpair
-         * that carries only the messages below. A host started without it
-         * has no broker: every brokered open or connect fails.
+         * runtime → host, id 0: the first datagram on the channel, sent
+         * once before LOAD, carrying (SCM_RIGHTS, see fdpass.h) the host's
+         * end of a second SOCK_SEQPACKET socketpair that carries only the
+         * messages below. Payload: u32 n, n × str path: the file grants
+         * that lie beneath the host's own /tmp or /dev (at most
+         * NK_BROKER_LOCAL_MAX, NK_BROKER_CHANNEL_MAX bytes in all), whose
+         * paths the host must ask of the broker instead of opening its own.
+         * A host started without it has no broker: every brokered open or
+         * connect fails.
          */
         NK_MSG_BROKER_CHANNEL = 12,
         /*
@@ -143,7 +147,8 @@ enum nk_msg_type {
          * id, so requests from several host threads may be in flight.
          *
          * OPEN payload: u32 flags (open(2) O_*), u32 mode, rest path (no
-         * NUL; absolute, or relative to the host's working directory "/").
+         * NUL; absolute, or relative to the runtime's working directory
+         * when the request is served: the VM's, as file:set_cwd/1 left it).
          */
         NK_MSG_BROKER_OPEN = 13,
         /* CONNECT payload: u32 socket type (SOCK_STREAM/SOCK_DGRAM),
@@ -161,9 +166,13 @@ enum nk_msg_type {
          * error (0, or a positive errno the NIF sees), then for a
          * successful RESOLVE u32 n and n × str sockaddr (port 0). A
          * successful OPEN, CONNECT or LISTEN carries exactly one
-         * descriptor (SCM_RIGHTS); nothing else ever does.
+         * descriptor (SCM_RIGHTS); nothing else ever does. For CWD, the
+         * directory's path (no NUL).
          */
         NK_MSG_BROKER_REPLY = 17,
+        /* CWD: no payload. The runtime's working directory, which relative
+         * paths are resolved against: what getcwd() answers in the host. */
+        NK_MSG_BROKER_CWD = 19,
         /*
          * runtime → host, id 0, one datagram, sent once before OPEN or
          * LOAD (after BROKER_CHANNEL, if any), carrying the shared-memory
@@ -203,6 +212,9 @@ enum nk_msg_type {
 /* Largest datagram on the broker socket: a header, three u32 and a path of
  * PATH_MAX bytes fit, with room to spare. */
 #define NK_BROKER_MSG_MAX 8192
+/* BROKER_CHANNEL's list of grants beneath the host's own directories. */
+#define NK_BROKER_LOCAL_MAX 64
+#define NK_BROKER_CHANNEL_MAX 32768
 /* Most addresses one RESOLVE answer carries. */
 #define NK_BROKER_RESOLVE_MAX 32
 

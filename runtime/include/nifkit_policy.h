@@ -95,6 +95,8 @@ struct nk_policy {
         size_t nlisten;
         const char *const *resolve;     /* names the runtime may resolve */
         size_t nresolve;
+        const char *const *env;         /* variables of the VM's environment the host sees */
+        size_t nenv;
         uint32_t workers;               /* host worker threads */
         const char *source;             /* file it came from, or "<default>" */
 };

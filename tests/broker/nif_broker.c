@@ -391,7 +391,35 @@ static ERL_NIF_TERM bench_connect(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
         return enif_make_int64(env, (now_ns() - t0) / n);
 }
 
+/* cwd() -> {ok, Dir} | {error, Errno}: getcwd(). */
+static ERL_NIF_TERM cwd(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        char buf[4096];
+        if (!getcwd(buf, sizeof buf))
+                return error(env, errno);
+        return ok(env, bytes(env, buf, strlen(buf)));
+}
+
+/* own_status() -> {ok, Pid, PidFromStatus}: the host's getpid() and the Pid
+ * line of its /proc/self/status, read with fopen as a runtime would. */
+static ERL_NIF_TERM own_status(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        FILE *f = fopen("/proc/self/status", "r");
+        if (!f)
+                return error(env, errno);
+        char line[256];
+        long pid = -1;
+        while (fgets(line, sizeof line, f))
+                if (strncmp(line, "Pid:", 4) == 0)
+                        pid = strtol(line + 4, NULL, 10);
+        fclose(f);
+        return enif_make_tuple3(env, enif_make_atom(env, "ok"), enif_make_long(env, (long) getpid()),
+                                enif_make_long(env, pid));
+}
+
 static ErlNifFunc funcs[] = {
+        { "cwd", 0, cwd, 0 },
+        { "own_status", 0, own_status, 0 },
         { "bench_open", 3, bench_open, 0 },
         { "bench_connect", 3, bench_connect, 0 },
         { "read_file", 1, read_file, 0 },

@@ -426,8 +426,22 @@ static void test_read_granted_files(void **state)
         expect_read(hs, wpath("ro/topar"), "f0");
         /* ".." that stays beneath the grant is fine too. */
         expect_read(hs, wpath("ro/sub/../hello.txt"), "hello");
-        /* Relative paths are relative to the host's root. */
+        /* Relative paths are relative to the runtime's working directory
+         * at the time of the call (the VM's: file:set_cwd/1 moves it). */
+        char here[PATH_MAX];
+        assert_non_null(getcwd(here, sizeof here));
+        assert_int_equal(chdir("/"), 0);
         expect_read(hs, wpath("ro/hello.txt") + 1, "hello");
+        assert_int_equal(chdir(wpath("ro")), 0);
+        expect_read(hs, "hello.txt", "hello");
+        expect_read(hs, "sub/../sub/inner.txt", "inner");
+        nk_result cwd;
+        call(hs, "cwd", &cwd, "");
+        assert_string_equal(res_okbin(&cwd), wpath("ro"));
+        nk_result_free(&cwd);
+        /* Climbing out of every grant is refused like any ungranted path. */
+        expect_open_errno(hs, "../secret.txt", O_RDONLY, EACCES);
+        assert_int_equal(chdir(here), 0);
         nk_result res;
         call(hs, "stat_size", &res, "b", wpath("ro/hello.txt"));
         assert_int_equal(res_long(&res, 1), 5);
@@ -435,6 +449,68 @@ static void test_read_granted_files(void **state)
         call(hs, "explicit_open", &res, "b", wpath("ro/sub/inner.txt"));
         assert_string_equal(res_okbin(&res), "inner");
         nk_result_free(&res);
+}
+
+/* A grant beneath /tmp, where mktemp -d puts things, is the broker's: the
+ * host's own tmpfs does not hide it. Elsewhere in /tmp the host's own. */
+static void test_grant_under_tmp(void **state)
+{
+        HOST(state);
+        char dir[] = "/tmp/nk-broker-grant-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        char file[PATH_MAX], files[2 * PATH_MAX];
+        snprintf(file, sizeof file, "%s/granted.txt", dir);
+        FILE *f = fopen(file, "w");
+        assert_non_null(f);
+        fputs("from the runtime's /tmp", f);
+        fclose(f);
+        char outside[PATH_MAX];
+        snprintf(outside, sizeof outside, "%s.outside", dir);
+        f = fopen(outside, "w");
+        assert_non_null(f);
+        fclose(f);
+        snprintf(files, sizeof files, "{\"path\": \"%s\", \"access\": \"read\"}", dir);
+        _cleanup_free_ char *text_ = policy_text("enforce", files, "{}");
+        struct host tmp_host;
+        if (host_start_text(&tmp_host, text_)) {
+                expect_read(&tmp_host, file, "from the runtime's /tmp");
+                /* Beside the grant, /tmp is the sandbox's own: the file
+                 * the runtime put there is not in it. */
+                if (sandboxed)
+                        expect_open_errno(&tmp_host, outside, O_RDONLY, ENOENT);
+                host_free(&tmp_host);
+        }
+        unlink(file);
+        unlink(outside);
+        rmdir(dir);
+}
+
+/* /proc is the host's own (its pid namespace's), read as any process reads
+ * it; the CPU lists thread pools size themselves by are there too. */
+static void test_own_proc(void **state)
+{
+        HOST(state);
+        nk_result res;
+        call(hs, "own_status", &res, "");
+        long pid = res_long(&res, 1), status_pid = res_long(&res, 2);
+        nk_result_free(&res);
+        assert_true(pid > 0);
+        assert_int_equal(pid, status_pid);
+        if (sandboxed)
+                assert_int_not_equal(pid, nk_host_pid(hs->h));   /* its own pid namespace */
+        call(hs, "read_file", &res, "b", "/proc/cpuinfo");
+        assert_non_null(res_okbin(&res));
+        nk_result_free(&res);
+        call(hs, "read_file", &res, "b", "/proc/meminfo");
+        assert_non_null(strstr(res_okbin(&res), "MemTotal:"));
+        nk_result_free(&res);
+        if (access("/sys/devices/system/cpu/online", R_OK) == 0) {
+                call(hs, "read_file", &res, "b", "/sys/devices/system/cpu/online");
+                const char *online = res_okbin(&res);
+                assert_non_null(online);
+                assert_true(online[0] >= '0' && online[0] <= '9');
+                nk_result_free(&res);
+        }
 }
 
 static void test_write_by_access(void **state)
@@ -472,7 +548,7 @@ static void test_escapes_fail(void **state)
 {
         HOST(state);
         print_message("escapes tried: outside every grant, .., absolute and relative symlinks out, "
-                      "symlinks under no_symlinks, /proc/self/root, /proc/self/fd, magic links, directories, "
+                      "symlinks under no_symlinks, the sandbox's /proc/self/root, magic links, directories, "
                       "O_DIRECTORY/O_PATH/O_TMPFILE, FIFOs, PATH_MAX, /tmp/.. \n");
         /* Outside every grant nothing exists; beneath one, what the
          * policy refuses is EACCES. */
@@ -491,9 +567,13 @@ static void test_escapes_fail(void **state)
         expect_open_errno(hs, wpath("nosym/link"), O_RDONLY, ELOOP);
         expect_read(hs, wpath("nosym/f"), "f");
         expect_open_errno(hs, "/etc/passwd", O_RDONLY, ENOENT);
-        expect_open_errno(hs, "/proc/self/root/etc/passwd", O_RDONLY, ENOENT);
-        expect_open_errno(hs, "/proc/self/fd/0", O_RDONLY, ENOENT);
-        expect_open_errno(hs, "/proc/1/root/etc/passwd", O_RDONLY, ENOENT);
+        /* /proc is the host's own: its root is the sandbox's, which holds
+         * no /etc/passwd, and its pid 1 is itself. (Unsandboxed, the
+         * direct launcher's host sees everything anyway.) */
+        if (sandboxed) {
+                expect_open_errno(hs, "/proc/self/root/etc/passwd", O_RDONLY, ENOENT);
+                expect_open_errno(hs, "/proc/1/root/etc/passwd", O_RDONLY, ENOENT);
+        }
         expect_open_errno(hs, "/tmp/../etc/passwd", O_RDONLY, ENOENT);
         expect_open_errno(hs, "../../../../etc/passwd", O_RDONLY, ENOENT);
         /* A directory is never handed out, not even the grant's own. */
@@ -791,6 +871,8 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_read_granted_files),
                 cmocka_unit_test(test_write_by_access),
+                cmocka_unit_test(test_grant_under_tmp),
+                cmocka_unit_test(test_own_proc),
                 cmocka_unit_test(test_escapes_fail),
                 cmocka_unit_test(test_hardlink_inside_grant),
                 cmocka_unit_test(test_symlink_race),

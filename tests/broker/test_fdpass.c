@@ -210,8 +210,15 @@ static void test_open_decisions(void **state)
         char odd[PATH_MAX];
         snprintf(odd, sizeof odd, "/%s//./a/./f", work);
         assert_int_equal(try_path(odd, O_RDONLY), 0);
-        /* Relative: from "/". */
+        /* Relative: from the runtime's working directory, now. */
+        char here[PATH_MAX];
+        assert_non_null(getcwd(here, sizeof here));
+        assert_int_equal(chdir("/"), 0);
         assert_int_equal(try_path(wp("a/f") + 1, O_RDONLY), 0);
+        assert_int_equal(chdir(wp("a")), 0);
+        assert_int_equal(try_path("f", O_RDONLY), 0);
+        assert_int_equal(try_path("../ab/f", O_RDONLY), -EACCES);   /* climbs out of the grant */
+        assert_int_equal(chdir(here), 0);
         /* What the wire can carry and a C string cannot. */
         char nul[PATH_MAX];
         int n = snprintf(nul, sizeof nul, "%s/a/f", work);
@@ -261,7 +268,10 @@ static void test_network_decisions(void **state)
 }
 
 /* Magic links (/proc/self/root, /proc/self/fd/N, /proc/self/cwd) are
- * refused even beneath a grant that contains them. */
+ * refused even beneath a grant that contains them, and so is every other
+ * file of the runtime's /proc: the VM's environment, memory and maps are
+ * never handed to a host, whatever a grant of "/" covers. A grant of /proc
+ * itself is a policy error. */
 static void test_magic_links_refused(void **state)
 {
         struct nk_policy *p;
@@ -269,6 +279,10 @@ static void test_magic_links_refused(void **state)
         struct nk_policy_error err;
         assert_int_equal(nk_policy_load_string("{\"nifkit_policy\": 1, \"files\": "
                                                "[{\"path\": \"/proc/self\", \"access\": \"read\"}]}",
+                                               "magic", &p, &err), -EINVAL);
+        assert_non_null(strstr(err.msg, "the VM's /proc is never handed to it"));
+        assert_int_equal(nk_policy_load_string("{\"nifkit_policy\": 1, \"files\": "
+                                               "[{\"path\": \"/\", \"access\": \"read-write\"}]}",
                                                "magic", &p, &err), 0);
         assert_int_equal(nk_broker_new(p, "magic.so", &b), 0);
         static const char *const magic[] = { "/proc/self/root/etc/passwd", "/proc/self/fd/0", "/proc/self/cwd/x",
@@ -280,9 +294,18 @@ static void test_magic_links_refused(void **state)
                         fail_msg("%s: want ELOOP, got %d (%s)", magic[i], r, strerror(-r));
                 assert_int_equal(fd, -1);
         }
-        /* An ordinary file beneath it is fine. */
+        static const char *const proc[] = { "/proc/self/status", "/proc/self/environ", "/proc/self/mem",
+                                            "/proc/1/cmdline", "/proc/self/../self/maps" };
+        for (size_t i = 0; i < sizeof proc / sizeof *proc; i++) {
+                int fd = -1;
+                int r = nk_broker_open(b, proc[i], strlen(proc[i]), O_RDONLY, 0, &fd);
+                if (r != -EACCES)
+                        fail_msg("%s: want EACCES, got %d (%s)", proc[i], r, strerror(-r));
+                assert_int_equal(fd, -1);
+        }
+        /* An ordinary file beneath the grant is fine. */
         int fd = -1;
-        assert_int_equal(nk_broker_open(b, "/proc/self/status", 17, O_RDONLY, 0, &fd), 0);
+        assert_int_equal(nk_broker_open(b, "/etc/hostname", 13, O_RDONLY, 0, &fd), 0);
         close(fd);
         nk_broker_free(b);
         nk_policy_free(p);

@@ -204,7 +204,10 @@ static void test_ids(void **state)
 static void test_escapes_to_files_fail(void **state)
 {
         nk_host *h = *state;
-        static const char *const hidden[] = { "/etc/shadow", "/etc/passwd", "/etc", "/home", "/root", "/sys",
+        /* Of /sys only the two CPU lists are bound (for thread pools). */
+        static const char *const hidden[] = { "/etc/shadow", "/etc/passwd", "/etc", "/home", "/root",
+                                              "/sys/kernel", "/sys/class", "/sys/fs", "/sys/block",
+                                              "/sys/devices/system/cpu/cpu0", "/sys/devices/virtual",
                                               "/var", "/dev/mem", "/dev/kmem", "/dev/sda", "/proc/1/root/etc",
                                               "/run", "/boot" };
         for (size_t i = 0; i < sizeof hidden / sizeof hidden[0]; i++) {
@@ -236,7 +239,7 @@ static void test_root_is_minimal(void **state)
         char *s = call_path(h, "list_dir", "/");
         printf("# / contains %s\n", s);
         char a[256], b[256];
-        const char *allowed[] = { "dev", "proc", "tmp", "lib", "lib64", "usr", top(need_env("NIFKIT_HOST"), a, sizeof a),
+        const char *allowed[] = { "dev", "proc", "tmp", "lib", "lib64", "usr", "sys", top(need_env("NIFKIT_HOST"), a, sizeof a),
                                   top(need_env("NK_SANDBOX_PROBE"), b, sizeof b) };
         /* ["x","y"]: walk the quoted names. */
         unsigned found_required = 0;
@@ -440,7 +443,14 @@ static void test_fds(void **state)
         s = call_path(h, "env_var", "NIFKIT_REPORT_FD");
         assert_string_equal(s, "false");
         free(s);
+        /* A few fixed values, nothing of the runtime's own environment. */
         s = call_path(h, "env_var", "HOME");
+        assert_string_equal(s, "\"/\"");
+        free(s);
+        s = call_path(h, "env_var", "PATH");
+        assert_string_equal(s, "\"/usr/bin:/bin\"");
+        free(s);
+        s = call_path(h, "env_var", "NIFKIT_POLICY");
         assert_string_equal(s, "false");
         free(s);
 }
@@ -511,6 +521,40 @@ static void test_policy_limits(void **state)
         free(s);
         nk_host_free(h);
         nk_policy_free(p);
+}
+
+/* The policy's "env" passes the VM's values of the variables it names, and
+ * nothing else of the VM's environment (secrets included) reaches the host. */
+static void test_policy_env(void **state)
+{
+        (void) state;
+        setenv("NK_TEST_TZ", "Europe/Lisbon", 1);
+        setenv("NK_TEST_SECRET", "hunter2", 1);
+        char *home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+        setenv("HOME", "/home/vm", 1);
+        struct nk_policy *p = policy_with("\"workers\": ", NULL, "\"env\": [\"NK_TEST_TZ\", \"NK_TEST_UNSET\", \"HOME\"], "
+                                          "\"workers\": ");
+        nk_host *h = start_with_policy(p);
+        static const char *const want[][2] = {
+                { "NK_TEST_TZ", "\"Europe/Lisbon\"" }, { "HOME", "\"/home/vm\"" },
+                { "NK_TEST_UNSET", "false" }, { "NK_TEST_SECRET", "false" }, { "TMPDIR", "\"/tmp\"" },
+        };
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+                char *s = call_path(h, "env_var", want[i][0]);
+                if (strcmp(s, want[i][1]) != 0)
+                        fail_msg("%s in the host: want %s, got %s", want[i][0], want[i][1], s);
+                free(s);
+        }
+        printf("# policy env: listed variables pass with the VM's values, the rest does not\n");
+        nk_host_free(h);
+        nk_policy_free(p);
+        unsetenv("NK_TEST_TZ");
+        unsetenv("NK_TEST_SECRET");
+        if (home)
+                setenv("HOME", home, 1);
+        else
+                unsetenv("HOME");
+        free(home);
 }
 
 /* ...and only a policy that names it runs a host unsandboxed. */
@@ -677,6 +721,7 @@ int main(void)
                 cmocka_unit_test(test_notes_reach_log_sink),
                 cmocka_unit_test(test_output_reaches_caller),
                 cmocka_unit_test(test_policy_limits),
+                cmocka_unit_test(test_policy_env),
                 cmocka_unit_test(test_policy_unsandboxed),
         };
         const struct CMUnitTest reasons[] = {
