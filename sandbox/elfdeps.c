@@ -13,6 +13,7 @@
  * $PLATFORM are not (entries using them are skipped), and LD_LIBRARY_PATH
  * is not used because the host runs with an empty environment.
  */
+#include <dirent.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -448,11 +449,145 @@ static int resolve_optional(const char *file, struct nk_pathset *deps)
         return r;
 }
 
+static bool is_system_dir(const char *dir)
+{
+        static const char *const system[] = { "/", "/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib",
+                                              "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
+                                              "/lib/aarch64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
+                                              "/tmp", "/usr", "/usr/local", "/opt" };
+        for (size_t i = 0; i < NK_ARRAY_SIZE(system); i++)
+                if (strcmp(dir, system[i]) == 0)
+                        return true;
+        return false;
+}
+
+/* Binds the shared objects in dir, each read-only at its own path, with
+ * their dependencies. One by one, not the directory: the directories on
+ * the way are the sandbox's own (0755), so a directory only the caller may
+ * search (mktemp -d) does not lock the host out. */
+static int bind_plugin_dir(struct nk_pathset *deps, const char *dir, struct nk_sandbox_error *err)
+{
+        DIR *d = opendir(dir);
+        if (!d)
+                return 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                size_t len = strlen(de->d_name);
+                if (len < 4 || !(strcmp(de->d_name + len - 3, ".so") == 0 || strstr(de->d_name, ".so.")))
+                        continue;
+                char path[PATH_MAX];
+                struct stat st;
+                if ((size_t) snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= sizeof path ||
+                    stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+                        continue;
+                /* A companion that cannot be resolved fails where it is
+                 * loaded, with the loader's message; the library itself
+                 * was resolved strictly. */
+                struct nk_sandbox_error ignored;
+                if (nk_elf_resolve(path, deps, &ignored) < 0)
+                        continue;
+                int r = nk_pathset_add(deps, path);
+                if (r < 0) {
+                        closedir(d);
+                        return nk_sandbox_error_set(err, r, "out of memory");
+                }
+        }
+        closedir(d);
+        return 0;
+}
+
+/* NIF libraries load companions from their own directory (crypto loads
+ * crypto_callback.so with dlopen), which the host's loader opens inside
+ * the sandbox: the shared objects beside it are bound too. A library that
+ * sits directly in a system or shared directory gets only itself bound. */
+static int prepare_library_dir(const char *library, struct nk_pathset *deps, struct nk_sandbox_error *err)
+{
+        _cleanup_free_ char *dir = strdup(library);
+        if (!dir)
+                return nk_sandbox_error_set(err, -ENOMEM, "out of memory");
+        char *slash = strrchr(dir, '/');
+        if (slash == dir)
+                return 0;
+        *slash = '\0';
+        return is_system_dir(dir) ? 0 : bind_plugin_dir(deps, dir, err);
+}
+
+/* Libraries that dlopen plugins from a directory beside themselves, at the
+ * path they were built with: OpenSSL 3's providers (the legacy provider
+ * holds MD4, which OTP's crypto loads) and engines. The directory is
+ * looked up beside the library's real path, which is where a distribution
+ * build points them. */
+static const struct {
+        const char *soname;
+        const char *dirs[2];
+} plugin_dirs[] = {
+        { "libcrypto.so.3", { "ossl-modules", "engines-3" } },
+        { "libcrypto.so.1.1", { "engines-1.1", NULL } },
+};
+
+static int prepare_plugin_dirs(struct nk_pathset *deps, struct nk_sandbox_error *err)
+{
+        size_t n = deps->n;     /* bind_plugin_dir adds to deps */
+        for (size_t i = 0; i < n; i++) {
+                const char *base = strrchr(deps->paths[i], '/');
+                for (size_t k = 0; base && k < NK_ARRAY_SIZE(plugin_dirs); k++) {
+                        if (strcmp(base + 1, plugin_dirs[k].soname) != 0)
+                                continue;
+                        _cleanup_free_ char *real = realpath(deps->paths[i], NULL);
+                        char *slash = real ? strrchr(real, '/') : NULL;
+                        if (!slash)
+                                continue;
+                        *slash = '\0';
+                        for (size_t j = 0; j < NK_ARRAY_SIZE(plugin_dirs[k].dirs) && plugin_dirs[k].dirs[j]; j++) {
+                                char dir[PATH_MAX];
+                                struct stat st;
+                                if ((size_t) snprintf(dir, sizeof dir, "%s/%s", real, plugin_dirs[k].dirs[j]) >=
+                                            sizeof dir ||
+                                    stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+                                        continue;
+                                int r = bind_plugin_dir(deps, dir, err);
+                                if (r < 0)
+                                        return r;
+                        }
+                }
+        }
+        return 0;
+}
+
+/* glibc's iconv loads its converters (and reads their list) from the gconv
+ * directory beside libc: bound whole, read-only, when libc is there. */
+static int prepare_gconv(struct nk_pathset *deps)
+{
+        for (size_t i = 0, n = deps->n; i < n; i++) {
+                const char *base = strrchr(deps->paths[i], '/');
+                if (!base || strcmp(base + 1, "libc.so.6") != 0)
+                        continue;
+                _cleanup_free_ char *real = realpath(deps->paths[i], NULL);
+                char *slash = real ? strrchr(real, '/') : NULL;
+                if (!slash)
+                        return 0;
+                *slash = '\0';
+                char dir[PATH_MAX];
+                struct stat st;
+                if ((size_t) snprintf(dir, sizeof dir, "%s/gconv", real) >= sizeof dir || stat(dir, &st) < 0 ||
+                    !S_ISDIR(st.st_mode))
+                        return 0;
+                return nk_pathset_add(deps, dir);
+        }
+        return 0;
+}
+
 int nk_elf_resolve_host(const struct nk_sandbox_config *cfg, struct nk_pathset *deps, struct nk_sandbox_error *err)
 {
         int r = nk_elf_resolve(cfg->host_binary, deps, err);
         if (r >= 0)
                 r = nk_elf_resolve(cfg->library, deps, err);
+        if (r >= 0)
+                r = prepare_library_dir(cfg->library, deps, err);
+        if (r >= 0)
+                r = prepare_plugin_dirs(deps, err);
+        if (r >= 0 && prepare_gconv(deps) < 0)
+                r = nk_sandbox_error_set(err, -ENOMEM, "out of memory");
         if (r < 0)
                 return r;
         /* What the runtime asks the host to load into its global scope

@@ -60,8 +60,11 @@ int nk_elf_undefined(const char *file, struct nk_pathset *ret);
 int nk_elf_mark_defined(const char *file, const struct nk_pathset *names, bool *found);
 
 /* Everything the loader opens for a host of cfg, whichever launcher starts
- * it: the host binary's and the library's dependencies (strictly), the
- * scope libraries with theirs, and libgcc_s (both when they resolve). */
+ * it: the host binary's and the library's dependencies (strictly); the
+ * shared objects beside the library (companions it dlopens, as crypto does
+ * crypto_callback.so), OpenSSL's provider and engine directories, glibc's
+ * gconv directory; the scope libraries with theirs, and libgcc_s (those
+ * when they resolve). Directories are added whole (gconv) or file by file. */
 int nk_elf_resolve_host(const struct nk_sandbox_config *cfg, struct nk_pathset *deps, struct nk_sandbox_error *err);
 
 /* Exposed for tests: the interpreter, DT_NEEDED and search paths of one file. */
