@@ -331,3 +331,17 @@ int nk_broker_client_cwd(char *buf, size_t size)
         buf[alen] = '\0';
         return 0;
 }
+
+int nk_broker_client_unlink(const char *path)
+{
+        size_t len = strnlen(path, PATH_MAX);
+        if (len >= PATH_MAX)
+                return -ENAMETOOLONG;
+        /* An answer buffer of no room: the reply carries an error only,
+         * never a descriptor. */
+        uint8_t none[1];
+        size_t nlen = 0;
+        struct iovec iov[] = { {}, { (void *) path, len } };
+        int r = request(NK_MSG_BROKER_UNLINK, iov, NK_ARRAY_SIZE(iov), none, &nlen);
+        return r == -ENOTCONN ? -ENOENT : r;
+}

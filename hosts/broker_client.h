@@ -34,6 +34,8 @@ int nk_broker_client_open(const char *path, int flags, unsigned mode);
  * own /tmp or /dev (BROKER_CHANNEL lists them): such a path is the
  * broker's, not the host's. */
 bool nk_broker_client_granted(const char *path);
+/* Removes a file beneath a "create" grant: 0 or -errno. */
+int nk_broker_client_unlink(const char *path);
 /* The runtime's working directory, NUL-terminated into buf: -ERANGE when it
  * does not fit, -ENOTCONN without a broker. */
 int nk_broker_client_cwd(char *buf, size_t size);

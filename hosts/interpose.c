@@ -353,6 +353,41 @@ EXPORT int access(const char *path, int amode)
         return set_errno(do_access(path, amode));
 }
 
+/* ---- removing files ------------------------------------------------------ */
+
+/* A brokered path is removed by the broker, beneath a grant that may
+ * create. The host's own files cannot be removed: it cannot create any
+ * (seccomp refuses writing opens), and its /tmp, /dev and /proc are not
+ * the NIF's to change. */
+static int do_unlink(int dirfd, const char *path, int flags)
+{
+        if (!path)
+                return -EFAULT;
+        if (flags & ~AT_REMOVEDIR)
+                return -EINVAL;
+        if (flags & AT_REMOVEDIR)
+                return -EACCES;         /* no directory is ever the NIF's */
+        if ((path[0] != '/' && dirfd != AT_FDCWD) || is_local(path))
+                return -EACCES;
+        return nk_broker_client_unlink(path);
+}
+
+EXPORT int unlink(const char *path)
+{
+        return set_errno(do_unlink(AT_FDCWD, path, 0));
+}
+
+EXPORT int unlinkat(int dirfd, const char *path, int flags)
+{
+        return set_errno(do_unlink(dirfd, path, flags));
+}
+
+/* glibc's remove() calls its internal unlink, which would bypass ours. */
+EXPORT int remove(const char *path)
+{
+        return set_errno(do_unlink(AT_FDCWD, path, 0));
+}
+
 /* ---- the working directory ---------------------------------------------- */
 
 /* The VM's working directory, which relative paths resolve against; the

@@ -411,18 +411,17 @@ static int open_granted(struct nk_broker *b, char *abs, size_t size, int flags, 
         }
 }
 
-int nk_broker_open(struct nk_broker *b, const char *path, size_t len, int flags, unsigned mode, int *ret_fd)
+/* A request's path, checked and made absolute and normalised into req
+ * (PATH_MAX + 2 bytes). A relative path is from the runtime's working
+ * directory now, which is the VM's (file:set_cwd/1 moves it), as in BEAM. */
+static int request_path(const char *path, size_t len, char *req)
 {
-        char abs[PATH_MAX + 2], req[PATH_MAX + 2];
-        *ret_fd = -1;
         if (len == 0)
                 return -ENOENT;
         if (memchr(path, '\0', len))
                 return -EINVAL;
         if (len >= PATH_MAX)
                 return -ENAMETOOLONG;
-        /* Relative: from the runtime's working directory now, which is
-         * the VM's (file:set_cwd/1 moves it), as in BEAM. */
         char joined[2 * PATH_MAX + 2];
         if (path[0] != '/') {
                 char cwd[PATH_MAX];
@@ -434,7 +433,14 @@ int nk_broker_open(struct nk_broker *b, const char *path, size_t len, int flags,
                 path = joined;
                 len = (size_t) n;
         }
-        int r = normalise(path, len, req, sizeof req);
+        return normalise(path, len, req, PATH_MAX + 2);
+}
+
+int nk_broker_open(struct nk_broker *b, const char *path, size_t len, int flags, unsigned mode, int *ret_fd)
+{
+        char abs[PATH_MAX + 2], req[PATH_MAX + 2];
+        *ret_fd = -1;
+        int r = request_path(path, len, req);
         if (r < 0)
                 return r;
         memcpy(abs, req, sizeof abs);
@@ -469,6 +475,64 @@ int nk_broker_open(struct nk_broker *b, const char *path, size_t len, int flags,
         r = fd < 0 ? -errno : finish_open(fd, flags, ret_fd);
         rec.decision = r == 0 ? "audit-allow" : "deny";
         rec.error = r < 0 ? -r : 0;
+        audit(b, &rec);
+        return r;
+}
+
+/* Removes a file beneath a grant that may create (what a NIF may make, it
+ * may remove: bitcask releases its locks by unlinking them). The parent is
+ * opened beneath the grant as an open would be, so nothing on the way is
+ * followed outside it; the last component is removed from that directory,
+ * a symlink itself rather than its target. Never a directory. */
+static int unlink_granted(struct nk_broker *b, const char *abs, bool *ret_policy)
+{
+        const char *rest = NULL;
+        struct grant *g = find_grant(b, abs, &rest);
+        *ret_policy = true;
+        if (!g)
+                return -ENOENT;
+        if (g->file->access != NK_POLICY_ACCESS_CREATE)
+                return -EACCES;
+        *ret_policy = false;
+        if (g->dirfd < 0)
+                return -g->open_errno;
+        const char *slash = strrchr(rest, '/');
+        const char *last = slash ? slash + 1 : rest;
+        if (last[0] == '\0' || strcmp(last, ".") == 0 || strcmp(last, "..") == 0)
+                return rest[0] == '\0' ? -EISDIR : -EACCES;
+        _cleanup_close_ int parent = -1;
+        if (slash) {
+                char dir[PATH_MAX];
+                size_t n = (size_t) (slash - rest);
+                if (n >= sizeof dir)
+                        return -ENAMETOOLONG;
+                memcpy(dir, rest, n);
+                dir[n] = '\0';
+                parent = sys_openat2(g->dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, resolve_flags(g));
+                if (parent < 0) {
+                        *ret_policy = parent == -EXDEV || parent == -ELOOP;
+                        return parent == -EXDEV ? -EACCES : parent;
+                }
+        }
+        return unlinkat(slash ? parent : g->dirfd, last, 0) < 0 ? -errno : 0;
+}
+
+int nk_broker_unlink(struct nk_broker *b, const char *path, size_t len)
+{
+        char req[PATH_MAX + 2];
+        int r = request_path(path, len, req);
+        if (r < 0)
+                return r;
+        struct nk_audit_record rec = { .op = "unlink", .path = req };
+        bool policy;
+        r = unlink_granted(b, req, &policy);
+        if (r < 0 && policy && auditing(b)) {
+                r = unlink(req) < 0 ? -errno : 0;
+                rec.decision = r == 0 ? "audit-allow" : "deny";
+        } else {
+                rec.decision = r == 0 ? "allow" : "deny";
+        }
+        rec.error = -r;
         audit(b, &rec);
         return r;
 }
@@ -761,6 +825,9 @@ static int serve_one(struct nk_broker *b, const uint8_t *buf, size_t n)
                 break;
         case NK_MSG_BROKER_RESOLVE:
                 return serve_resolve(b, h.id, &rd);
+        case NK_MSG_BROKER_UNLINK:
+                nk_rd_rest(&rd, &rest, &len);
+                return reply(b, h.id, -nk_broker_unlink(b, (const char *) rest, len), NULL, 0, -1);
         case NK_MSG_BROKER_CWD: {
                 char cwd[PATH_MAX];
                 if (!getcwd(cwd, sizeof cwd))

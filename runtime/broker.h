@@ -64,6 +64,9 @@ bool nk_broker_needed(const struct nk_policy *policy);
 /* The decisions. Each returns 0 with a close-on-exec descriptor in *ret_fd,
  * or the -errno the NIF sees. */
 int nk_broker_open(struct nk_broker *b, const char *path, size_t len, int flags, unsigned mode, int *ret_fd);
+/* Removes a regular file or symlink beneath a "create" grant: 0 or -errno
+ * (ENOENT outside every grant, EACCES beneath one that may not create). */
+int nk_broker_unlink(struct nk_broker *b, const char *path, size_t len);
 int nk_broker_connect(struct nk_broker *b, int type, int protocol, const struct sockaddr *sa, socklen_t len,
                       int *ret_fd);
 int nk_broker_listen(struct nk_broker *b, int type, int protocol, int backlog, const struct sockaddr *sa,

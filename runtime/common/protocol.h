@@ -173,6 +173,9 @@ enum nk_msg_type {
         /* CWD: no payload. The runtime's working directory, which relative
          * paths are resolved against: what getcwd() answers in the host. */
         NK_MSG_BROKER_CWD = 19,
+        /* UNLINK payload: rest path (as OPEN's). Removes a file beneath a
+         * grant with access "create"; the answer carries only the error. */
+        NK_MSG_BROKER_UNLINK = 20,
         /*
          * runtime → host, id 0, one datagram, sent once before OPEN or
          * LOAD (after BROKER_CHANNEL, if any), carrying the shared-memory

@@ -23,7 +23,7 @@ const char *nk_msg_type_name(uint32_t type)
                 [NK_MSG_OPEN] = "OPEN",       [NK_MSG_RUN_LOAD] = "RUN_LOAD",
                 [NK_MSG_LOAD_DONE] = "LOAD_DONE",
                 [NK_MSG_BROKER_CHANNEL] = "BROKER_CHANNEL", [NK_MSG_SHM_REGION] = "SHM_REGION",
-                [NK_MSG_BROKER_CWD] = "BROKER_CWD",
+                [NK_MSG_BROKER_CWD] = "BROKER_CWD", [NK_MSG_BROKER_UNLINK] = "BROKER_UNLINK",
         };
         if (type < NK_ARRAY_SIZE(names) && names[type])
                 return names[type];

@@ -391,6 +391,18 @@ static ERL_NIF_TERM bench_connect(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
         return enif_make_int64(env, (now_ns() - t0) / n);
 }
 
+/* unlink(Path, How) -> ok | {error, Errno}: unlink(), or remove() when How
+ * is 1. */
+static ERL_NIF_TERM unlink_path(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        char path[8192];
+        int how;
+        if (path_arg(env, argv[0], path, sizeof path) < 0 || !enif_get_int(env, argv[1], &how))
+                return enif_make_badarg(env);
+        int r = how == 1 ? remove(path) : unlink(path);
+        return r < 0 ? error(env, errno) : enif_make_atom(env, "ok");
+}
+
 /* cwd() -> {ok, Dir} | {error, Errno}: getcwd(). */
 static ERL_NIF_TERM cwd(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
@@ -419,6 +431,7 @@ static ERL_NIF_TERM own_status(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
 
 static ErlNifFunc funcs[] = {
         { "cwd", 0, cwd, 0 },
+        { "unlink", 2, unlink_path, 0 },
         { "own_status", 0, own_status, 0 },
         { "bench_open", 3, bench_open, 0 },
         { "bench_connect", 3, bench_connect, 0 },

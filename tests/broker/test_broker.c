@@ -451,6 +451,48 @@ static void test_read_granted_files(void **state)
         nk_result_free(&res);
 }
 
+static void expect_unlink(struct host *hs, const char *path, int how, int want)
+{
+        nk_result res;
+        call(hs, "unlink", &res, "bi", path, how);
+        int e = res_errno(&res);
+        if (e != want)
+                fail_msg("unlink %s: want errno %d (%s), got %s", path, want, strerror(want), text(&res));
+        nk_result_free(&res);
+}
+
+/* What a NIF may create it may remove (bitcask unlinks its lock files),
+ * and nothing else: not beneath a grant that only reads, not outside every
+ * grant, not by climbing out, not a directory, and a symlink goes itself,
+ * never its target. */
+static void test_unlink(void **state)
+{
+        HOST(state);
+        write_text("cr/gone.txt", "x");
+        expect_unlink(hs, wpath("cr/gone.txt"), 0, 0);
+        assert_int_equal(access(wpath("cr/gone.txt"), F_OK), -1);
+        write_text("cr/removed.txt", "x");
+        expect_unlink(hs, wpath("cr/removed.txt"), 1, 0);
+        assert_int_equal(access(wpath("cr/removed.txt"), F_OK), -1);
+        expect_unlink(hs, wpath("cr/never-there"), 0, ENOENT);
+        expect_unlink(hs, wpath("ro/hello.txt"), 0, EACCES);
+        expect_unlink(hs, wpath("rw/data.txt"), 0, EACCES);
+        expect_unlink(hs, wpath("secret.txt"), 0, ENOENT);
+        expect_unlink(hs, wpath("cr/../secret.txt"), 0, EACCES);
+        expect_unlink(hs, wpath("cr/../ro/hello.txt"), 0, EACCES);
+        assert_int_equal(mkdir(wpath("cr/dir"), 0755), 0);
+        expect_unlink(hs, wpath("cr/dir"), 0, EISDIR);
+        assert_int_equal(access(wpath("cr/dir"), F_OK), 0);
+        rmdir(wpath("cr/dir"));
+        assert_int_equal(symlink(wpath("secret.txt"), wpath("cr/link")), 0);
+        expect_unlink(hs, wpath("cr/link"), 0, 0);
+        assert_int_equal(access(wpath("secret.txt"), F_OK), 0);
+        /* The host's own directories are not the NIF's to change. */
+        expect_unlink(hs, "/tmp/anything", 0, EACCES);
+        expect_unlink(hs, "/dev/null", 0, EACCES);
+        expect_read(hs, wpath("ro/hello.txt"), "hello");
+}
+
 /* A grant beneath /tmp, where mktemp -d puts things, is the broker's: the
  * host's own tmpfs does not hide it. Elsewhere in /tmp the host's own. */
 static void test_grant_under_tmp(void **state)
@@ -872,6 +914,7 @@ int main(void)
                 cmocka_unit_test(test_read_granted_files),
                 cmocka_unit_test(test_write_by_access),
                 cmocka_unit_test(test_grant_under_tmp),
+                cmocka_unit_test(test_unlink),
                 cmocka_unit_test(test_own_proc),
                 cmocka_unit_test(test_escapes_fail),
                 cmocka_unit_test(test_hardlink_inside_grant),

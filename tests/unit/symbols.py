@@ -37,7 +37,8 @@ API_2_17 = [
 BROKER = {
     "open", "open64", "openat", "openat64", "__open_2", "__open64_2", "__openat_2", "__openat64_2",
     "creat", "creat64", "fopen", "fopen64", "freopen", "freopen64",
-    "stat", "stat64", "lstat", "lstat64", "fstatat", "fstatat64", "access", "getcwd",
+    "stat", "stat64", "lstat", "lstat64", "fstatat", "fstatat64", "access", "getcwd", "unlink", "unlinkat",
+    "remove",
     "socket", "connect", "bind", "listen", "getaddrinfo", "freeaddrinfo",
     "nifkit_open", "nifkit_connect", "nifkit_listen",
 }
