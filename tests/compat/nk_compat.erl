@@ -315,9 +315,16 @@ check([CorpusFile, ExpectedFile, ActualFile]) ->
                              mask(E) =/= mask(A)],
                  [io:format("DIFFERENCE in call ~b: ~P~n  expected: ~P~n  actual:   ~P~n",
                             [N, C, 60, E, 60, A, 60]) || {N, C, E, A} <- Diffs],
+                 %% A helper of nk_compat_apps asserts as it goes: one that
+                 %% fails in the real BEAM tests nothing, even if the two
+                 %% runs agree.
+                 Broken = [{N, C, E} || {N, {C = {nk_compat_apps, _, _}, E}} <- lists:enumerate(lists:zip(Calls, Exp)),
+                                        element(1, E) =/= ok],
+                 [io:format("HELPER FAILED in the real BEAM, call ~b: ~P~n  result: ~P~n", [N, C, 60, E, 60])
+                  || {N, C, E} <- Broken],
                  io:format("~s: ~b calls, ~b differences~n",
                            [CorpusFile, length(Calls), length(Diffs)]),
-                 case Diffs of [] -> 0; _ -> 1 end
+                 case {Diffs, Broken} of {[], []} -> 0; _ -> 1 end
              catch
                  Cl:R:St ->
                      io:format(standard_error, "nk_compat check failed: ~p:~p~n~p~n",

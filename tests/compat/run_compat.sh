@@ -33,6 +33,7 @@ case ${1:-} in
 --vm) mode=vm; fun=${2:?--vm needs a function}; shift 2 ;;
 esac
 suite=${1:?usage: run_compat.sh [--selftest | --vm FUN] SUITE}
+data_grant=
 
 # module whose application is wrapped, and the NIF libraries wrapped in it
 case $suite in
@@ -40,7 +41,15 @@ jiffy) mod=jiffy; sos="jiffy.so"; mods="jiffy" ;;
 fast_yaml) mod=fast_yaml; sos="fast_yaml.so"; mods="fast_yaml" ;;
 fxml | fxml_stream) mod=$suite; sos="fxml.so fxml_stream.so"; mods="fxml fxml_stream" ;;
 stringprep) mod=stringprep; sos="stringprep.so"; mods="stringprep" ;;
-crypto) mod=crypto; sos="crypto.so"; mods="crypto" ;;
+crypto | crypto_pk) mod=crypto; sos="crypto.so"; mods="crypto" ;;
+ezlib) mod=ezlib; sos="ezlib.so"; mods="ezlib" ;;
+iconv) mod=iconv; sos="iconv.so"; mods="iconv" ;;
+mqtree) mod=mqtree; sos="mqtree.so"; mods="mqtree" ;;
+xmpp) mod=jid; sos="jid.so xmpp_uri.so xmpp_lang.so"; mods="jid xmpp_uri xmpp_lang" ;;
+p1_sha) mod=p1_sha; sos="p1_sha.so"; mods="p1_sha" ;;
+fast_tls) mod=fast_tls; sos="fast_tls.so"; mods="fast_tls"; data_grant=read ;;
+asn1rt_nif) mod=asn1rt_nif; sos="asn1rt_nif.so"; mods="asn1rt_nif" ;;
+bitcask) mod=bitcask; sos="bitcask.so"; mods="bitcask_nifs"; data_grant=create ;;
 *) echo "run_compat.sh: unknown suite '$suite'" >&2; exit 2 ;;
 esac
 
@@ -49,8 +58,11 @@ corpus=$here/corpus/$suite.terms
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nk-compat-$suite.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
-mkdir "$tmp/harness"
-erlc -o "$tmp/harness" "$here/nk_compat.erl"
+mkdir "$tmp/harness" "$tmp/data"
+erlc -o "$tmp/harness" "$here/nk_compat.erl" "$here/nk_compat_apps.erl"
+# Where nk_compat_apps keeps stores and certificates, for both runs; the
+# wrapped run's policy grants it to suites that need it (data_grant).
+export NK_COMPAT_DATA="$tmp/data"
 
 run() { # out [env…] — one VM running the corpus
         out=$1
@@ -114,7 +126,18 @@ for so in $sos; do
         [ -f "$policy" ] || policy=$policies/default.json
         sed 's/"cgroup"[[:space:]]*:[[:space:]]*"required"/"cgroup": "best-effort"/' "$policy" \
                 >"$overlay/priv/${found%.so}.policy.json"
-        echo "$so: policy $(basename "$policy"), cgroup best-effort"
+        if [ -n "$data_grant" ]; then
+                python3 - "$overlay/priv/${found%.so}.policy.json" "$NK_COMPAT_DATA" "$data_grant" <<'PY'
+import json, sys
+path, data, access = sys.argv[1:]
+with open(path) as f:
+    p = json.load(f)
+p.setdefault("files", []).append({"path": data, "access": access})
+with open(path, "w") as f:
+    json.dump(p, f, indent=2)
+PY
+        fi
+        echo "$so: policy $(basename "$policy"), cgroup best-effort${data_grant:+, $data_grant access to $NK_COMPAT_DATA}"
 done
 
 codepath="-pa $overlay/ebin"
