@@ -175,7 +175,7 @@ static int skip_payload(struct nk_transport *t)
         while (t->skip > 0) {
                 ssize_t n = recv_datagram(t->fd, t->frame, FRAME_BUF_SIZE);
                 if (n == 0)
-                        return -EPROTO;
+                        return -ECONNRESET;
                 if (n == -EBADMSG)
                         n = FRAME_BUF_SIZE;
                 if (n < 0)
@@ -223,11 +223,14 @@ int nk_transport_recv(struct nk_transport *t, struct nk_msg *ret)
         memcpy(payload, t->frame + NK_PROTO_HEADER_SIZE, have);
         while (have < h.payload_len) {
                 size_t want = h.payload_len - have < NK_FRAME_MAX ? h.payload_len - have : NK_FRAME_MAX;
+                /* The stream ending within a message is the peer's end,
+                 * not a lie: a host killed while it replies. The caller
+                 * learns why from the peer's exit, as for any close. */
                 n = recv_datagram(t->fd, payload + have, want);
                 if (n == 0)
-                        return -EPROTO;
+                        return -ECONNRESET;
                 if (n < 0)
-                        return n == -ECONNRESET ? -EPROTO : (int) n;
+                        return (int) n;
                 have += (uint64_t) n;
         }
         ret->h = h;

@@ -60,8 +60,9 @@ int nk_transport_try_send(struct nk_transport *t, uint32_t type, uint64_t id);
 /*
  * Receives one message into *ret (free with nk_msg_free). Returns:
  *   0            a message
- *   -ECONNRESET  the peer closed between messages (or reset the socket)
- *   -EPROTO      the peer closed in the middle of a message
+ *   -ECONNRESET  the peer closed or reset the socket, between messages or
+ *                in the middle of one (a peer that dies while it sends:
+ *                why it went is its exit's to say, not the stream's)
  *   -EBADMSG     a malformed datagram (shorter than a header, longer than
  *                the payload it continues, truncated); that datagram is
  *                dropped, ret->h is zeroed

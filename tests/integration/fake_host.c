@@ -5,6 +5,7 @@
  * reading after LOAD), then waits to be killed. The
  * runtime must notice, kill it and report a protocol error.
  */
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,6 +119,14 @@ int main(int argc, char **argv)
                 send_buf(NK_MSG_SEND, m.h.id, &b);
         } else if (strcmp(mode, "short-datagram") == 0) {
                 (void) !send(fd, "short", 5, 0);
+        } else if (strcmp(mode, "killed-mid-message") == 0) {
+                /* The first datagram of a long RESULT, then death by a
+                 * signal, as a host killed while it replies. */
+                struct nk_msg_header h = { .type = NK_MSG_RESULT, .id = m.h.id, .payload_len = 1 << 20 };
+                uint8_t first[sizeof h + 64] = {};
+                memcpy(first, &h, sizeof h);
+                (void) !send(fd, first, sizeof first, 0);
+                raise(SIGKILL);
         }
         hang();
 }

@@ -782,6 +782,29 @@ static void test_malformed_host_messages(void **state)
         expect_protocol_error("send-with-id", false, "malformed SEND");
 }
 
+/* A host killed while it sends a reply of several datagrams died of the
+ * signal: the reason is crashed with signal 9, never protocol, however
+ * the reply ends. */
+static void test_killed_mid_message(void **state)
+{
+        if (test_launcher())
+                skip();
+        for (int i = 0; i < 20; i++) {
+                nk_host *h = new_fake("killed-mid-message");
+                nk_error err = {};
+                if (nk_host_start(h, NULL, 0, &err) < 0)
+                        fail_msg("start: %s", err.msg);
+                static const uint8_t nil[] = { 131, 106 };
+                nk_result res;
+                int r = nk_host_call(h, 0, NULL, 0, nil, sizeof nil, &res, &err);
+                if (r >= 0 || err.kind != NK_ERR_HOST_DIED || strcmp(err.reason, "crashed") != 0 || err.signo != SIGKILL)
+                        fail_msg("run %d: want crashed by signal 9, got %d %s (%s, signal %d): %s", i, r,
+                                 nk_error_kind_name(err.kind), err.reason, err.signo, err.msg);
+                nk_host_free(h);
+        }
+        unsetenv("NK_FAKE_MODE");
+}
+
 static nk_host *start_fake(const char *mode, unsigned timeout_ms)
 {
         nk_host *h = new_fake(mode);
@@ -896,6 +919,7 @@ int main(void)
                 cmocka_unit_test(test_sends_arrive),
                 cmocka_unit_test(test_stop),
                 cmocka_unit_test(test_malformed_host_messages),
+                cmocka_unit_test(test_killed_mid_message),
                 cmocka_unit_test(test_host_that_stops_reading),
                 cmocka_unit_test(test_release_to_a_host_that_stops_reading),
         };
