@@ -518,6 +518,8 @@ static void record_exit_locked(nk_host *h, int wait_r, const struct nk_child_exi
 
 static void *reader_main(void *arg)
 {
+        /* Named for ps, top and gdb in the VM (15 characters at most). */
+        pthread_setname_np(pthread_self(), "nk-reader");
         nk_host *h = arg;
 
         for (;;) {
@@ -905,13 +907,54 @@ static bool env_flag(const char *name)
         return v && strcmp(v, "1") == 0;
 }
 
+/* The notes already given to a callback, with the library's name taken
+ * out: a VM with a thousand libraries under one best-effort policy is told
+ * once, not at every start and restart of every host. */
+#define NOTES_KEPT 32
+static struct {
+        pthread_mutex_t lock;
+        char *said[NOTES_KEPT];
+        unsigned n;
+} notes = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* True the first time this text (library aside) is seen in this process. */
+static bool note_is_new(const char *library, const char *msg)
+{
+        char key[1024];
+        size_t k = 0, llen = library ? strlen(library) : 0;
+        for (const char *p = msg; *p && k + 1 < sizeof key;) {
+                if (llen && strncmp(p, library, llen) == 0) {
+                        p += llen;
+                        continue;
+                }
+                key[k++] = *p++;
+        }
+        key[k] = '\0';
+        pthread_mutex_lock(&notes.lock);
+        bool seen = false;
+        for (unsigned i = 0; i < notes.n && !seen; i++)
+                seen = strcmp(notes.said[i], key) == 0;
+        if (!seen && notes.n < NOTES_KEPT) {
+                notes.said[notes.n] = strdup(key);
+                if (notes.said[notes.n])
+                        notes.n++;
+        }
+        pthread_mutex_unlock(&notes.lock);
+        return !seen;
+}
+
 /* What the sandbox does not enforce here (a best-effort policy without
- * cgroup controllers): to the host's callback and the process's log sink. */
+ * cgroup controllers): every time to the process's log sink (an event per
+ * host), once per process and kind of note to the host's callback. */
 static void sandbox_note(void *arg, const char *msg)
 {
         nk_host *h = arg;
-        if (h->log_fn)
-                h->log_fn(h->log_arg, msg);
+        if (h->log_fn && note_is_new(h->library, msg)) {
+                char line[1200];
+                snprintf(line, sizeof line, "%s (said once for every library with the same policy; see README, "
+                                            "\"Sandbox and limits\")", msg);
+                h->log_fn(h->log_arg, line);
+        }
         nk_log_event(NK_LOG_WARNING, h->library, "sandbox_not_enforced", NK_LOG_STR("message", msg));
 }
 
