@@ -847,6 +847,7 @@ static int serve_one(struct nk_broker *b, const uint8_t *buf, size_t n)
 
 static void *worker_main(void *arg)
 {
+        pthread_setname_np(pthread_self(), "nk-broker-work");
         struct nk_broker *b = arg;
         for (;;) {
                 pthread_mutex_lock(&b->qlock);
@@ -872,6 +873,7 @@ static void *worker_main(void *arg)
 
 static void *broker_main(void *arg)
 {
+        pthread_setname_np(pthread_self(), "nk-broker");
         struct nk_broker *b = arg;
         uint8_t buf[NK_BROKER_MSG_MAX];
         for (;;) {

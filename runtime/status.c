@@ -155,6 +155,7 @@ static void remove_record(struct nk_status *s)
  * that no thread of ours runs when the proxy's copy is unloaded. */
 static void *writer_main(void *arg)
 {
+        pthread_setname_np(pthread_self(), "nk-status");
         pthread_mutex_lock(&lock);
         while (!stopping && live > 0) {
                 struct timespec until;

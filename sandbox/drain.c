@@ -56,6 +56,7 @@ static void pump(struct pollfd *p, int out_fd)
 
 static void *drain_main(void *arg)
 {
+        pthread_setname_np(pthread_self(), "nk-drain");
         struct nk_drain *d = arg;
         struct pollfd p[3] = {
                 { .fd = d->fds[0], .events = POLLIN },

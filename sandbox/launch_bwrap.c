@@ -748,6 +748,7 @@ static pid_t clone_bwrap(const struct child_args *args)
 
 static void *spawner_main(void *unused)
 {
+        pthread_setname_np(pthread_self(), "nk-bwrap-spawn");
         pthread_mutex_lock(&spawn_lock);
         for (;;) {
                 while (!spawn_slot || spawn_slot->done)

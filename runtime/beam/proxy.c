@@ -800,6 +800,7 @@ out:
 
 static void *heartbeat_main(void *arg)
 {
+        pthread_setname_np(pthread_self(), "nk-heartbeat");
         struct proxy *p = arg;
         unsigned timeout = p->policy->limits.call_timeout_ms ? p->policy->limits.call_timeout_ms : PING_TIMEOUT_MS;
 

@@ -77,6 +77,7 @@ out=$(erl_eval "$tmp/jiffy" '
                         "" -> {ok, none}; P -> {ok, string:trim(P)}
                     end,
     io:format("host=~s~n", [HostPid]),
+    io:format("threads=~s~n", [os:cmd("cat /proc/" ++ os:getpid() ++ "/task/*/comm | sort -u | tr \"\\n\" \" \"")]),
     timer:sleep(1500),     % the state files are at most a second old
     [S] = [S || S = #{library := L} <- nifkit:stats(), binary:match(L, <<"jiffy.real.so">>) =/= nomatch],
     #{calls := Calls, runtime_pid := RP, errors := Errs, restarts := Rs} = S,
@@ -90,6 +91,8 @@ echo "$out" | sed 's/^/# /'
 case $out in *'decode_ok=true'*) ok "an unmodified jiffy decodes through the proxy" ;;
 *) not_ok "an unmodified jiffy decodes through the proxy"; sed 's/^/# erl: /' "$tmp/erl.err" ;; esac
 case $out in *'encode={"a":[true]}'*) ok "and encodes" ;; *) not_ok "and encodes" ;; esac
+case $out in *threads=*nk-heartbeat*nk-reader*) ok "nifkit's threads in the VM are named" ;;
+*) not_ok "nifkit's threads in the VM are named" ;; esac
 case $out in *'stats_calls_ok=true'*) ok "nifkit:stats() counts the calls" ;; *) not_ok "nifkit:stats() counts the calls" ;; esac
 case $out in *'stats_runtime_ok=true'*) ok "nifkit:stats() names this VM as the runtime" ;;
 *) not_ok "nifkit:stats() names this VM as the runtime" ;; esac
