@@ -637,7 +637,10 @@ static int accept_descriptors(int fd)
 int nk_server_run(int fd)
 {
         static struct server s;
-        int r = nk_transport_init(&s.tr, fd, 0);
+        /* The runtime bounds what it sends by the policy's max_args_bytes
+         * (up to 2^40): the host takes whatever that allows, memory
+         * permitting. */
+        int r = nk_transport_init(&s.tr, fd, (size_t) 1 << 40);
         if (r < 0)
                 return 1;
         pthread_mutex_init(&s.lock, NULL);

@@ -539,8 +539,11 @@ static void *reader_main(void *arg)
                                                  h->library, (unsigned long long) m.h.payload_len, h->tr.max_payload);
                                 /* Beyond what the protocol allows at all, the
                                  * length is a forgery rather than a result. */
-                                if (!was_dead && m.h.payload_len <= NK_PAYLOAD_MAX_DEFAULT)
+                                if (!was_dead && m.h.payload_len <= NK_PAYLOAD_MAX_DEFAULT) {
                                         snprintf(h->death.reason, sizeof h->death.reason, "result_too_large");
+                                        h->death.size = m.h.payload_len;
+                                        h->death.limit = h->policy->limits.max_result_bytes;
+                                }
                         } else
                                 fail_host_locked(h, NK_ERR_PROTOCOL, r == -ENOMEM ? -ENOMEM : -EPROTO,
                                                  "host for %s: cannot receive: %s", h->library,
@@ -674,6 +677,8 @@ static int request_send(nk_host *h, struct pending *p, uint32_t type, uint32_t e
                                 err->signo = h->death.signo;
                                 err->status = h->death.status;
                                 memcpy(err->reason, h->death.reason, sizeof err->reason);
+                                err->size = h->death.size;
+                                err->limit = h->death.limit;
                         }
                 } else {
                         r = nk_error_set(err, NK_ERR_NOT_RUNNING, -ENOTCONN, "host for %s is not running",
@@ -1109,6 +1114,11 @@ static int launch(nk_host *h, nk_error *err)
         r = nk_transport_init(&h->tr, h->fd, max_result && max_result < SIZE_MAX - 64 ? (size_t) max_result + 64 : 0);
         if (r < 0)
                 return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot start host for %s: %s", h->library, strerror(-r));
+        /* A CALL is its arguments (max_args_bytes, checked before) with
+         * the function's index and the caller's pid in front. */
+        uint64_t max_args = h->policy->limits.max_args_bytes;
+        if (max_args && max_args < SIZE_MAX - NK_CALLER_PID_MAX - 64)
+                h->tr.max_send = (size_t) max_args + NK_CALLER_PID_MAX + 64;
         h->tr_ready = true;
 
         _cleanup_free_ char *abs_host = NULL;
@@ -1308,6 +1318,19 @@ static int call_check(nk_host *h, unsigned index, size_t args_len, size_t caller
         if (args_len == 0)
                 return nk_error_set(err, NK_ERR_REJECTED, -EINVAL, "no arguments ETF for %s/%u",
                                     h->funcs[index].name, h->funcs[index].arity);
+        uint64_t max_args = h->policy ? h->policy->limits.max_args_bytes : 0;
+        if (max_args && args_len > max_args) {
+                int r = nk_error_set(err, NK_ERR_REJECTED, -E2BIG,
+                                     "the arguments of %s/%u are %zu bytes as ETF, above max_args_bytes (%llu)",
+                                     h->funcs[index].name, h->funcs[index].arity, args_len,
+                                     (unsigned long long) max_args);
+                if (err) {
+                        snprintf(err->reason, sizeof err->reason, "args_too_large");
+                        err->size = args_len;
+                        err->limit = max_args;
+                }
+                return r;
+        }
         if (caller_pid_len > NK_CALLER_PID_MAX)
                 return nk_error_set(err, NK_ERR_REJECTED, -EINVAL, "caller pid ETF too long (%zu bytes, at most %d)",
                                     caller_pid_len, NK_CALLER_PID_MAX);
@@ -1324,6 +1347,8 @@ static int dead_error(nk_host *h, nk_error *err)
                 err->signo = h->death.signo;
                 err->status = h->death.status;
                 memcpy(err->reason, h->death.reason, sizeof err->reason);
+                err->size = h->death.size;
+                err->limit = h->death.limit;
         }
         pthread_mutex_unlock(&h->lock);
         return r;
@@ -1511,10 +1536,16 @@ static int shm_poll(nk_call *c, int wait_ms, nk_result *res, nk_error *err)
         } else if (r == -EMSGSIZE) {
                 /* Refused from its header, before anything is allocated:
                  * beyond what the protocol allows at all, a forgery. */
-                r = shm_fail(c, NK_ERR_PROTOCOL, -EPROTO,
-                             c->op.rx.total <= NK_PAYLOAD_MAX_DEFAULT ? "result_too_large" : NULL,
+                bool forged = c->op.rx.total > NK_PAYLOAD_MAX_DEFAULT;
+                r = shm_fail(c, NK_ERR_PROTOCOL, -EPROTO, forged ? NULL : "result_too_large",
                              "host for %s killed: it sent a %llu-byte message, above the limit of %zu "
                              "(max_result_bytes)", h->library, (unsigned long long) c->op.rx.total, h->tr.max_payload);
+                pthread_mutex_lock(&h->lock);
+                if (!forged && strcmp(h->death.reason, "result_too_large") == 0) {
+                        h->death.size = c->op.rx.total;
+                        h->death.limit = h->policy->limits.max_result_bytes;
+                }
+                pthread_mutex_unlock(&h->lock);
         } else if (r == -EPROTO || r == -ENOMEM) {
                 r = shm_fail(c, NK_ERR_PROTOCOL, r, NULL, "host for %s killed: in shared memory it sent %s",
                              h->library, r == -ENOMEM ? "a reply too large for memory" : why);

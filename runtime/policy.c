@@ -77,6 +77,7 @@ static const struct nk_policy_key limits_keys[] = {
         INT_KEY("pids", 1, 65536, 16, struct nk_policy, limits.pids),
         INT_KEY("cpu_percent", 1, 100 * 1024, 100, struct nk_policy, limits.cpu_percent),
         INT_KEY("call_timeout_ms", 1, 86400000, 5000, struct nk_policy, limits.call_timeout_ms),
+        INT_KEY("max_args_bytes", 1, UINT64_C(1) << 40, 67108864, struct nk_policy, limits.max_args_bytes),
         INT_KEY("max_result_bytes", 1, UINT64_C(1) << 40, 67108864, struct nk_policy, limits.max_result_bytes),
         INT_KEY("max_new_atoms", 0, 1000000, 10000, struct nk_policy, limits.max_new_atoms),
         INT_KEY("tmp_mb", 0, 65536, 16, struct nk_policy, limits.tmp_mb),

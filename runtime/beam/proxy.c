@@ -203,10 +203,12 @@ static ERL_NIF_TERM nifkit_error(ErlNifEnv *env, const char *kind, const char *m
                                 make_binary(env, msg));
 }
 
-/* The host is gone (as opposed to refusing one call): err has a reason. */
+/* The host is gone (as opposed to refusing one call): err has a reason,
+ * and not one of a call refused before it was sent. */
 static bool is_death(const nk_error *err)
 {
-        return err->reason[0] != '\0' && strcmp(err->reason, "stopped") != 0;
+        return err->reason[0] != '\0' && strcmp(err->reason, "stopped") != 0 &&
+               strcmp(err->reason, "args_too_large") != 0;
 }
 
 /* "… seccomp denied NAME(2)" names the system call. */
@@ -226,23 +228,26 @@ static ERL_NIF_TERM syscall_of(ErlNifEnv *env, const nk_error *err)
         return t;
 }
 
-/* {nifkit, Reason, #{library, message, signal, syscall}}. */
+/* {nifkit, Reason, #{library, message, signal, syscall}}, and size and
+ * limit for a message above a limit (args_too_large, result_too_large). */
 static ERL_NIF_TERM death_error(ErlNifEnv *env, const char *reason, const nk_error *err)
 {
         ERL_NIF_TERM keys[] = { enif_make_atom(env, "library"), enif_make_atom(env, "message"),
-                                enif_make_atom(env, "signal"), enif_make_atom(env, "syscall") };
+                                enif_make_atom(env, "signal"), enif_make_atom(env, "syscall"),
+                                enif_make_atom(env, "size"), enif_make_atom(env, "limit") };
         ERL_NIF_TERM vals[] = { make_binary(env, P.real ? P.real : ""), make_binary(env, err->msg),
                                 err->signo ? enif_make_int(env, err->signo) : enif_make_atom(env, "undefined"),
-                                syscall_of(env, err) };
+                                syscall_of(env, err), enif_make_uint64(env, err->size),
+                                enif_make_uint64(env, err->limit) };
         ERL_NIF_TERM map;
-        if (!enif_make_map_from_arrays(env, keys, vals, 4, &map))
+        if (!enif_make_map_from_arrays(env, keys, vals, err->limit ? 6 : 4, &map))
                 map = vals[1];
         return enif_make_tuple3(env, enif_make_atom(env, "nifkit"), enif_make_atom(env, reason), map);
 }
 
 static ERL_NIF_TERM error_term(ErlNifEnv *env, const nk_error *err)
 {
-        if (is_death(err))
+        if (is_death(err) || strcmp(err->reason, "args_too_large") == 0)
                 return death_error(env, err->reason, err);
         const char *kind = nk_error_kind_name(err->kind);
         return nifkit_error(env, kind ? kind : "unknown", err->msg);
@@ -1174,6 +1179,20 @@ static ERL_NIF_TERM proxy_call(ErlNifEnv *env, unsigned index, int argc, const E
         if (!request_build(env, g, argc, argv, &rq, &exc)) {
                 gen_put(g);
                 return enif_raise_exception(env, exc);
+        }
+        /* Refused here, before any scheduler hop or byte sent. */
+        uint64_t max_args = P.policy->limits.max_args_bytes;
+        if (max_args && rq.len > max_args) {
+                err = (nk_error) { .kind = NK_ERR_REJECTED, .code = -E2BIG };
+                snprintf(err.msg, sizeof err.msg,
+                         "the arguments of %s:%s/%u are %zu bytes as ETF, above max_args_bytes (%llu)", P.module,
+                         P.funcs[index].name, P.funcs[index].arity, rq.len, (unsigned long long) max_args);
+                snprintf(err.reason, sizeof err.reason, "args_too_large");
+                err.size = rq.len;
+                err.limit = max_args;
+                request_release(&rq);
+                gen_put(g);
+                return enif_raise_exception(env, error_term(env, &err));
         }
 
         /* A function the library flags dirty already runs on a dirty

@@ -205,6 +205,7 @@ static int render_default(char **ret)
         put_u64(f, "pids", p->limits.pids, false);
         put_u64(f, "cpu_percent", p->limits.cpu_percent, false);
         put_u64(f, "call_timeout_ms", p->limits.call_timeout_ms, false);
+        put_u64(f, "max_args_bytes", p->limits.max_args_bytes, false);
         put_u64(f, "max_result_bytes", p->limits.max_result_bytes, false);
         put_u64(f, "max_new_atoms", p->limits.max_new_atoms, false);
         put_u64(f, "tmp_mb", p->limits.tmp_mb, false);

@@ -35,6 +35,7 @@ int nk_transport_init(struct nk_transport *t, int fd, size_t max_payload)
         *t = (struct nk_transport) {
                 .fd = fd,
                 .max_payload = max_payload ? max_payload : NK_PAYLOAD_MAX_DEFAULT,
+                .max_send = max_payload ? max_payload : NK_PAYLOAD_MAX_DEFAULT,
         };
         t->frame = malloc(FRAME_BUF_SIZE);
         if (!t->frame)
@@ -105,7 +106,7 @@ int nk_transport_send(struct nk_transport *t, uint32_t type, uint64_t id,
                         return -EMSGSIZE;
                 total += iov[i].iov_len;
         }
-        if (total > t->max_payload)
+        if (total > t->max_send)
                 return -EMSGSIZE;
         if (niov >= MAX_SEGMENTS)
                 return -E2BIG;

@@ -26,6 +26,7 @@
 struct nk_transport {
         int fd;                 /* not owned: the caller closes it */
         size_t max_payload;     /* larger incoming messages are refused */
+        size_t max_send;        /* larger outgoing ones too (max_payload unless set) */
         pthread_mutex_t send_lock;
         uint64_t skip;          /* payload bytes of a refused message still to discard */
         uint8_t *frame;         /* receive buffer for first datagrams */

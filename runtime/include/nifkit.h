@@ -64,8 +64,14 @@ typedef struct nk_error {
          * it; signo), "exited" (status), "protocol" (it sent a malformed
          * message and was killed), "result_too_large" (a result above
          * max_result_bytes), "heartbeat" (it stopped answering PING),
-         * "stopped", or the reason given to nk_host_kill; "" otherwise. */
+         * "stopped", or the reason given to nk_host_kill; "" otherwise.
+         * One reason is not a death: "args_too_large" (NK_ERR_REJECTED: the
+         * call's arguments are above max_args_bytes; nothing was sent, the
+         * host lives). */
         char reason[32];
+        /* args_too_large and result_too_large: the message's size in bytes
+         * and the limit it is above. */
+        uint64_t size, limit;
 } nk_error;
 
 /* Name of an error kind: "system", "load", "host_died", "protocol", … */

@@ -77,6 +77,7 @@ struct nk_policy {
                 uint32_t pids;          /* pids.max (RLIMIT_NPROC fallback) */
                 uint32_t cpu_percent;   /* cpu.max: percent of one CPU, 1..(100 × CPUs) */
                 uint32_t call_timeout_ms;
+                uint64_t max_args_bytes;        /* largest encoded argument list sent to the host */
                 uint64_t max_result_bytes;
                 uint32_t max_new_atoms;
                 uint32_t tmp_mb;        /* size of the host's /tmp */

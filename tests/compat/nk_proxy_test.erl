@@ -10,7 +10,7 @@
 -module(nk_proxy_test).
 -export([main/1]).
 -export([resources/0, churn/0, stale/0, crash/0, restart_limit/0, timeout/0, scheduler/0, heartbeat/0,
-         result_size/0, atom_budget/0]).
+         result_size/0, args_size/0, atom_budget/0]).
 
 -define(M, nk_res_nif).
 
@@ -241,9 +241,26 @@ diff(W0, W1) ->
 result_size() ->
     Small = ?M:big(1000),
     1000 = byte_size(Small),
-    {error, {nifkit, result_too_large, #{message := Msg}}} = step(fun() -> ?M:big(4 * 1024 * 1024) end),
+    {error, {nifkit, result_too_large, #{message := Msg, size := Size, limit := 1048576}}} =
+        step(fun() -> ?M:big(4 * 1024 * 1024) end),
+    true = Size > 4 * 1024 * 1024,
     io:format("result_too_large: ~s~n", [Msg]),
     ok = ?M:fast(),
+    ok.
+
+%% max_args_bytes is 1 MiB: a larger argument list is refused before it is
+%% sent, naming the limit with the size, and the host lives on.
+args_size() ->
+    Small = binary:copy(<<"a">>, 1000),
+    Small = ?M:echo(Small),
+    [Host] = hosts(),
+    Big = binary:copy(<<"b">>, 2 * 1024 * 1024),
+    {error, {nifkit, args_too_large, #{size := Size, limit := 1048576, message := Msg}}} =
+        step(fun() -> ?M:echo(Big) end),
+    true = Size > 2 * 1024 * 1024,
+    io:format("args_too_large: ~s~n", [Msg]),
+    Small = ?M:echo(Small),
+    [Host] = hosts(),
     ok.
 
 %% max_new_atoms is 50, per host lifetime.

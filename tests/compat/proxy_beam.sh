@@ -22,11 +22,12 @@ wrap=${NIFKIT_WRAP:-$here/../../scripts/nifkit-wrap-dev}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nk-proxy-beam.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
-launcher=native timeout=5000 result=67108864 atoms=10000 restarts=5 sched=
+launcher=native timeout=5000 args=67108864 result=67108864 atoms=10000 restarts=5 sched=
 case $test in
 timeout) timeout=1000 ;;
 restart_limit) restarts=2 ;;
 result_size) result=1048576 ;;
+args_size) args=1048576 ;;
 atom_budget) atoms=50 ;;
 # Stopping the host needs a signal to itself, which the sandbox's init
 # (pid 1 of its namespace) cannot receive from inside.
@@ -43,6 +44,7 @@ cat >"$tmp/nk_res_nif.policy.json" <<JSON
   "limits": {
     "memory_mb": 256, "pids": 16, "cpu_percent": 100,
     "call_timeout_ms": $timeout,
+    "max_args_bytes": $args,
     "max_result_bytes": $result,
     "max_new_atoms": $atoms,
     "tmp_mb": 16, "open_files": 256
