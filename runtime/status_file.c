@@ -28,8 +28,10 @@ static void closedirp(DIR **d)
 }
 
 /* A directory of our own under a world-writable one must not be somebody
- * else's (or a symlink they planted). */
-static int own_dir(const char *path, mode_t mode)
+ * else's (or a symlink they planted), nor one others may write into: a
+ * group- or other-writable directory lets them plant state files or
+ * remove ours. */
+int nk_status_own_dir(const char *path, mode_t mode)
 {
         struct stat st;
 
@@ -37,7 +39,7 @@ static int own_dir(const char *path, mode_t mode)
                 return -errno;
         if (lstat(path, &st) < 0)
                 return -errno;
-        if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+        if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
                 return -EPERM;
         return 0;
 }
@@ -84,7 +86,7 @@ int nk_status_dir(bool create, char *buf, size_t size)
                 if (!create)
                         return 0;
                 if (i == 3)
-                        return own_dir(buf, 0700);
+                        return nk_status_own_dir(buf, 0700);
                 if (mkdir(buf, i == 2 ? 0755 : 0700) < 0 && errno != EEXIST)
                         return -errno;
                 return 0;

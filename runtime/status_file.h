@@ -33,6 +33,11 @@ struct nk_status_record {
  * create is set. 0 or -errno. */
 int nk_status_dir(bool create, char *buf, size_t size);
 
+/* The /tmp fallback's check (exposed for tests): path made with mode if
+ * missing, then refused (-EPERM) unless it is a directory of ours that
+ * nobody else may write into. */
+int nk_status_own_dir(const char *path, mode_t mode);
+
 /* The record as one JSON object, newly allocated. 0 or -ENOMEM. */
 int nk_status_record_format(const struct nk_status_record *rec, char **ret);
 /* 0, or -EINVAL when text is not a state file's JSON. */

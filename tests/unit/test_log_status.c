@@ -309,6 +309,30 @@ static void test_status_lifecycle(void **state)
         free(rec);
 }
 
+/* The /tmp fallback refuses a directory another user could write into, or
+ * one that is not a directory of ours. */
+static void test_status_dir_fallback(void **state)
+{
+        char base[] = "/tmp/nk-status-dir-XXXXXX";
+        assert_non_null(mkdtemp(base));
+        char d[PATH_MAX];
+        snprintf(d, sizeof d, "%s/own", base);
+        assert_int_equal(nk_status_own_dir(d, 0700), 0);
+        assert_int_equal(chmod(d, 0770), 0);
+        assert_int_equal(nk_status_own_dir(d, 0700), -EPERM);
+        assert_int_equal(chmod(d, 0702), 0);
+        assert_int_equal(nk_status_own_dir(d, 0700), -EPERM);
+        assert_int_equal(chmod(d, 0755), 0);
+        assert_int_equal(nk_status_own_dir(d, 0700), 0);
+        char l[PATH_MAX];
+        snprintf(l, sizeof l, "%s/link", base);
+        assert_int_equal(symlink(d, l), 0);
+        assert_int_equal(nk_status_own_dir(l, 0700), -EPERM);
+        unlink(l);
+        rmdir(d);
+        rmdir(base);
+}
+
 static void test_stale_records(void **state)
 {
         char dir[] = "/tmp/nifkit-status-test.XXXXXX";
@@ -355,6 +379,7 @@ int main(void)
                 cmocka_unit_test(test_percentiles),
                 cmocka_unit_test(test_status_lifecycle),
                 cmocka_unit_test(test_stale_records),
+                cmocka_unit_test(test_status_dir_fallback),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
