@@ -107,6 +107,11 @@ struct nk_host {
         _Atomic uint64_t sends_seen;
         _Atomic uint64_t releases_sent;
         _Atomic uint64_t shm_ids;
+        /* RELEASEs the socket could not take without waiting, in order,
+         * under lock; one thread at a time sends them (flushing). */
+        struct release { uint64_t handle, count; } *rel_q;
+        size_t rel_n, rel_cap;
+        bool rel_flushing;
         pthread_cond_t sends_cond;      /* under lock: sends_seen went up, or the host died */
         unsigned sends_waiters;
 
@@ -1181,6 +1186,7 @@ static int start(nk_host *h, bool open, const uint8_t *load_info, size_t load_in
         h->violation = false;
         h->sends_seen = 0;
         h->releases_sent = 0;
+        h->rel_n = 0;
         h->state = ST_RUNNING;
         int r = launch(h, err);
         if (r < 0) {
@@ -1354,10 +1360,15 @@ static int dead_error(nk_host *h, nk_error *err)
         return r;
 }
 
+static void flush_releases(nk_host *h);
+
 static int call_start(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t caller_pid_len,
                       const struct iovec *args, size_t nargs, nk_call **ret_call, nk_error *err)
 {
         *ret_call = NULL;
+        /* Releases that waited go first (without waiting): a RELEASE sent
+         * before this call's request keeps its place (SHM_REGION). */
+        flush_releases(h);
         if (!caller_pid)
                 caller_pid_len = 0;
         if (nargs > NK_CALL_PIECES)
@@ -1657,6 +1668,7 @@ NK_EXPORT int nk_host_call(nk_host *h, unsigned index, const uint8_t *caller_pid
 
 NK_EXPORT int nk_host_ping(nk_host *h, unsigned timeout_ms, nk_error *err)
 {
+        flush_releases(h);
         struct pending p;
         int r = request_send(h, &p, NK_MSG_PING, NK_MSG_PONG, NULL, 0, timeout_ms, "PING", err);
         if (r < 0)
@@ -1675,48 +1687,99 @@ NK_EXPORT int nk_host_stats(const nk_host *h, struct nk_stats *ret)
         return nk_status_get(&h->status, ret);
 }
 
-/* RELEASE is sent from BEAM's resource destructors, on schedulers: a host
- * that stops reading must cost one send timeout, not one per destructor,
- * so the first send that times out kills it and later ones fail at once. */
-static int send_release(nk_host *h, const struct iovec *iov, size_t niov)
+/* RELEASE is sent from BEAM's resource destructors, on schedulers, which
+ * must never wait for a host: each is tried without waiting, and what the
+ * socket cannot take now waits in rel_q, in order, for the next call or
+ * heartbeat to send. A host that lets REL_QUEUE_MAX of them pile up has
+ * stopped reading for good, and is killed. */
+#define REL_QUEUE_MAX ((size_t) 1 << 20)
+
+static int try_release(nk_host *h, const struct release *rel)
+{
+        struct iovec iov[] = { { (void *) &rel->handle, sizeof rel->handle }, { (void *) &rel->count, sizeof rel->count } };
+        int r = nk_transport_try_sendv(&h->tr, NK_MSG_RELEASE, 0, iov, rel->count ? 2 : 1);
+        if (r >= 0)
+                atomic_fetch_add(&h->releases_sent, 1);
+        return r;
+}
+
+/* Sends what waits in rel_q until the socket is full again; never waits. */
+static void flush_releases(nk_host *h)
 {
         pthread_mutex_lock(&h->lock);
+        if (h->rel_flushing || h->rel_n == 0 || h->state != ST_RUNNING || h->dead) {
+                pthread_mutex_unlock(&h->lock);
+                return;
+        }
+        h->rel_flushing = true;
+        h->active++;
+        while (h->rel_n > 0) {
+                struct release rel = h->rel_q[0];
+                pthread_mutex_unlock(&h->lock);
+                int r = try_release(h, &rel);
+                pthread_mutex_lock(&h->lock);
+                if (r == -EAGAIN)
+                        break;
+                /* Sent, or the host is gone (EPIPE): either way done with. */
+                memmove(h->rel_q, h->rel_q + 1, --h->rel_n * sizeof *h->rel_q);
+        }
+        h->rel_flushing = false;
+        pthread_mutex_unlock(&h->lock);
+        leave(h);
+}
+
+static int send_release(nk_host *h, uint64_t handle, uint64_t count)
+{
+        const struct release rel = { handle, count };
+        pthread_mutex_lock(&h->lock);
         bool up = h->state == ST_RUNNING && !h->dead;
-        if (up)
+        bool queued = up && (h->rel_n > 0 || h->rel_flushing);
+        if (up && !queued)
                 h->active++;
         pthread_mutex_unlock(&h->lock);
         if (!up)
                 return -ENOTCONN;
-        int r = nk_transport_send(&h->tr, NK_MSG_RELEASE, 0, iov, niov);
-        if (r >= 0)
-                atomic_fetch_add(&h->releases_sent, 1);
-        leave(h);
-        if (r == -EAGAIN) {
-                pthread_mutex_lock(&h->lock);
-                bool was_dead = h->dead;
-                fail_host_locked(h, NK_ERR_TIMEOUT, -ETIMEDOUT,
-                                 "host for %s killed: sending RELEASE timed out after %u ms", h->library,
-                                 h->call_timeout_ms);
-                if (!was_dead)
-                        snprintf(h->death.reason, sizeof h->death.reason, "timeout");
-                pthread_mutex_unlock(&h->lock);
-                return -ETIMEDOUT;
+        int r = -EAGAIN;
+        if (!queued) {
+                r = try_release(h, &rel);
+                leave(h);
         }
-        return r == -EPIPE || r == -ECONNRESET ? -ENOTCONN : r;
+        if (r == -EPIPE || r == -ECONNRESET)
+                return -ENOTCONN;
+        if (r != -EAGAIN)
+                return r;
+        pthread_mutex_lock(&h->lock);
+        if (h->rel_n == h->rel_cap) {
+                size_t cap = h->rel_cap ? h->rel_cap * 2 : 64;
+                struct release *q = cap <= REL_QUEUE_MAX ? realloc(h->rel_q, cap * sizeof *q) : NULL;
+                if (!q) {
+                        bool was_dead = h->dead;
+                        fail_host_locked(h, NK_ERR_TIMEOUT, -ETIMEDOUT,
+                                         "host for %s killed: it stopped reading (%zu RELEASEs could not be sent)",
+                                         h->library, h->rel_n);
+                        if (!was_dead)
+                                snprintf(h->death.reason, sizeof h->death.reason, "timeout");
+                        pthread_mutex_unlock(&h->lock);
+                        return -ETIMEDOUT;
+                }
+                h->rel_q = q;
+                h->rel_cap = cap;
+        }
+        h->rel_q[h->rel_n++] = rel;
+        pthread_mutex_unlock(&h->lock);
+        return 0;
 }
 
 NK_EXPORT int nk_host_release_resource(nk_host *h, uint64_t handle)
 {
-        const struct iovec iov[] = { { &handle, sizeof handle } };
-        return send_release(h, iov, NK_ARRAY_SIZE(iov));
+        return send_release(h, handle, 0);
 }
 
 NK_EXPORT int nk_host_release_resource_counted(nk_host *h, uint64_t handle, uint64_t count)
 {
         if (count == 0)
                 return -EINVAL;
-        const struct iovec iov[] = { { &handle, sizeof handle }, { &count, sizeof count } };
-        return send_release(h, iov, NK_ARRAY_SIZE(iov));
+        return send_release(h, handle, count);
 }
 
 NK_EXPORT int nk_host_kill(nk_host *h, const char *reason, const char *msg)
@@ -1750,6 +1813,7 @@ NK_EXPORT void nk_host_free(nk_host *h)
         nk_status_stopped(&h->status, NULL);
         forget_discovery(h);
         forget_shm(h);
+        free(h->rel_q);
         free(h->library);
         free(h->host_binary);
         nk_policy_free(h->own_policy);

@@ -140,12 +140,29 @@ int nk_transport_send(struct nk_transport *t, uint32_t type, uint64_t id,
 
 int nk_transport_try_send(struct nk_transport *t, uint32_t type, uint64_t id)
 {
-        struct nk_msg_header h = { .type = type, .flags = 0, .id = id, .payload_len = 0 };
+        return nk_transport_try_sendv(t, type, id, NULL, 0);
+}
+
+int nk_transport_try_sendv(struct nk_transport *t, uint32_t type, uint64_t id, const struct iovec *iov,
+                           size_t niov)
+{
+        struct iovec seg[MAX_SEGMENTS];
+        struct nk_msg_header h = { .type = type, .flags = 0, .id = id };
+        if (niov + 1 > MAX_SEGMENTS)
+                return -E2BIG;
+        seg[0] = (struct iovec) { &h, sizeof h };
+        for (size_t i = 0; i < niov; i++) {
+                seg[i + 1] = iov[i];
+                h.payload_len += iov[i].iov_len;
+        }
+        if (h.payload_len > NK_FRAME_MAX || h.payload_len > t->max_send)
+                return -EMSGSIZE;
         if (pthread_mutex_trylock(&t->send_lock) != 0)
                 return -EAGAIN;
+        struct msghdr mh = { .msg_iov = seg, .msg_iovlen = niov + 1 };
         ssize_t n;
         do
-                n = send(t->fd, &h, sizeof h, MSG_NOSIGNAL | MSG_DONTWAIT);
+                n = sendmsg(t->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         while (n < 0 && errno == EINTR);
         int r = n < 0 ? -errno : 0;
         pthread_mutex_unlock(&t->send_lock);

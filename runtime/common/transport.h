@@ -57,6 +57,11 @@ int nk_transport_send(struct nk_transport *t, uint32_t type, uint64_t id,
  * buffer is full. For shutting a peer down that may have stopped reading.
  */
 int nk_transport_try_send(struct nk_transport *t, uint32_t type, uint64_t id);
+/* The same with a payload that fits one datagram (NK_FRAME_MAX): sent
+ * whole or not at all, never waiting (-EAGAIN when another sender holds
+ * the transport or the socket is full; -EMSGSIZE when it does not fit). */
+int nk_transport_try_sendv(struct nk_transport *t, uint32_t type, uint64_t id, const struct iovec *iov,
+                           size_t niov);
 
 /*
  * Receives one message into *ret (free with nk_msg_free). Returns:
