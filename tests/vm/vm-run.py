@@ -43,7 +43,7 @@ TIMEOUT_FACTOR = float(os.environ.get('NKVM_TIMEOUT_FACTOR', '3'))
 # A whole run takes about 9 minutes on a loaded 2-core machine: twice that is
 # still a guest at work, more is a hung one. Below vm-boot's meson time-out,
 # so that the runner, not meson, stops it and records what ran.
-BOOT_TIMEOUT = int(os.environ.get('NKVM_BOOT_TIMEOUT', '1020'))
+BOOT_TIMEOUT = int(os.environ.get('NKVM_BOOT_TIMEOUT', '1500'))
 GUEST_TEST_TIMEOUT = 300
 GUEST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 # guest test -> the modes it runs in
