@@ -110,7 +110,7 @@ struct nk_host {
         /* RELEASEs the socket could not take without waiting, in order,
          * under lock; one thread at a time sends them (flushing). */
         struct release { uint64_t handle, count; } *rel_q;
-        size_t rel_n, rel_cap;
+        size_t rel_head, rel_n, rel_cap;        /* waiting: rel_q[rel_head .. rel_n) */
         bool rel_flushing;
         pthread_cond_t sends_cond;      /* under lock: sends_seen went up, or the host died */
         unsigned sends_waiters;
@@ -1186,7 +1186,7 @@ static int start(nk_host *h, bool open, const uint8_t *load_info, size_t load_in
         h->violation = false;
         h->sends_seen = 0;
         h->releases_sent = 0;
-        h->rel_n = 0;
+        h->rel_head = h->rel_n = 0;
         h->state = ST_RUNNING;
         int r = launch(h, err);
         if (r < 0) {
@@ -1707,22 +1707,24 @@ static int try_release(nk_host *h, const struct release *rel)
 static void flush_releases(nk_host *h)
 {
         pthread_mutex_lock(&h->lock);
-        if (h->rel_flushing || h->rel_n == 0 || h->state != ST_RUNNING || h->dead) {
+        if (h->rel_flushing || h->rel_head == h->rel_n || h->state != ST_RUNNING || h->dead) {
                 pthread_mutex_unlock(&h->lock);
                 return;
         }
         h->rel_flushing = true;
         h->active++;
-        while (h->rel_n > 0) {
-                struct release rel = h->rel_q[0];
+        while (h->rel_head < h->rel_n) {
+                struct release rel = h->rel_q[h->rel_head];
                 pthread_mutex_unlock(&h->lock);
                 int r = try_release(h, &rel);
                 pthread_mutex_lock(&h->lock);
                 if (r == -EAGAIN)
                         break;
                 /* Sent, or the host is gone (EPIPE): either way done with. */
-                memmove(h->rel_q, h->rel_q + 1, --h->rel_n * sizeof *h->rel_q);
+                h->rel_head++;
         }
+        if (h->rel_head == h->rel_n)
+                h->rel_head = h->rel_n = 0;
         h->rel_flushing = false;
         pthread_mutex_unlock(&h->lock);
         leave(h);
@@ -1733,7 +1735,7 @@ static int send_release(nk_host *h, uint64_t handle, uint64_t count)
         const struct release rel = { handle, count };
         pthread_mutex_lock(&h->lock);
         bool up = h->state == ST_RUNNING && !h->dead;
-        bool queued = up && (h->rel_n > 0 || h->rel_flushing);
+        bool queued = up && (h->rel_head < h->rel_n || h->rel_flushing);
         if (up && !queued)
                 h->active++;
         pthread_mutex_unlock(&h->lock);
@@ -1749,6 +1751,12 @@ static int send_release(nk_host *h, uint64_t handle, uint64_t count)
         if (r != -EAGAIN)
                 return r;
         pthread_mutex_lock(&h->lock);
+        if (h->rel_n == h->rel_cap && h->rel_head > 0 && !h->rel_flushing) {
+                /* Room at the front, from releases already sent. */
+                h->rel_n -= h->rel_head;
+                memmove(h->rel_q, h->rel_q + h->rel_head, h->rel_n * sizeof *h->rel_q);
+                h->rel_head = 0;
+        }
         if (h->rel_n == h->rel_cap) {
                 size_t cap = h->rel_cap ? h->rel_cap * 2 : 64;
                 struct release *q = cap <= REL_QUEUE_MAX ? realloc(h->rel_q, cap * sizeof *q) : NULL;
@@ -1756,7 +1764,7 @@ static int send_release(nk_host *h, uint64_t handle, uint64_t count)
                         bool was_dead = h->dead;
                         fail_host_locked(h, NK_ERR_TIMEOUT, -ETIMEDOUT,
                                          "host for %s killed: it stopped reading (%zu RELEASEs could not be sent)",
-                                         h->library, h->rel_n);
+                                         h->library, h->rel_n - h->rel_head);
                         if (!was_dead)
                                 snprintf(h->death.reason, sizeof h->death.reason, "timeout");
                         pthread_mutex_unlock(&h->lock);
