@@ -71,7 +71,7 @@ static int read_local_grants(const uint8_t *payload, size_t len)
 {
         struct nk_rd rd = nk_rd_init(payload, len);
         uint32_t n;
-        if (!nk_rd_u32(&rd, &n) || n > NK_BROKER_LOCAL_MAX)
+        if (!nk_rd_u32(&rd, &n) || n > NK_BROKER_LOCAL_MAX - local_grants.n)
                 return -EPROTO;
         for (uint32_t i = 0; i < n; i++) {
                 const uint8_t *p;
@@ -88,9 +88,27 @@ static int read_local_grants(const uint8_t *payload, size_t len)
 
 bool nk_broker_client_granted(const char *path)
 {
+        /* Compared as the broker will see it: without empty or "."
+         * components (the grants are normalised by the policy loader). */
+        char norm[PATH_MAX];
+        size_t o = 0;
+        for (const char *p = path; *p;) {
+                while (*p == '/')
+                        p++;
+                size_t n = strcspn(p, "/");
+                if (n > 0 && !(n == 1 && p[0] == '.')) {
+                        if (o + 1 + n >= sizeof norm)
+                                return true;    /* too long to be the host's own: the broker's */
+                        norm[o++] = '/';
+                        memcpy(norm + o, p, n);
+                        o += n;
+                }
+                p += n;
+        }
+        norm[o] = '\0';
         for (size_t i = 0; i < local_grants.n; i++) {
                 size_t n = strlen(local_grants.paths[i]);
-                if (strncmp(path, local_grants.paths[i], n) == 0 && (path[n] == '/' || path[n] == '\0'))
+                if (strncmp(norm, local_grants.paths[i], n) == 0 && (norm[n] == '/' || norm[n] == '\0'))
                         return true;
         }
         return false;

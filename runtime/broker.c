@@ -427,6 +427,16 @@ static int request_path(const char *path, size_t len, char *req)
                 char cwd[PATH_MAX];
                 if (!getcwd(cwd, sizeof cwd))
                         return -errno;
+                /* getcwd's answer holds no symlink, so a leading ".." is
+                 * its parent exactly: taken off here, the grant that holds
+                 * "../data/x" is found by its own name. */
+                while (len >= 2 && path[0] == '.' && path[1] == '.' && (len == 2 || path[2] == '/')) {
+                        char *up = strrchr(cwd, '/');
+                        if (up)
+                                *(up == cwd ? up + 1 : up) = '\0';
+                        path += len == 2 ? 2 : 3;
+                        len -= len == 2 ? 2 : 3;
+                }
                 int n = snprintf(joined, sizeof joined, "%s/%.*s", cwd, (int) len, path);
                 if (n < 0 || (size_t) n >= PATH_MAX)
                         return -ENAMETOOLONG;
@@ -480,10 +490,13 @@ int nk_broker_open(struct nk_broker *b, const char *path, size_t len, int flags,
 }
 
 /* Removes a file beneath a grant that may create (what a NIF may make, it
- * may remove: bitcask releases its locks by unlinking them). The parent is
- * opened beneath the grant as an open would be, so nothing on the way is
- * followed outside it; the last component is removed from that directory,
- * a symlink itself rather than its target. Never a directory. */
+ * may remove: bitcask releases its locks by unlinking them). The path must
+ * name the file as it lies: no ".." and no symlink on the way (the parent
+ * is opened beneath the grant with RESOLVE_NO_SYMLINKS), so the grant that
+ * matched the path's text is the one the file is in, and a grant nested
+ * in it (a read-only /data/keys inside /data) cannot be reached through
+ * /data/sub/../keys. The last component is removed from that directory, a
+ * symlink itself rather than its target. Never a directory. */
 static int unlink_granted(struct nk_broker *b, const char *abs, bool *ret_policy)
 {
         const char *rest = NULL;
@@ -496,10 +509,15 @@ static int unlink_granted(struct nk_broker *b, const char *abs, bool *ret_policy
         *ret_policy = false;
         if (g->dirfd < 0)
                 return -g->open_errno;
+        if (rest[0] == '\0')
+                return -EISDIR;
+        for (const char *p = strstr(rest, ".."); p; p = strstr(p + 1, ".."))
+                if ((p == rest || p[-1] == '/') && (p[2] == '/' || p[2] == '\0')) {
+                        *ret_policy = true;
+                        return -EACCES;
+                }
         const char *slash = strrchr(rest, '/');
         const char *last = slash ? slash + 1 : rest;
-        if (last[0] == '\0' || strcmp(last, ".") == 0 || strcmp(last, "..") == 0)
-                return rest[0] == '\0' ? -EISDIR : -EACCES;
         _cleanup_close_ int parent = -1;
         if (slash) {
                 char dir[PATH_MAX];
@@ -508,10 +526,11 @@ static int unlink_granted(struct nk_broker *b, const char *abs, bool *ret_policy
                         return -ENAMETOOLONG;
                 memcpy(dir, rest, n);
                 dir[n] = '\0';
-                parent = sys_openat2(g->dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, resolve_flags(g));
+                parent = sys_openat2(g->dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
+                                     resolve_flags(g) | RESOLVE_NO_SYMLINKS);
                 if (parent < 0) {
                         *ret_policy = parent == -EXDEV || parent == -ELOOP;
-                        return parent == -EXDEV ? -EACCES : parent;
+                        return parent == -EXDEV || parent == -ELOOP ? -EACCES : parent;
                 }
         }
         return unlinkat(slash ? parent : g->dirfd, last, 0) < 0 ? -errno : 0;

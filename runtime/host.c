@@ -105,13 +105,14 @@ struct nk_host {
         /* The order of calls through shared memory against the socket
          * (protocol.h, SHM_REGION): SENDs delivered, RELEASEs sent. */
         _Atomic uint64_t sends_seen;
-        _Atomic uint64_t releases_sent;
+        _Atomic uint64_t releases_sent;         /* sent, or waiting in rel_q to be: in order */
         _Atomic uint64_t shm_ids;
         /* RELEASEs the socket could not take without waiting, in order,
          * under lock; one thread at a time sends them (flushing). */
         struct release { uint64_t handle, count; } *rel_q;
         size_t rel_head, rel_n, rel_cap;        /* waiting: rel_q[rel_head .. rel_n) */
         bool rel_flushing;
+        _Atomic bool rel_waiting;               /* rel_head < rel_n, readable without lock */
         pthread_cond_t sends_cond;      /* under lock: sends_seen went up, or the host died */
         unsigned sends_waiters;
 
@@ -924,7 +925,7 @@ static bool env_flag(const char *name)
 static struct {
         pthread_mutex_t lock;
         char *said[NOTES_KEPT];
-        unsigned n;
+        unsigned n, oldest;     /* when full, the next to make room */
 } notes = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* True the first time this text (library aside) is seen in this process. */
@@ -944,10 +945,13 @@ static bool note_is_new(const char *library, const char *msg)
         bool seen = false;
         for (unsigned i = 0; i < notes.n && !seen; i++)
                 seen = strcmp(notes.said[i], key) == 0;
-        if (!seen && notes.n < NOTES_KEPT) {
-                notes.said[notes.n] = strdup(key);
-                if (notes.said[notes.n])
-                        notes.n++;
+        char *copy = seen ? NULL : strdup(key);
+        if (copy && notes.n < NOTES_KEPT) {
+                notes.said[notes.n++] = copy;
+        } else if (copy) {
+                free(notes.said[notes.oldest]);
+                notes.said[notes.oldest] = copy;
+                notes.oldest = (notes.oldest + 1) % NOTES_KEPT;
         }
         pthread_mutex_unlock(&notes.lock);
         return !seen;
@@ -1119,11 +1123,16 @@ static int launch(nk_host *h, nk_error *err)
         r = nk_transport_init(&h->tr, h->fd, max_result && max_result < SIZE_MAX - 64 ? (size_t) max_result + 64 : 0);
         if (r < 0)
                 return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot start host for %s: %s", h->library, strerror(-r));
-        /* A CALL is its arguments (max_args_bytes, checked before) with
-         * the function's index and the caller's pid in front. */
+        /* A CALL is its arguments (max_args_bytes, checked in call_check)
+         * with the function's index and the caller's pid in front; other
+         * requests (LOAD with its load_info) keep the protocol's own bound,
+         * whatever max_args_bytes says. */
         uint64_t max_args = h->policy->limits.max_args_bytes;
-        if (max_args && max_args < SIZE_MAX - NK_CALLER_PID_MAX - 64)
+        if (max_args && max_args < SIZE_MAX - NK_CALLER_PID_MAX - 64 &&
+            max_args + NK_CALLER_PID_MAX + 64 > NK_PAYLOAD_MAX_DEFAULT)
                 h->tr.max_send = (size_t) max_args + NK_CALLER_PID_MAX + 64;
+        else
+                h->tr.max_send = NK_PAYLOAD_MAX_DEFAULT;
         h->tr_ready = true;
 
         _cleanup_free_ char *abs_host = NULL;
@@ -1187,6 +1196,7 @@ static int start(nk_host *h, bool open, const uint8_t *load_info, size_t load_in
         h->sends_seen = 0;
         h->releases_sent = 0;
         h->rel_head = h->rel_n = 0;
+        h->rel_waiting = false;
         h->state = ST_RUNNING;
         int r = launch(h, err);
         if (r < 0) {
@@ -1361,13 +1371,14 @@ static int dead_error(nk_host *h, nk_error *err)
 }
 
 static void flush_releases(nk_host *h);
+static void drain_releases(nk_host *h);
 
 static int call_start(nk_host *h, unsigned index, const uint8_t *caller_pid, size_t caller_pid_len,
                       const struct iovec *args, size_t nargs, nk_call **ret_call, nk_error *err)
 {
         *ret_call = NULL;
-        /* Releases that waited go first (without waiting): a RELEASE sent
-         * before this call's request keeps its place (SHM_REGION). */
+        /* Releases that waited go first: a RELEASE issued before this call
+         * is carried out before it, as over the socket alone. */
         flush_releases(h);
         if (!caller_pid)
                 caller_pid_len = 0;
@@ -1422,6 +1433,9 @@ static int call_start(nk_host *h, unsigned index, const uint8_t *caller_pid, siz
                 *ret_call = TAKE_PTR(c);
                 return 0;
         }
+        /* Over the socket the order is the stream's: what still waits goes
+         * out before the request, waiting as the request's own send may. */
+        drain_releases(h);
         c->deadline = deadline_in(c->timeout_ms);
         char what[NK_PROTO_NAME_MAX + 32];
         r = request_send(h, &c->p, NK_MSG_CALL, NK_MSG_RESULT, iov, niov, c->timeout_ms,
@@ -1530,7 +1544,22 @@ static int shm_poll(nk_call *c, int wait_ms, nk_result *res, nk_error *err)
         if (c->deadline_ns && (!deadline || c->deadline_ns < deadline))
                 deadline = c->deadline_ns;
         const char *why = NULL;
-        int r = nk_shm_op_run(&c->op, deadline, &why);
+        int r;
+        for (;;) {
+                /* While releases wait to be sent, the host may be waiting
+                 * for them before it runs this call: wait in 1 ms steps
+                 * and send them between steps. */
+                flush_releases(h);
+                uint64_t step = deadline;
+                if (atomic_load_explicit(&h->rel_waiting, memory_order_relaxed)) {
+                        uint64_t soon = nk_shm_now_ns() + 1000000ull;
+                        if (!step || soon < step)
+                                step = soon;
+                }
+                r = nk_shm_op_run(&c->op, step, &why);
+                if (r != -EAGAIN || step == deadline || (deadline && nk_shm_now_ns() >= deadline))
+                        break;
+        }
         if (r == 0)
                 r = wait_sends(c, deadline);
         if (r == -EAGAIN && (!c->deadline_ns || nk_shm_now_ns() < c->deadline_ns))
@@ -1697,15 +1726,17 @@ NK_EXPORT int nk_host_stats(const nk_host *h, struct nk_stats *ret)
 static int try_release(nk_host *h, const struct release *rel)
 {
         struct iovec iov[] = { { (void *) &rel->handle, sizeof rel->handle }, { (void *) &rel->count, sizeof rel->count } };
-        int r = nk_transport_try_sendv(&h->tr, NK_MSG_RELEASE, 0, iov, rel->count ? 2 : 1);
-        if (r >= 0)
-                atomic_fetch_add(&h->releases_sent, 1);
-        return r;
+        return nk_transport_try_sendv(&h->tr, NK_MSG_RELEASE, 0, iov, rel->count ? 2 : 1);
 }
 
-/* Sends what waits in rel_q until the socket is full again; never waits. */
-static void flush_releases(nk_host *h)
+/* Sends what waits in rel_q, in order, one sender at a time: without
+ * waiting until the socket is full again (flush_releases), or waiting for
+ * room as long as a request's send may, the call timeout (drain_releases:
+ * for the socket path, whose request must follow them on the stream). */
+static void send_waiting(nk_host *h, bool wait)
 {
+        if (!atomic_load_explicit(&h->rel_waiting, memory_order_relaxed))
+                return;
         pthread_mutex_lock(&h->lock);
         if (h->rel_flushing || h->rel_head == h->rel_n || h->state != ST_RUNNING || h->dead) {
                 pthread_mutex_unlock(&h->lock);
@@ -1716,18 +1747,33 @@ static void flush_releases(nk_host *h)
         while (h->rel_head < h->rel_n) {
                 struct release rel = h->rel_q[h->rel_head];
                 pthread_mutex_unlock(&h->lock);
-                int r = try_release(h, &rel);
+                struct iovec iov[] = { { &rel.handle, sizeof rel.handle }, { &rel.count, sizeof rel.count } };
+                int r = wait ? nk_transport_send(&h->tr, NK_MSG_RELEASE, 0, iov, rel.count ? 2 : 1)
+                             : try_release(h, &rel);
                 pthread_mutex_lock(&h->lock);
-                if (r == -EAGAIN)
+                /* Kept for later unless sent, or the host is gone (a
+                 * request's own send then meets the same and says why). */
+                if (r < 0 && r != -EPIPE && r != -ECONNRESET)
                         break;
-                /* Sent, or the host is gone (EPIPE): either way done with. */
                 h->rel_head++;
         }
-        if (h->rel_head == h->rel_n)
+        if (h->rel_head == h->rel_n) {
                 h->rel_head = h->rel_n = 0;
+                atomic_store(&h->rel_waiting, false);
+        }
         h->rel_flushing = false;
         pthread_mutex_unlock(&h->lock);
         leave(h);
+}
+
+static void flush_releases(nk_host *h)
+{
+        send_waiting(h, false);
+}
+
+static void drain_releases(nk_host *h)
+{
+        send_waiting(h, true);
 }
 
 static int send_release(nk_host *h, uint64_t handle, uint64_t count)
@@ -1748,7 +1794,11 @@ static int send_release(nk_host *h, uint64_t handle, uint64_t count)
         }
         if (r == -EPIPE || r == -ECONNRESET)
                 return -ENOTCONN;
-        if (r != -EAGAIN)
+        if (r >= 0) {
+                atomic_fetch_add(&h->releases_sent, 1);
+                return r;
+        }
+        if (r != -EAGAIN && r != -ENOBUFS && r != -ENOMEM)
                 return r;
         pthread_mutex_lock(&h->lock);
         if (h->rel_n == h->rel_cap && h->rel_head > 0 && !h->rel_flushing) {
@@ -1774,6 +1824,10 @@ static int send_release(nk_host *h, uint64_t handle, uint64_t count)
                 h->rel_cap = cap;
         }
         h->rel_q[h->rel_n++] = rel;
+        atomic_store(&h->rel_waiting, true);
+        /* Counted as it is queued: a call started from now on waits, in
+         * the host, for the host to have carried it out (SHM_REGION). */
+        atomic_fetch_add(&h->releases_sent, 1);
         pthread_mutex_unlock(&h->lock);
         return 0;
 }

@@ -880,7 +880,7 @@ static bool path_beneath(const char *path, const char *dir)
 static int read_files(struct ctx *c, json_t *v)
 {
         struct nk_policy_file *files;
-        size_t n = json_array_size(v), local = 0;
+        size_t n = json_array_size(v), local = 0, local_bytes = 0;
         char got[GOT_MAX + 8], other[128];
         int r;
 
@@ -917,12 +917,14 @@ static int read_files(struct ctx *c, json_t *v)
                         return fail(c, "\"%.200s\" cannot be granted: the host reads its own /proc (its own "
                                        "processes); the VM's /proc is never handed to it", files[i].path);
                 }
-                if (path_beneath(files[i].path, "/tmp") || path_beneath(files[i].path, "/dev"))
+                if (path_beneath(files[i].path, "/tmp") || path_beneath(files[i].path, "/dev")) {
                         local++;
-                if (local > NK_BROKER_LOCAL_MAX) {
+                        local_bytes += 4 + strlen(files[i].path);
+                }
+                if (local > NK_BROKER_LOCAL_MAX || local_bytes > NK_BROKER_CHANNEL_MAX - 4) {
                         push_key(c, "path");
-                        return fail(c, "more than %d grants beneath /tmp and /dev (the host is told each one)",
-                                    NK_BROKER_LOCAL_MAX);
+                        return fail(c, "more than %d grants, or %d bytes of paths, beneath /tmp and /dev (the host "
+                                       "is told each one)", NK_BROKER_LOCAL_MAX, NK_BROKER_CHANNEL_MAX - 4);
                 }
                 pop(c);
         }

@@ -268,7 +268,7 @@ static int parse_image(const struct image *im, const char *origin, struct nk_elf
 static int read_elf(const char *file, struct nk_elf_info *ret, uint16_t *ret_machine, struct nk_sandbox_error *err)
 {
         *ret = (struct nk_elf_info) {};
-        _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC);
+        _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         if (fd < 0)
                 return nk_sandbox_error_set(err, -errno, "cannot open '%s': %s", file, strerror(errno));
         struct stat st;
@@ -317,7 +317,7 @@ int nk_elf_read(const char *file, struct nk_elf_info *ret, struct nk_sandbox_err
 /* Whether path is a loadable object for machine (ld.so skips the others). */
 static bool is_compatible(const char *path, uint16_t machine)
 {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         if (fd < 0)
                 return false;
         ElfW(Ehdr) eh;
@@ -653,7 +653,9 @@ static int each_dynsym(const struct image *im, int (*fn)(const ElfW(Sym) *sym, c
 
 static int map_file(const char *file, struct image *ret)
 {
-        _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC);
+        /* Non-blocking: a FIFO planted where a library is looked for must
+         * not hold the runtime in open(); fstat then refuses it. */
+        _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         struct stat st;
         if (fd < 0 || fstat(fd, &st) < 0)
                 return -errno;
@@ -666,12 +668,18 @@ static int map_file(const char *file, struct image *ret)
         return 0;
 }
 
+/* More undefined symbols than a message can list are not looked up: the
+ * library is refused either way, and an untrusted file must not make the
+ * runtime compare millions of names. */
+#define MAX_UNDEFINED 1024
+
 static int add_undefined(const ElfW(Sym) *sym, const char *name, void *arg)
 {
+        struct nk_pathset *ret = arg;
         /* A weak reference may stay unresolved; ld.so binds none of these. */
-        if (sym->st_shndx != SHN_UNDEF || ELF64_ST_BIND(sym->st_info) != STB_GLOBAL)
+        if (sym->st_shndx != SHN_UNDEF || ELF64_ST_BIND(sym->st_info) != STB_GLOBAL || ret->n >= MAX_UNDEFINED)
                 return 0;
-        return nk_pathset_add(arg, name);
+        return nk_pathset_add(ret, name);
 }
 
 struct marking {

@@ -40,36 +40,22 @@ void request_release(struct request *rq)
 }
 
 /*
- * The caller's pid's ETF, kept per scheduler thread: a process calls again
- * and again from the same scheduler, and a local pid is an immediate term,
- * so the same term is the same pid (and the same bytes).
+ * The caller's pid's ETF, encoded at every call: the same immediate term
+ * names the same process, but its encoding holds the node's name and
+ * creation, which net_kernel:start/1 changes, so it is not cached.
  */
 static void caller_pid(ErlNifEnv *env, struct request *rq)
 {
-        static __thread ERL_NIF_TERM last;
-        static __thread uint8_t etf[NK_CALLER_PID_MAX];
-        static __thread size_t len;
         ErlNifPid self;
         ErlNifBinary b;
 
-        if (!enif_self(env, &self))
+        if (!enif_self(env, &self) || !enif_term_to_binary(env, enif_make_pid(env, &self), &b))
                 return;
-        ERL_NIF_TERM t = enif_make_pid(env, &self);
-        if (len == 0 || t != last) {
-                if (!enif_term_to_binary(env, t, &b))
-                        return;
-                bool fits = b.size <= sizeof etf;
-                if (fits) {
-                        memcpy(etf, b.data, b.size);
-                        len = b.size;
-                        last = t;
-                }
-                enif_release_binary(&b);
-                if (!fits)
-                        return;
+        if (b.size <= sizeof rq->pid) {
+                memcpy(rq->pid, b.data, b.size);
+                rq->pid_len = b.size;
         }
-        memcpy(rq->pid, etf, len);
-        rq->pid_len = len;
+        enif_release_binary(&b);
 }
 
 static void add_piece(struct request *rq, const void *p, size_t n)

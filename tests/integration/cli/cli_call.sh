@@ -252,6 +252,19 @@ ok/0" "" -- inspect "$NK_TEST_NIF_LOADFAIL"
         check "inspect --load-info runs load()" 2 "" "nifkit: $NK_TEST_NIF_LOADFAIL: load() returned 1" -- \
                 inspect --load-info '[]' "$NK_TEST_NIF_LOADFAIL"
 fi
+if [ -n "${NK_TEST_NIF_GOOD:-}" ] && [ -f "$NK_TEST_NIF_GOOD" ]; then
+        # max_args_bytes bounds a call's arguments only: a load_info far
+        # above it still loads, small arguments pass, large ones are refused
+        # naming the limit.
+        printf '{"nifkit_policy": 1, "cgroup": "best-effort", "limits": {"max_args_bytes": 16}}\n' >"$tmp/small.json"
+        check "max_args_bytes spares load_info" 0 "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]" "" -- call \
+                --policy "$tmp/small.json" --load-info '[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]' \
+                "$NK_TEST_NIF_GOOD" load_info
+        check "small arguments pass max_args_bytes" 0 "1" "" -- call --policy "$tmp/small.json" "$NK_TEST_NIF_GOOD" echo 1
+        check "large arguments are refused by name" 2 "" \
+                "nifkit: the arguments of echo/1 are 47 bytes as ETF, above max_args_bytes (16)" -- \
+                call --policy "$tmp/small.json" "$NK_TEST_NIF_GOOD" echo '<<"a binary above sixteen bytes as ETF">>'
+fi
 if [ -n "${NK_TEST_NIF_UNDEFINED:-}" ] && [ -f "$NK_TEST_NIF_UNDEFINED" ]; then
         # Every missing symbol named, with the library that needs it.
         check "a library with undefined symbols exits 2" 2 "" "nifkit: $NK_TEST_NIF_UNDEFINED: undefined symbols: \
