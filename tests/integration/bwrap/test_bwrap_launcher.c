@@ -566,6 +566,14 @@ static void test_kill_and_wait(void **state)
         skip_unless_bwrap();
         struct probe p;
         start_probe(&p);
+        /* A round trip first: the probe is past bwrap's set-up (its death
+         * signal armed) and reading, however slow the machine (the qemu
+         * guest is), before it is told to hang and killed. */
+        say(&p, "report");
+        char r[16384];
+        struct pollfd ready = { .fd = p.fd, .events = POLLIN };
+        assert_int_equal(poll(&ready, 1, 60000), 1);
+        assert_true(recv(p.fd, r, sizeof r, 0) > 0);
         say(&p, "hang");
         struct nk_child_exit ex;
         assert_int_equal(nk_launcher_bwrap.wait(&p.child, 100, &ex), -ETIMEDOUT);
