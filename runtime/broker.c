@@ -336,25 +336,40 @@ static int open_in_grant(const struct grant *g, const char *rest, int flags, uns
  * request against every grant: /usr/lib/ssl/openssl.cnf → /etc/ssl/… is
  * opened when both directories are granted, and only then.
  */
-static int absolute_link_target(const struct grant *g, const char *rest, char *buf, size_t size)
+/* The directory that holds rest's last component, opened beneath the
+ * grant with resolve (*ret_parent, -1 when it is the grant's own: use
+ * g->dirfd), and where that last component starts. */
+static int open_parent(const struct grant *g, const char *rest, uint64_t resolve, int *ret_parent,
+                       const char **ret_last)
 {
         const char *slash = strrchr(rest, '/');
-        const char *last = slash ? slash + 1 : rest;
+        *ret_last = slash ? slash + 1 : rest;
+        *ret_parent = -1;
+        if (!slash)
+                return 0;
+        char dir[PATH_MAX];
+        size_t n = (size_t) (slash - rest);
+        if (n >= sizeof dir)
+                return -ENAMETOOLONG;
+        memcpy(dir, rest, n);
+        dir[n] = '\0';
+        int fd = sys_openat2(g->dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, resolve);
+        if (fd < 0)
+                return fd;
+        *ret_parent = fd;
+        return 0;
+}
+
+static int absolute_link_target(const struct grant *g, const char *rest, char *buf, size_t size)
+{
+        const char *last;
         _cleanup_close_ int parent = -1;
-        if (slash) {
-                char dir[PATH_MAX];
-                size_t n = (size_t) (slash - rest);
-                if (n >= sizeof dir)
-                        return -ENAMETOOLONG;
-                memcpy(dir, rest, n);
-                dir[n] = '\0';
-                parent = sys_openat2(g->dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, resolve_flags(g));
-                if (parent < 0)
-                        return parent;
-        }
+        int r = open_parent(g, rest, resolve_flags(g), &parent, &last);
+        if (r < 0)
+                return r;
         if (strcmp(last, "..") == 0 || strcmp(last, ".") == 0)
                 return -EXDEV;
-        ssize_t n = readlinkat(slash ? parent : g->dirfd, last, buf, size - 1);
+        ssize_t n = readlinkat(parent >= 0 ? parent : g->dirfd, last, buf, size - 1);
         if (n < 0)
                 return -errno;
         buf[n] = '\0';
@@ -516,24 +531,14 @@ static int unlink_granted(struct nk_broker *b, const char *abs, bool *ret_policy
                         *ret_policy = true;
                         return -EACCES;
                 }
-        const char *slash = strrchr(rest, '/');
-        const char *last = slash ? slash + 1 : rest;
+        const char *last;
         _cleanup_close_ int parent = -1;
-        if (slash) {
-                char dir[PATH_MAX];
-                size_t n = (size_t) (slash - rest);
-                if (n >= sizeof dir)
-                        return -ENAMETOOLONG;
-                memcpy(dir, rest, n);
-                dir[n] = '\0';
-                parent = sys_openat2(g->dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
-                                     resolve_flags(g) | RESOLVE_NO_SYMLINKS);
-                if (parent < 0) {
-                        *ret_policy = parent == -EXDEV || parent == -ELOOP;
-                        return parent == -EXDEV || parent == -ELOOP ? -EACCES : parent;
-                }
+        int r = open_parent(g, rest, resolve_flags(g) | RESOLVE_NO_SYMLINKS, &parent, &last);
+        if (r < 0) {
+                *ret_policy = r == -EXDEV || r == -ELOOP;
+                return *ret_policy ? -EACCES : r;
         }
-        return unlinkat(slash ? parent : g->dirfd, last, 0) < 0 ? -errno : 0;
+        return unlinkat(parent >= 0 ? parent : g->dirfd, last, 0) < 0 ? -errno : 0;
 }
 
 int nk_broker_unlink(struct nk_broker *b, const char *path, size_t len)

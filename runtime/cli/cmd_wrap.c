@@ -265,7 +265,9 @@ static int write_temp(const char *dir, const char *name, const void *data, size_
 
 /* The original file as NAME.real.so without copying: a second name for
  * the same inode, so a VM that has it mapped is not disturbed. */
-static int link_temp(const char *dir, const char *name, const char *src, char **ret)
+/* A temporary name in dir for src: a hard link to it, or (symbolic) a
+ * symbolic link whose target is src. */
+static int link_temp(const char *dir, const char *name, const char *src, bool symbolic, char **ret)
 {
         _cleanup_free_ char *path = NULL;
 
@@ -273,25 +275,7 @@ static int link_temp(const char *dir, const char *name, const char *src, char **
                 free(path);
                 if (asprintf(&path, "%s/.%s.%d.%d", dir, name, (int) getpid(), attempt) < 0)
                         return -ENOMEM;
-                if (link(src, path) == 0) {
-                        *ret = TAKE_PTR(path);
-                        return 0;
-                }
-                if (errno != EEXIST)
-                        return -errno;
-        }
-        return -EEXIST;
-}
-
-static int symlink_temp(const char *dir, const char *name, const char *target, char **ret)
-{
-        _cleanup_free_ char *path = NULL;
-
-        for (int attempt = 0; attempt < 16; attempt++) {
-                free(path);
-                if (asprintf(&path, "%s/.%s.%d.%d.host", dir, name, (int) getpid(), attempt) < 0)
-                        return -ENOMEM;
-                if (symlink(target, path) == 0) {
+                if ((symbolic ? symlink(src, path) : link(src, path)) == 0) {
                         *ret = TAKE_PTR(path);
                         return 0;
                 }
@@ -485,13 +469,13 @@ static int wrap(const char *lib, const struct wrap_options *o)
 
         /* 4. stage all four, then rename: the real library, the policy and
          * the host first, the proxy that needs them last. */
-        r = o->in_place ? link_temp(dir, name, lib, &st[0].tmp) : -EXDEV;
+        r = o->in_place ? link_temp(dir, name, lib, false, &st[0].tmp) : -EXDEV;
         if (r < 0)
                 r = write_temp(dir, name, real.data, real.len, real.mode | 0444, &st[0].tmp);
         if (r >= 0)
                 r = write_temp(dir, name, policy_text, policy_len, 0644, &st[1].tmp);
         if (r >= 0)
-                r = symlink_temp(dir, name, host_path, &st[2].tmp);
+                r = link_temp(dir, name, host_path, true, &st[2].tmp);
         if (r >= 0)
                 r = write_temp(dir, name, proxy.data, proxy.len, 0755, &st[3].tmp);
         for (size_t i = 0; r >= 0 && i < 4; i++) {
