@@ -502,8 +502,6 @@ static int grow_frames(void **stack, const void *inline_stack, size_t depth, siz
 
 static int push(struct dec *d, const struct frame *f)
 {
-        if (d->depth >= NK_ETF_MAX_DEPTH)
-                return fail_at(d, d->pos, -E2BIG, "terms nested deeper than %d", NK_ETF_MAX_DEPTH);
         if (d->depth == d->cap &&
             grow_frames((void **) &d->stack, d->inline_stack, d->depth, &d->cap, sizeof(*d->stack)) < 0)
                 return fail_nomem(d);

@@ -37,10 +37,10 @@ struct nk_etf_error {
  * Decodes one term, starting with the version byte 131, into env.
  * On success returns 0, sets *ret_term and *ret_used (bytes consumed).
  * Returns -EINVAL for malformed or unsupported input (err says where and
- * why), -ENOMEM, or -E2BIG when nesting exceeds NK_ETF_MAX_DEPTH. Never
- * reads outside buf[0..len).
+ * why) or -ENOMEM. Nesting has no limit of its own, as in BEAM: the frames
+ * live on the heap, each costs at least one byte of input, and the host's
+ * memory limit bounds them. Never reads outside buf[0..len).
  */
-#define NK_ETF_MAX_DEPTH 10000
 int nk_etf_decode(ErlNifEnv *env, const uint8_t *buf, size_t len, unsigned flags,
                   ERL_NIF_TERM *ret_term, size_t *ret_used, struct nk_etf_error *err);
 

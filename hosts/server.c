@@ -196,8 +196,6 @@ static int decode_whole(struct nk_reply_sink *sink, uint64_t id, ErlNifEnv *env,
         int r = nk_etf_decode(env, p, len, 0, ret, &used, &err);
         if (r == -ENOMEM)
                 nk_server_reply_error(sink, id, NK_PERR_INTERNAL, "out of memory decoding %s", what);
-        else if (r == -E2BIG)
-                nk_server_reply_error(sink, id, NK_PERR_REJECTED, "malformed %s ETF: nested too deeply", what);
         else if (r < 0)
                 nk_server_reply_error(sink, id, NK_PERR_REJECTED, "malformed %s ETF at byte %zu: %s", what, err.offset,
                                err.msg);

@@ -29,6 +29,10 @@
  * proxy resources as the host's reference, and every other term by
  * enif_term_to_binary. A resource of an older generation (the host
  * restarted since) raises error:{nifkit, stale_resource, Message}.
+ *
+ * Every walk here keeps its pending terms in a heap array, never on the C
+ * stack: a term nested a million deep costs memory, as it does in BEAM, and
+ * cannot overflow a scheduler's stack.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -40,10 +44,6 @@
 #include "proxy.h"
 
 #define RESOURCE_NODE "nifkit_resource@nohost"
-/* Nesting deeper than this is encoded by BEAM as is: a resource down there
- * reaches the host as a plain reference (enif_get_resource fails there). */
-#define MAX_DEPTH 1000
-
 enum { ATOM_EXT = 100, SMALL_ATOM_EXT = 115, ATOM_UTF8_EXT = 118, SMALL_ATOM_UTF8_EXT = 119,
        NEWER_REFERENCE_EXT = 90, SMALL_TUPLE_EXT = 104, LARGE_TUPLE_EXT = 105, NIL_EXT = 106,
        LIST_EXT = 108, MAP_EXT = 116 };
@@ -316,103 +316,220 @@ out:
         return ok;
 }
 
-static ERL_NIF_TERM import(ErlNifEnv *env, const struct gen *g, ERL_NIF_TERM t, int depth);
+/* ---- walks ------------------------------------------------------------------ */
 
-static ERL_NIF_TERM import_list(ErlNifEnv *env, const struct gen *g, ERL_NIF_TERM t, int depth)
+/* A growable array of terms, the walks' explicit stack. */
+struct tvec {
+        ERL_NIF_TERM *v;
+        size_t n, cap;
+};
+
+static bool tvec_reserve(struct tvec *s, size_t more)
 {
-        unsigned n = 0;
-        ERL_NIF_TERM head, tail = t;
-        while (enif_get_list_cell(env, tail, &head, &tail))
-                n++;
-        ERL_NIF_TERM *items = enif_alloc((n ? n : 1) * sizeof *items);
-        if (!items)
-                return t;
-        bool changed = false;
-        tail = t;
-        for (unsigned i = 0; i < n; i++) {
-                (void) enif_get_list_cell(env, tail, &head, &tail);
-                items[i] = import(env, g, head, depth + 1);
-                changed |= items[i] != head;
-        }
-        ERL_NIF_TERM end = import(env, g, tail, depth + 1);
-        changed |= end != tail;
-        ERL_NIF_TERM out = t;
-        if (changed) {
-                out = end;
-                for (unsigned i = n; i-- > 0;)
-                        out = enif_make_list_cell(env, items[i], out);
-        }
-        enif_free(items);
-        return out;
+        if (s->cap - s->n >= more)
+                return true;
+        size_t cap = s->cap ? s->cap : 64;
+        while (cap - s->n < more)
+                cap *= 2;
+        ERL_NIF_TERM *v = enif_realloc(s->v, cap * sizeof *v);
+        if (!v)
+                return false;
+        s->v = v;
+        s->cap = cap;
+        return true;
 }
 
-static ERL_NIF_TERM import_map(ErlNifEnv *env, const struct gen *g, ERL_NIF_TERM t, int depth)
+static bool tvec_push(struct tvec *s, ERL_NIF_TERM t)
 {
-        size_t n;
-        ErlNifMapIterator it;
-        if (!enif_get_map_size(env, t, &n) || n == 0 ||
-            !enif_map_iterator_create(env, t, &it, ERL_NIF_MAP_ITERATOR_FIRST))
-                return t;
-        ERL_NIF_TERM *keys = enif_alloc(2 * n * sizeof *keys), *vals = keys + n, k, v;
-        bool changed = false;
-        size_t i = 0;
-        if (!keys) {
-                enif_map_iterator_destroy(env, &it);
-                return t;
-        }
-        while (i < n && enif_map_iterator_get_pair(env, &it, &k, &v)) {
-                keys[i] = import(env, g, k, depth + 1);
-                vals[i] = import(env, g, v, depth + 1);
-                changed |= keys[i] != k || vals[i] != v;
-                i++;
-                enif_map_iterator_next(env, &it);
-        }
-        enif_map_iterator_destroy(env, &it);
-        ERL_NIF_TERM out = t;
-        if (changed && !enif_make_map_from_arrays(env, keys, vals, i, &out))
-                out = t;
-        enif_free(keys);
-        return out;
+        if (!tvec_reserve(s, 1))
+                return false;
+        s->v[s->n++] = t;
+        return true;
 }
 
-static ERL_NIF_TERM import(ErlNifEnv *env, const struct gen *g, ERL_NIF_TERM t, int depth)
+static void tvec_reverse(struct tvec *s, size_t from)
 {
-        uint64_t handle;
+        for (size_t i = from, j = s->n; i + 1 < j; i++, j--) {
+                ERL_NIF_TERM x = s->v[i];
+                s->v[i] = s->v[j - 1];
+                s->v[j - 1] = x;
+        }
+}
+
+static void tvec_free(struct tvec *s)
+{
+        enif_free(s->v);
+        *s = (struct tvec) {};
+}
+
+/* Pushes the direct subterms of t in order: tuple elements; a list's heads
+ * then its tail unless []; a map's keys and values, pair by pair. A term
+ * without subterms pushes nothing. false without memory. */
+static bool push_children(ErlNifEnv *env, struct tvec *s, ERL_NIF_TERM t)
+{
         const ERL_NIF_TERM *el;
         int arity;
 
-        if (depth > MAX_DEPTH)
-                return t;
         switch (enif_term_type(env, t)) {
-        case ERL_NIF_TERM_TYPE_REFERENCE:
-                return host_ref(env, t, &handle) ? import_handle(env, g, handle) : t;
-        case ERL_NIF_TERM_TYPE_TUPLE: {
-                if (!enif_get_tuple(env, t, &arity, &el) || arity == 0)
-                        return t;
-                ERL_NIF_TERM *items = enif_alloc((size_t) arity * sizeof *items);
-                if (!items)
-                        return t;
-                bool changed = false;
-                for (int i = 0; i < arity; i++) {
-                        items[i] = import(env, g, el[i], depth + 1);
-                        changed |= items[i] != el[i];
+        case ERL_NIF_TERM_TYPE_TUPLE:
+                if (!enif_get_tuple(env, t, &arity, &el) || !tvec_reserve(s, (size_t) arity))
+                        return false;
+                memcpy(s->v + s->n, el, (size_t) arity * sizeof *el);
+                s->n += (size_t) arity;
+                return true;
+        case ERL_NIF_TERM_TYPE_LIST: {
+                ERL_NIF_TERM head;
+                while (enif_get_list_cell(env, t, &head, &t))
+                        if (!tvec_push(s, head))
+                                return false;
+                return enif_is_empty_list(env, t) || tvec_push(s, t);
+        }
+        case ERL_NIF_TERM_TYPE_MAP: {
+                ErlNifMapIterator it;
+                ERL_NIF_TERM k, v;
+                bool ok = true;
+                if (!enif_map_iterator_create(env, t, &it, ERL_NIF_MAP_ITERATOR_FIRST))
+                        return true;
+                while (ok && enif_map_iterator_get_pair(env, &it, &k, &v)) {
+                        ok = tvec_push(s, k) && tvec_push(s, v);
+                        enif_map_iterator_next(env, &it);
                 }
-                ERL_NIF_TERM out = changed ? enif_make_tuple_from_array(env, items, (unsigned) arity) : t;
-                enif_free(items);
+                enif_map_iterator_destroy(env, &it);
+                return ok;
+        }
+        default:
+                return true;
+        }
+}
+
+static bool is_container(ErlNifEnv *env, ERL_NIF_TERM t)
+{
+        switch (enif_term_type(env, t)) {
+        case ERL_NIF_TERM_TYPE_TUPLE:
+        case ERL_NIF_TERM_TYPE_LIST:
+        case ERL_NIF_TERM_TYPE_MAP:
+                return !enif_is_empty_list(env, t);
+        default:
+                return false;
+        }
+}
+
+/* ---- results: host references → proxy resources, continued ---------------- */
+
+/*
+ * One container being rebuilt: its subterms are kids.v[first ..
+ * first + n), replaced in place by their imports as they finish; done
+ * counts the finished ones.
+ */
+struct iframe {
+        ERL_NIF_TERM orig;
+        size_t first, n, done;
+        bool changed;
+};
+
+static ERL_NIF_TERM rebuild(ErlNifEnv *env, const struct iframe *f, ERL_NIF_TERM *kids)
+{
+        if (!f->changed)
+                return f->orig;
+        switch (enif_term_type(env, f->orig)) {
+        case ERL_NIF_TERM_TYPE_TUPLE:
+                return enif_make_tuple_from_array(env, kids, (unsigned) f->n);
+        case ERL_NIF_TERM_TYPE_LIST: {
+                /* The heads, then the tail if the list is improper. */
+                ERL_NIF_TERM head, tail = f->orig, out;
+                size_t heads = 0;
+                while (enif_get_list_cell(env, tail, &head, &tail))
+                        heads++;
+                out = heads < f->n ? kids[heads] : enif_make_list(env, 0);
+                for (size_t i = heads; i-- > 0;)
+                        out = enif_make_list_cell(env, kids[i], out);
                 return out;
         }
-        case ERL_NIF_TERM_TYPE_LIST:
-                return import_list(env, g, t, depth);
-        case ERL_NIF_TERM_TYPE_MAP:
-                return import_map(env, g, t, depth);
-        default:
-                return t;
+        case ERL_NIF_TERM_TYPE_MAP: {
+                size_t pairs = f->n / 2;
+                ERL_NIF_TERM *keys = enif_alloc((pairs ? 2 * pairs : 1) * sizeof *keys), out;
+                if (!keys)
+                        return enif_make_badarg(env);
+                for (size_t i = 0; i < pairs; i++) {
+                        keys[i] = kids[2 * i];
+                        keys[pairs + i] = kids[2 * i + 1];
+                }
+                if (!enif_make_map_from_arrays(env, keys, keys + pairs, pairs, &out))
+                        out = enif_make_badarg(env);
+                enif_free(keys);
+                return out;
         }
+        default:
+                return f->orig;
+        }
+}
+
+/* t with every host handle reference replaced by its proxy resource; a
+ * badarg term if memory runs out. Post-order over an explicit stack. */
+static ERL_NIF_TERM import(ErlNifEnv *env, const struct gen *g, ERL_NIF_TERM root)
+{
+        struct tvec kids = {};
+        struct iframe *frames = NULL;
+        size_t depth = 0, cap = 0;
+        ERL_NIF_TERM t = root, v;
+        uint64_t handle;
+
+        for (;;) {
+                /* t: the next term to import. A leaf gives v at once. */
+                if (enif_is_ref(env, t)) {
+                        v = host_ref(env, t, &handle) ? import_handle(env, g, handle) : t;
+                } else if (is_container(env, t)) {
+                        if (depth == cap) {
+                                size_t ncap = cap ? 2 * cap : 32;
+                                struct iframe *nf = enif_realloc(frames, ncap * sizeof *nf);
+                                if (!nf)
+                                        goto nomem;
+                                frames = nf;
+                                cap = ncap;
+                        }
+                        struct iframe *f = &frames[depth++];
+                        *f = (struct iframe) { .orig = t, .first = kids.n };
+                        if (!push_children(env, &kids, t))
+                                goto nomem;
+                        f->n = kids.n - f->first;
+                        if (f->n > 0) {
+                                t = kids.v[f->first];
+                                continue;
+                        }
+                        v = t;
+                        depth--;
+                } else {
+                        v = t;
+                }
+                /* v finished: hand it to its container, and finish every
+                 * container that it completes. */
+                for (;;) {
+                        if (depth == 0)
+                                goto out;
+                        struct iframe *f = &frames[depth - 1];
+                        ERL_NIF_TERM *slot = &kids.v[f->first + f->done++];
+                        f->changed |= v != *slot;
+                        *slot = v;
+                        if (f->done < f->n) {
+                                t = kids.v[f->first + f->done];
+                                break;
+                        }
+                        v = rebuild(env, f, kids.v + f->first);
+                        kids.n = f->first;
+                        depth--;
+                }
+        }
+nomem:
+        v = enif_make_badarg(env);
+out:
+        tvec_free(&kids);
+        enif_free(frames);
+        return v;
 }
 
 ERL_NIF_TERM res_import(ErlNifEnv *env, const struct gen *g, ERL_NIF_TERM t)
 {
-        return import(env, g, t, 0);
+        return import(env, g, t);
 }
 
 /* ---- arguments: proxy resources → host references ----------------------- */
@@ -434,47 +551,29 @@ static bool get_handle(ErlNifEnv *env, ERL_NIF_TERM t, struct pres **ret_obj)
         return false;
 }
 
-static bool has_handles(ErlNifEnv *env, ERL_NIF_TERM t, int depth)
+/* Whether any term in the arguments is a proxy resource (true also when
+ * memory runs out: the careful encoder then runs and reports it). */
+static bool has_handles(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
-        const ERL_NIF_TERM *el;
-        int arity;
+        struct tvec s = {};
         struct pres *obj;
+        bool found = false;
 
-        if (depth > MAX_DEPTH)
-                return false;
-        switch (enif_term_type(env, t)) {
-        case ERL_NIF_TERM_TYPE_REFERENCE:
-                return get_handle(env, t, &obj);
-        case ERL_NIF_TERM_TYPE_TUPLE:
-                if (!enif_get_tuple(env, t, &arity, &el))
-                        return false;
-                for (int i = 0; i < arity; i++)
-                        if (has_handles(env, el[i], depth + 1))
-                                return true;
-                return false;
-        case ERL_NIF_TERM_TYPE_LIST: {
-                ERL_NIF_TERM head;
-                while (enif_get_list_cell(env, t, &head, &t))
-                        if (has_handles(env, head, depth + 1))
-                                return true;
-                return !enif_is_empty_list(env, t) && has_handles(env, t, depth + 1);
-        }
-        case ERL_NIF_TERM_TYPE_MAP: {
-                ErlNifMapIterator it;
-                ERL_NIF_TERM k, v;
-                bool found = false;
-                if (!enif_map_iterator_create(env, t, &it, ERL_NIF_MAP_ITERATOR_FIRST))
-                        return false;
-                while (!found && enif_map_iterator_get_pair(env, &it, &k, &v)) {
-                        found = has_handles(env, k, depth + 1) || has_handles(env, v, depth + 1);
-                        enif_map_iterator_next(env, &it);
+        for (int i = argc; i-- > 0;)
+                if (!tvec_push(&s, argv[i])) {
+                        found = true;
+                        goto out;
                 }
-                enif_map_iterator_destroy(env, &it);
-                return found;
+        while (!found && s.n > 0) {
+                ERL_NIF_TERM t = s.v[--s.n];
+                if (enif_is_ref(env, t))
+                        found = get_handle(env, t, &obj);
+                else if (!push_children(env, &s, t))
+                        found = true;
         }
-        default:
-                return false;
-        }
+out:
+        tvec_free(&s);
+        return found;
 }
 
 struct enc {
@@ -538,84 +637,75 @@ static bool put_leaf(struct enc *e, ERL_NIF_TERM t)
         return ok;
 }
 
-static bool encode(struct enc *e, ERL_NIF_TERM t, int depth);
-
-static bool encode_list(struct enc *e, ERL_NIF_TERM t, int depth)
+/* The header of a container, and its subterms pushed so that they pop in
+ * order. */
+static bool encode_container(struct enc *e, struct tvec *s, ERL_NIF_TERM t)
 {
-        ERL_NIF_TERM head, tail = t;
-        uint32_t n = 0;
-        while (enif_get_list_cell(e->env, tail, &head, &tail))
-                n++;
-        if (n == 0)
-                return encode(e, tail, depth + 1);
-        if (!put_u8_u32(e, LIST_EXT, n))
-                return false;
-        tail = t;
-        while (enif_get_list_cell(e->env, tail, &head, &tail))
-                if (!encode(e, head, depth + 1))
-                        return false;
-        return encode(e, tail, depth + 1);
-}
-
-static bool encode_map(struct enc *e, ERL_NIF_TERM t, int depth)
-{
-        size_t n;
-        ErlNifMapIterator it;
-        ERL_NIF_TERM k, v;
-        bool ok = true;
-
-        if (!enif_get_map_size(e->env, t, &n) || n > UINT32_MAX || !put_u8_u32(e, MAP_EXT, (uint32_t) n))
-                return false;
-        if (n == 0)
-                return true;
-        if (!enif_map_iterator_create(e->env, t, &it, ERL_NIF_MAP_ITERATOR_FIRST))
-                return false;
-        while (ok && enif_map_iterator_get_pair(e->env, &it, &k, &v)) {
-                ok = encode(e, k, depth + 1) && encode(e, v, depth + 1);
-                enif_map_iterator_next(e->env, &it);
-        }
-        enif_map_iterator_destroy(e->env, &it);
-        return ok;
-}
-
-static bool encode(struct enc *e, ERL_NIF_TERM t, int depth)
-{
-        const ERL_NIF_TERM *el;
+        size_t from = s->n, n;
         int arity;
-        struct pres *obj;
+        const ERL_NIF_TERM *el;
+        bool ok, nil = false;
 
-        if (depth > MAX_DEPTH)
-                return put_leaf(e, t);
         switch (enif_term_type(e->env, t)) {
-        case ERL_NIF_TERM_TYPE_REFERENCE:
-                if (!get_handle(e->env, t, &obj))
-                        return put_leaf(e, t);
-                if (obj->gen != e->g->number) {
-                        e->stale = obj->gen;
-                        return false;
-                }
-                return put_handle(e, obj->handle);
         case ERL_NIF_TERM_TYPE_TUPLE:
                 if (!enif_get_tuple(e->env, t, &arity, &el))
                         return false;
                 if (arity < 256) {
                         uint8_t b[2] = { SMALL_TUPLE_EXT, (uint8_t) arity };
-                        if (!put(e, b, 2))
-                                return false;
-                } else if (!put_u8_u32(e, LARGE_TUPLE_EXT, (uint32_t) arity)) {
-                        return false;
+                        ok = put(e, b, 2);
+                } else {
+                        ok = put_u8_u32(e, LARGE_TUPLE_EXT, (uint32_t) arity);
                 }
-                for (int i = 0; i < arity; i++)
-                        if (!encode(e, el[i], depth + 1))
-                                return false;
-                return true;
-        case ERL_NIF_TERM_TYPE_LIST:
-                return encode_list(e, t, depth);
-        case ERL_NIF_TERM_TYPE_MAP:
-                return encode_map(e, t, depth);
-        default:
-                return put_leaf(e, t);
+                break;
+        case ERL_NIF_TERM_TYPE_LIST: {
+                ERL_NIF_TERM head, tail = t;
+                n = 0;
+                while (enif_get_list_cell(e->env, tail, &head, &tail))
+                        n++;
+                if (n > UINT32_MAX)
+                        return false;
+                ok = put_u8_u32(e, LIST_EXT, (uint32_t) n);
+                nil = enif_is_empty_list(e->env, tail);
+                break;
         }
+        case ERL_NIF_TERM_TYPE_MAP:
+                ok = enif_get_map_size(e->env, t, &n) && n <= UINT32_MAX &&
+                     put_u8_u32(e, MAP_EXT, (uint32_t) n);
+                break;
+        default:
+                return false;
+        }
+        /* LIST_EXT always carries its tail, [] included. */
+        if (!ok || !push_children(e->env, s, t) || (nil && !tvec_push(s, enif_make_list(e->env, 0))))
+                return false;
+        tvec_reverse(s, from);
+        return true;
+}
+
+/* The arguments' list, in order, with proxy resources as host references. */
+static bool encode(struct enc *e, ERL_NIF_TERM root)
+{
+        struct tvec s = {};
+        struct pres *obj;
+        bool ok = tvec_push(&s, root);
+
+        while (ok && s.n > 0) {
+                ERL_NIF_TERM t = s.v[--s.n];
+                if (enif_is_ref(e->env, t) && get_handle(e->env, t, &obj)) {
+                        if (obj->gen != e->g->number) {
+                                e->stale = obj->gen;
+                                ok = false;
+                        } else {
+                                ok = put_handle(e, obj->handle);
+                        }
+                } else if (is_container(e->env, t)) {
+                        ok = encode_container(e, &s, t);
+                } else {
+                        ok = put_leaf(e, t);
+                }
+        }
+        tvec_free(&s);
+        return ok;
 }
 
 static ERL_NIF_TERM nifkit_error(ErlNifEnv *env, const char *kind, const char *msg)
@@ -632,10 +722,7 @@ bool res_args_have_handles(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
         if (atomic_load(&live_objects) == 0)
                 return false;
-        for (int i = 0; i < argc; i++)
-                if (has_handles(env, argv[i], 1))
-                        return true;
-        return false;
+        return has_handles(env, argc, argv);
 }
 
 int res_encode_args(ErlNifEnv *env, const struct gen *g, int argc, const ERL_NIF_TERM argv[],
@@ -643,7 +730,7 @@ int res_encode_args(ErlNifEnv *env, const struct gen *g, int argc, const ERL_NIF
 {
         ERL_NIF_TERM list = enif_make_list_from_array(env, argv, (unsigned) argc);
 
-        if (atomic_load(&live_objects) == 0 || !has_handles(env, list, 0)) {
+        if (atomic_load(&live_objects) == 0 || !has_handles(env, argc, argv)) {
                 if (enif_term_to_binary(env, list, bin))
                         return 1;
                 *ret_exception = nifkit_error(env, "system", "cannot encode the arguments");
@@ -655,7 +742,7 @@ int res_encode_args(ErlNifEnv *env, const struct gen *g, int argc, const ERL_NIF
                 return 0;
         }
         uint8_t version = 131;
-        if (put(&e, &version, 1) && encode(&e, list, 0) && enif_realloc_binary(&e.bin, e.len)) {
+        if (put(&e, &version, 1) && encode(&e, list) && enif_realloc_binary(&e.bin, e.len)) {
                 *bin = e.bin;
                 return 1;
         }

@@ -10,7 +10,7 @@
 -module(nk_proxy_test).
 -export([main/1]).
 -export([resources/0, churn/0, stale/0, crash/0, restart_limit/0, timeout/0, scheduler/0, heartbeat/0,
-         result_size/0, args_size/0, atom_budget/0]).
+         result_size/0, args_size/0, atom_budget/0, deep/0]).
 
 -define(M, nk_res_nif).
 
@@ -284,6 +284,59 @@ atom_budget() ->
     %% A new host, a new budget.
     40 = length(?M:atoms(<<"nk_budget_other_">>, 40)),
     ok.
+
+%% --- deep terms ------------------------------------------------------------------
+
+%% Terms nested as deep as BEAM takes them cross the proxy both ways and are
+%% walked in the host (copy, compare, hash, encode, iolist) with BEAM's own
+%% BIFs as the expected side: no depth limit that BEAM does not have.
+deep() ->
+    Kinds = [list, tuple, map, improper],
+    [deep_check(K, D) || D <- [100000, 1000000], K <- Kinds],
+    %% An ordinary iolist built as [Acc, Chunk], a million chunks.
+    IoList = lists:foldl(fun(I, Acc) -> [Acc, integer_to_binary(I rem 10)] end, [], lists:seq(1, 1000000)),
+    Flat = iolist_to_binary(IoList),
+    Flat = ?M:iolist(IoList),
+    IoList = ?M:echo(IoList),
+    %% A resource at the bottom of a deep term keeps its identity both ways.
+    R = ?M:new(7),
+    Deep = nest(tuple, R, 100000),
+    Back = ?M:echo(Deep),
+    R = bottom(tuple, Back, 100000),
+    7 = ?M:value(bottom(tuple, Back, 100000)),
+    true = ?M:same(R, bottom(tuple, Back, 100000)),
+    ok = ?M:fast(),
+    ok.
+
+deep_check(Kind, Depth) ->
+    T = nest(Kind, leaf, Depth),
+    U = nest(Kind, other, Depth),
+    Want = fun(F, Got) -> {Kind, Depth, F, true} = {Kind, Depth, F, Got} end,
+    Want(echo, T =:= ?M:echo(T)),
+    Want(copy, T =:= ?M:copy(T)),
+    Want(to_binary, term_to_binary(T) =:= ?M:to_binary(T)),
+    Want(phash2, erlang:phash2(T) =:= ?M:phash2(T)),
+    Want(compare, sign(?M:compare(T, U)) =:= order(T, U)),
+    Want(compare_equal, 0 =:= ?M:compare(T, ?M:echo(T))),
+    io:format("deep ~p ~b: ok~n", [Kind, Depth]).
+
+nest(Kind, Leaf, N) -> lists:foldl(fun(_, A) -> wrap(Kind, A) end, Leaf, lists:seq(1, N)).
+
+wrap(list, A) -> [A];
+wrap(tuple, A) -> {A, x};
+wrap(map, A) -> #{k => A};
+wrap(improper, A) -> [A | x].
+
+bottom(_, T, 0) -> T;
+bottom(tuple, {A, x}, N) -> bottom(tuple, A, N - 1).
+
+sign(X) when X < 0 -> -1;
+sign(0) -> 0;
+sign(_) -> 1.
+
+order(A, B) when A < B -> -1;
+order(A, B) when A == B -> 0;
+order(_, _) -> 1.
 
 %% --- helpers ---------------------------------------------------------------------
 

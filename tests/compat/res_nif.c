@@ -114,6 +114,42 @@ static ERL_NIF_TERM echo(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
         return argv[0];
 }
 
+/* Host-side walks over whatever BEAM sent, for the deep-term tests: each
+ * has a BIF in BEAM to compare with. */
+static ERL_NIF_TERM iolist(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        ErlNifBinary b;
+        if (!enif_inspect_iolist_as_binary(env, argv[0], &b))
+                return enif_make_badarg(env);
+        return enif_make_binary(env, &b);
+}
+
+static ERL_NIF_TERM phash2(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        return enif_make_uint64(env, enif_hash(ERL_NIF_PHASH2, argv[0], 0));
+}
+
+static ERL_NIF_TERM compare(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        return enif_make_int(env, enif_compare(argv[0], argv[1]));
+}
+
+static ERL_NIF_TERM to_binary(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        ErlNifBinary b;
+        if (!enif_term_to_binary(env, argv[0], &b))
+                return enif_make_badarg(env);
+        return enif_make_binary(env, &b);
+}
+
+static ERL_NIF_TERM copy(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        ErlNifEnv *own = enif_alloc_env();
+        ERL_NIF_TERM t = enif_make_copy(env, enif_make_copy(own, argv[0]));
+        enif_free_env(own);
+        return t;
+}
+
 static ERL_NIF_TERM get_load_info(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
         return enif_make_int(env, load_value);
@@ -211,6 +247,11 @@ static ErlNifFunc funcs[] = {
         { "big", 1, big, 0 },
         { "atoms", 2, atoms, 0 },
         { "freeze", 0, freeze, 0 },
+        { "iolist", 1, iolist, 0 },
+        { "phash2", 1, phash2, 0 },
+        { "compare", 2, compare, 0 },
+        { "to_binary", 1, to_binary, 0 },
+        { "copy", 1, copy, 0 },
 };
 
 ERL_NIF_INIT(nk_res_nif, funcs, load, NULL, NULL, NULL)
