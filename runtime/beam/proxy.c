@@ -48,8 +48,9 @@
  * the original load_info, as long as the policy's restart intensity allows
  * (max_restarts within period_s); beyond it every call raises
  * {nifkit, restart_limit, Details} until the module is loaded again. A
- * thread pings the host every HEARTBEAT_MS, so a host that hangs while idle
- * is killed (reason heartbeat) and replaced too. Unloading the module stops
+ * thread pings the host (every HEARTBEAT_MS while it is used, less and less
+ * often while it is not), so a host that hangs is killed (reason heartbeat)
+ * and replaced too. Unloading the module stops
  * the host (nk_host_free removes its cgroup); so does the VM's exit (see
  * proxy_fini). When the VM is killed, the host's channel closes and the
  * host's main thread, which never runs NIF code, sees it and exits, calls
@@ -89,9 +90,11 @@
 #define PROXY_MAX_FUNCS 256
 /* How long a call without dirty flags may wait on a normal scheduler. */
 #define FAST_WAIT_MS 1
-/* How often the idle host is pinged, and how long a PONG may take when
- * the policy sets no call timeout. */
+/* How often the host is pinged while it is used, how far the interval
+ * grows (doubling) while nothing calls it, and how long a PONG may take
+ * when the policy sets no call timeout. */
 #define HEARTBEAT_MS 2000
+#define HEARTBEAT_IDLE_MAX_MS 64000
 #define PING_TIMEOUT_MS 5000
 /* Restarts remembered for the intensity check. */
 #define MAX_RESTARTS_TRACKED 1024
@@ -123,7 +126,9 @@ struct proxy {
         pthread_t heartbeat;
         bool heartbeat_running;
         bool stopping;
-        pthread_cond_t wake;            /* the heartbeat's sleep, cut short by unload */
+        pthread_cond_t wake;            /* the heartbeat's sleep, cut short by unload or a call */
+        bool used;                      /* a call took the host since the last heartbeat */
+        bool backing_off;               /* the heartbeat sleeps longer than HEARTBEAT_MS */
         uintptr_t instance;             /* loads so far; each load's priv_data */
 
         struct gen *graveyard;          /* replaced hosts left by their own threads */
@@ -363,6 +368,7 @@ static void stop_heartbeat(struct proxy *p)
         pthread_mutex_lock(&p->lock);
         p->heartbeat_running = false;
         p->stopping = false;
+        p->backing_off = false;
         pthread_mutex_unlock(&p->lock);
 }
 
@@ -803,24 +809,53 @@ out:
         pthread_mutex_unlock(&P.restart_lock);
 }
 
+static struct timespec deadline_in(unsigned ms)
+{
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        t.tv_sec += ms / 1000;
+        t.tv_nsec += (long) (ms % 1000) * 1000000L;
+        if (t.tv_nsec >= 1000000000L) {
+                t.tv_sec++;
+                t.tv_nsec -= 1000000000L;
+        }
+        return t;
+}
+
+/*
+ * Pings the host every HEARTBEAT_MS while it is used. While nothing calls
+ * it, the interval doubles up to HEARTBEAT_IDLE_MAX_MS: a thousand idle
+ * libraries then cost a ping a minute each, not one every two seconds. An
+ * idle host's death needs no ping (its channel closes), and the first call
+ * after the spell cuts the long sleep short (call_gen).
+ */
 static void *heartbeat_main(void *arg)
 {
         pthread_setname_np(pthread_self(), "nk-heartbeat");
         struct proxy *p = arg;
         unsigned timeout = p->policy->limits.call_timeout_ms ? p->policy->limits.call_timeout_ms : PING_TIMEOUT_MS;
+        unsigned interval = HEARTBEAT_MS;
+        struct timespec deadline = deadline_in(interval);
 
         pthread_mutex_lock(&p->lock);
         while (!p->stopping) {
-                struct timespec t;
-                clock_gettime(CLOCK_REALTIME, &t);
-                t.tv_sec += HEARTBEAT_MS / 1000;
-                t.tv_nsec += (long) (HEARTBEAT_MS % 1000) * 1000000L;
-                if (t.tv_nsec >= 1000000000L) {
-                        t.tv_sec++;
-                        t.tv_nsec -= 1000000000L;
+                int r = pthread_cond_timedwait(&p->wake, &p->lock, &deadline);
+                if (p->stopping)
+                        break;
+                if (r != ETIMEDOUT) {
+                        if (!p->backing_off && interval > HEARTBEAT_MS) {
+                                interval = HEARTBEAT_MS;
+                                deadline = deadline_in(interval);
+                        }
+                        continue;
                 }
-                pthread_cond_timedwait(&p->wake, &p->lock, &t);
-                if (p->stopping || p->limited || !p->cur)
+                bool used = p->used || (p->cur && p->cur->users > 0);
+                p->used = false;
+                interval = used ? HEARTBEAT_MS : interval * 2 > HEARTBEAT_IDLE_MAX_MS ? HEARTBEAT_IDLE_MAX_MS
+                                                                                      : interval * 2;
+                p->backing_off = interval > HEARTBEAT_MS;
+                deadline = deadline_in(interval);
+                if (p->limited || !p->cur)
                         continue;
                 struct gen *g = p->cur;
                 g->users++;
@@ -1151,6 +1186,14 @@ static struct gen *call_gen(ErlNifEnv *env, ERL_NIF_TERM *exc)
         struct gen *g = P.loaded && !P.limited ? P.cur : NULL;
         if (g)
                 g->users++;
+        /* The first call after an idle spell brings the heartbeat back to
+         * its short interval: a host that hangs in this call is found as
+         * soon as in a busy one. */
+        P.used = true;
+        if (P.backing_off) {
+                P.backing_off = false;
+                pthread_cond_signal(&P.wake);
+        }
         bool limited = P.limited;
         nk_error why = { .kind = NK_ERR_NOT_RUNNING };
         if (limited) {

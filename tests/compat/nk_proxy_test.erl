@@ -10,7 +10,8 @@
 -module(nk_proxy_test).
 -export([main/1]).
 -export([resources/0, churn/0, stale/0, crash/0, restart_limit/0, timeout/0, scheduler/0, heartbeat/0,
-         result_size/0, args_size/0, atom_budget/0, deep/0]).
+         result_size/0, args_size/0, atom_budget/0, deep/0,
+         heartbeat_idle/0]).
 
 -define(M, nk_res_nif).
 
@@ -174,6 +175,36 @@ heartbeat() ->
     true = H1 =/= H2,
     io:format("heartbeat: frozen host ~p replaced by ~p~n", [H1, H2]),
     ok.
+
+%% An idle host is pinged less and less often: over 20 s of idle, after
+%% the first pings, its threads wake a few times, not ten (one ping every
+%% 2 s). The first call after the idle spell brings the short interval back,
+%% so a host that stops then is found as fast as a busy one.
+heartbeat_idle() ->
+    H = ?M:os_pid(),
+    timer:sleep(8000),
+    W0 = wakeups(H),
+    timer:sleep(20000),
+    W1 = wakeups(H),
+    io:format("heartbeat_idle: host woke ~b times in 20 idle seconds~n", [W1 - W0]),
+    true = W1 - W0 =< 4,
+    %% Just after the ping at 32 s, the next idle one would come at 64 s.
+    timer:sleep(5000),
+    ok = ?M:freeze(),
+    ok = wait(fun() -> not lists:member(integer_to_list(H), hosts()) andalso hosts() =/= [] end, 8000),
+    ok = ?M:fast(),
+    ok.
+
+%% Voluntary context switches of every thread of OS process Pid.
+wakeups(Pid) ->
+    Dir = "/proc/" ++ integer_to_list(Pid) ++ "/task",
+    {ok, Tids} = file:list_dir(Dir),
+    lists:sum([begin
+                   {ok, B} = file:read_file(Dir ++ "/" ++ T ++ "/status"),
+                   {match, [N]} = re:run(B, "(?m)^voluntary_ctxt_switches:\\s+(\\d+)",
+                                         [{capture, all_but_first, list}]),
+                   list_to_integer(N)
+               end || T <- Tids]).
 
 %% --- scheduling ----------------------------------------------------------------
 

@@ -31,7 +31,7 @@ args_size) args=1048576 ;;
 atom_budget) atoms=50 ;;
 # Stopping the host needs a signal to itself, which the sandbox's init
 # (pid 1 of its namespace) cannot receive from inside.
-heartbeat) launcher=unsandboxed-development timeout=1000 ;;
+heartbeat | heartbeat_idle) launcher=unsandboxed-development timeout=1000 ;;
 scheduler) sched="+S 1" ;;
 esac
 
