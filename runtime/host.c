@@ -19,8 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <inttypes.h>
+#include <stddef.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "beam_scope.h"
@@ -928,6 +932,51 @@ static struct {
         unsigned n, oldest;     /* when full, the next to make room */
 } notes = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
+/*
+ * Whether key is claimed for the first time in this process, across every
+ * copy of libnifkit in it: each wrapped library's proxy carries its own
+ * copy, with its own statics, so a static table alone would speak once per
+ * library. The claim is an abstract unix socket named after this process
+ * (pid and start time, so never another's) and a hash of the key: the
+ * first bind wins and keeps its descriptor open until the process exits,
+ * when the kernel frees the name. True also when no socket can be made:
+ * a note said twice beats a note lost.
+ */
+static bool first_in_process(const char *key)
+{
+        static unsigned long long start;
+        char stat[1024], *close_paren;
+        uint64_t hash = 0xcbf29ce484222325ULL;
+
+        if (!start) {
+                FILE *f = fopen("/proc/self/stat", "re");
+                size_t n = f ? fread(stat, 1, sizeof stat - 1, f) : 0;
+                if (f)
+                        fclose(f);
+                stat[n] = '\0';
+                close_paren = strrchr(stat, ')');
+                /* starttime is field 22, the 20th after the command */
+                for (int field = 2; close_paren && field < 22; field++)
+                        close_paren = strchr(close_paren + 1, ' ');
+                if (close_paren)
+                        start = strtoull(close_paren + 1, NULL, 10);
+        }
+        for (const char *p = key; *p; p++)
+                hash = (hash ^ (uint8_t) *p) * 0x100000001b3ULL;
+
+        struct sockaddr_un a = { .sun_family = AF_UNIX };
+        int len = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "nifkit-note/%d/%llu/%016" PRIx64,
+                           (int) getpid(), start, hash);
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return true;
+        if (bind(fd, (struct sockaddr *) &a, (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + len)) == 0)
+                return true;    /* fd stays open: the claim */
+        int e = errno;
+        close(fd);
+        return e != EADDRINUSE;
+}
+
 /* True the first time this text (library aside) is seen in this process. */
 static bool note_is_new(const char *library, const char *msg)
 {
@@ -954,7 +1003,7 @@ static bool note_is_new(const char *library, const char *msg)
                 notes.oldest = (notes.oldest + 1) % NOTES_KEPT;
         }
         pthread_mutex_unlock(&notes.lock);
-        return !seen;
+        return !seen && first_in_process(key);
 }
 
 /* What the sandbox does not enforce here (a best-effort policy without
@@ -964,9 +1013,21 @@ static void sandbox_note(void *arg, const char *msg)
 {
         nk_host *h = arg;
         if (h->log_fn && note_is_new(h->library, msg)) {
-                char line[1200];
-                snprintf(line, sizeof line, "%s (said once for every library with the same policy; see README, "
-                                            "\"Sandbox and limits\")", msg);
+                /* One line: the first sentence, which says what is not
+                 * enforced and why; how to fix it is in the README. */
+                char line[512], lib[300];
+                const char *stop = strstr(msg, ". ");
+                int n = stop ? (int) (stop - msg) : (int) strlen(msg);
+                /* It speaks for every library: none is named. */
+                snprintf(lib, sizeof lib, " for %s", h->library ? h->library : "");
+                const char *at = h->library ? strstr(msg, lib) : NULL;
+                if (at && at - msg < n)
+                        snprintf(line, sizeof line, "%.*s%.*s (said once per VM; see README, \"Sandbox and limits\")",
+                                 (int) (at - msg), msg, n - (int) (at - msg) - (int) strlen(lib),
+                                 at + strlen(lib));
+                else
+                        snprintf(line, sizeof line, "%.*s (said once per VM; see README, \"Sandbox and limits\")",
+                                 n, msg);
                 h->log_fn(h->log_arg, line);
         }
         nk_log_event(NK_LOG_WARNING, h->library, "sandbox_not_enforced", NK_LOG_STR("message", msg));
