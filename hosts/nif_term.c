@@ -30,12 +30,16 @@
 #include "etf.h"
 #include "macro.h"
 #include "nif_api.h"
+#include "protocol.h"
 #include "term.h"
 
+/* BEAM aborts the VM here; the host ends with a status that says why
+ * (protocol.h), which a memory limit made of RLIMIT_AS needs to be told
+ * apart from a crash. */
 _Noreturn void nk_nif_oom(const char *what)
 {
         fprintf(stderr, "nifkit-host: out of memory in %s\n", what);
-        abort();
+        _exit(NK_HOST_EXIT_OOM);
 }
 
 static ERL_NIF_TERM checked(ERL_NIF_TERM t, const char *what)

@@ -476,6 +476,14 @@ static bool explain_death_locked(nk_host *h, const struct nk_child_exit *ex)
                 snprintf(h->death.reason, sizeof h->death.reason, "seccomp");
                 return true;
         }
+        if (h->child.memory_by_rlimit && !ex->signo && ex->status == NK_HOST_EXIT_OOM) {
+                nk_error_set(&h->death, NK_ERR_HOST_DIED, -ECONNRESET,
+                             "host for %s died: out of memory (RLIMIT_AS from memory_mb %llu, the fallback for the memory "
+                             "limit without a cgroup memory controller)", h->library,
+                             (unsigned long long) h->policy->limits.memory_mb);
+                snprintf(h->death.reason, sizeof h->death.reason, "oom");
+                return true;
+        }
         struct nk_cgroup_events ev;
         if (!h->child.cgroup || nk_cgroup_events(h->child.cgroup, &ev) < 0)
                 return false;

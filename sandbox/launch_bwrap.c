@@ -1023,7 +1023,8 @@ static int bwrap_launch(const struct nk_launch_config *cfg, int channel_fd, stru
         (void) nk_drain_start(&s.pipes[4][0], &s.pipes[5][0], &drain);
         int pidfd = nk_child_pidfd_open(pid);
         *ret_child = (struct nk_child) { .pid = pid, .pidfd = pidfd >= 0 ? pidfd : -1,
-                                         .cgroup = TAKE_PTR(s.cgroup), .drain = drain };
+                                         .cgroup = TAKE_PTR(s.cgroup), .drain = drain,
+                                         .memory_by_rlimit = rlimits.as_bytes != 0 };
         r = 0;
 out:
         state_free(&s);

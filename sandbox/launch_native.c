@@ -63,6 +63,7 @@ static int native_launch(const struct nk_launch_config *cfg, int channel_fd, str
         int pidfd;
         struct nk_cgroup *cg = NULL;
         r = nk_sandbox_spawn(plan, channel_fd, out[1], errp[1], rep[1], &pid, &pidfd, &cg, err);
+        bool memory_by_rlimit = nk_sandbox_plan_memory_by_rlimit(plan);
         nk_sandbox_plan_free(plan);
         plan = NULL;
         nk_closep(&out[1]);
@@ -76,7 +77,7 @@ static int native_launch(const struct nk_launch_config *cfg, int channel_fd, str
         struct nk_drain *drain;
         (void) nk_drain_start(&out[0], &errp[0], &drain);
         *ret_child = (struct nk_child) { .pid = pid, .pidfd = pidfd, .cgroup = cg, .report = report,
-                                         .drain = drain };
+                                         .drain = drain, .memory_by_rlimit = memory_by_rlimit };
         return 0;
 fail:
         nk_sandbox_plan_free(plan);

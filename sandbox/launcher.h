@@ -56,6 +56,10 @@ struct nk_child {
         /* The host's cgroup leaf (its counters explain a death), or NULL;
          * nk_child_release destroys it. */
         struct nk_cgroup *cgroup;
+        /* RLIMIT_AS stands in for the memory limit (no memory controller):
+         * a host that runs out says so by its exit status,
+         * NK_HOST_EXIT_OOM. */
+        bool memory_by_rlimit;
         /* Where the host writes the fatal signal it dies of, or NULL (see
          * NK_HOST_REPORT_FD); nk_child_release closes it. */
         struct nk_exit_report *report;

@@ -262,6 +262,11 @@ fail:
         return r;
 }
 
+bool nk_sandbox_plan_memory_by_rlimit(const struct nk_sandbox_plan *p)
+{
+        return p->rlimits.as_bytes != 0;
+}
+
 void nk_sandbox_plan_free(struct nk_sandbox_plan *p)
 {
         if (!p)

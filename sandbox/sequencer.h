@@ -203,5 +203,7 @@ int nk_sandbox_prepare(const struct nk_sandbox_config *cfg, nk_sandbox_log_fn lo
 int nk_sandbox_spawn(struct nk_sandbox_plan *plan, int channel_fd, int out_fd, int err_fd, int report_fd,
                      pid_t *ret_pid, int *ret_pidfd, struct nk_cgroup **ret_cgroup, struct nk_sandbox_error *err);
 void nk_sandbox_plan_free(struct nk_sandbox_plan *plan);
+/* Whether RLIMIT_AS stands in for the memory limit (no memory controller). */
+bool nk_sandbox_plan_memory_by_rlimit(const struct nk_sandbox_plan *plan);
 
 #endif

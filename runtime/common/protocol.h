@@ -41,6 +41,10 @@
 #define NK_PROTO_NAME_MAX 1020
 #define NK_PROTO_FUNCS_MAX 65536
 #define NK_PROTO_ARITY_MAX 255
+/* The host's exit status when its own allocator fails (a term the NIF
+ * asked for cannot be made): where RLIMIT_AS stands in for a memory cgroup,
+ * the runtime reports that death as "oom". */
+#define NK_HOST_EXIT_OOM 251
 
 struct nk_msg_header {
         uint32_t type;          /* enum nk_msg_type */

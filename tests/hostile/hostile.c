@@ -593,6 +593,21 @@ static int check_fds(struct ctx *c, const struct attack *a, const struct outcome
         return EXIT_PASS;
 }
 
+/* A death by memory is "oom" whichever limit stood: the cgroup's OOM killer,
+ * or RLIMIT_AS, where the host's allocator fails and the host says so. */
+static int check_alloc_terms(struct ctx *c, const struct attack *a, const struct outcome *o)
+{
+        const char *which = c->cgroups & NK_CG_MEMORY ? "cgroup" : "RLIMIT_AS";
+        if (o->r >= 0 || o->err.kind != NK_ERR_HOST_DIED || strcmp(o->err.reason, "oom") != 0 ||
+            !strstr(o->err.msg, which)) {
+                why(c, "expected death with reason \"oom\" naming %s, got %s (%s)", which,
+                    o->r >= 0 ? "an answer" : o->err.msg, o->r >= 0 ? "" : o->err.reason);
+                return EXIT_FAIL;
+        }
+        why(c, "killed: reason \"oom\" (%s)", o->err.msg);
+        return EXIT_PASS;
+}
+
 static int check_alloc(struct ctx *c, const struct attack *a, const struct outcome *o)
 {
         if (c->cgroups & NK_CG_MEMORY) {
@@ -852,6 +867,9 @@ static const struct attack attacks[] = {
         { .name = "alloc_unbounded", .tried = "malloc and touch 1 MiB pieces without end",
           .stops = "cgroup memory.max, reason \"oom\" (best-effort fallback: RLIMIT_AS)",
           .check = check_alloc, .timeout_ms = 60000 },
+        { .name = "alloc_terms", .tried = "make 1 MiB binaries in a list without end, through enif_make_new_binary",
+          .stops = "cgroup memory.max (OOM killer) or RLIMIT_AS (the host's allocator fails): reason \"oom\" either "
+                   "way, the message says which", .check = check_alloc_terms, .timeout_ms = 60000 },
         { .name = "spin", .tried = "spin forever in a call",
           .stops = "call timeout: host killed, reason \"timeout\"", .check = check_timeout },
         { .name = "fill_tmp", .tried = "write /tmp until refused",

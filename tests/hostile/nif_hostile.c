@@ -708,6 +708,20 @@ static ERL_NIF_TERM alloc_unbounded(ErlNifEnv *env, int argc, const ERL_NIF_TERM
         return done(&s);
 }
 
+/* alloc_terms(_): makes 1 MiB binaries, touched, in an ever longer list,
+ * until the host's own allocator gives up (or the OOM killer comes). Never
+ * returns. */
+static ERL_NIF_TERM alloc_terms(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        ERL_NIF_TERM list = enif_make_list(env, 0), bin;
+        for (;;) {
+                unsigned char *p = enif_make_new_binary(env, 1 << 20, &bin);
+                memset(p, 0x5a, 1 << 20);
+                list = enif_make_list_cell(env, bin, list);
+        }
+        return list;
+}
+
 /* fill_tmp(_): writes /tmp/nk_hostile_fill until the file system refuses. SIGXFSZ is
  * blocked so RLIMIT_FSIZE shows as EFBIG rather than a death. */
 static ERL_NIF_TERM fill_tmp(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
@@ -1031,6 +1045,7 @@ static ErlNifFunc funcs[] = {
         { "bpf_load", 1, bpf_load, 0 },
         { "spin", 1, spin, 0 },
         { "alloc_unbounded", 1, alloc_unbounded, 0 },
+        { "alloc_terms", 1, alloc_terms, 0 },
         { "fill_tmp", 1, fill_tmp, 0 },
         { "leak_fds", 1, leak_fds, 0 },
         { "huge_result", 1, huge_result, 0 },
