@@ -461,11 +461,30 @@ static bool is_system_dir(const char *dir)
         return false;
 }
 
+/* Whether name in dir is what nifkit wrap leaves: a real library
+ * (NAME.real.so; the host's own is bound as the library) or a proxy (NAME.so
+ * with NAME.real.so beside it). Neither is ever a companion, and a
+ * directory of a thousand wrapped libraries must not give each host
+ * two thousand mounts. */
+static bool is_wrapped_artifact(const char *dir, const char *name)
+{
+        size_t len = strlen(name);
+        static const char real[] = ".real.so";
+        if (len > sizeof real - 1 && strcmp(name + len - (sizeof real - 1), real) == 0)
+                return true;
+        char path[PATH_MAX];
+        if (len < 4 || strcmp(name + len - 3, ".so") != 0 ||
+            (size_t) snprintf(path, sizeof path, "%s/%.*s%s", dir, (int) (len - 3), name, real) >= sizeof path)
+                return false;
+        return access(path, F_OK) == 0;
+}
+
 /* Binds the shared objects in dir, each read-only at its own path, with
  * their dependencies. One by one, not the directory: the directories on
  * the way are the sandbox's own (0755), so a directory only the caller may
- * search (mktemp -d) does not lock the host out. */
-static int bind_plugin_dir(struct nk_pathset *deps, const char *dir, struct nk_sandbox_error *err)
+ * search (mktemp -d) does not lock the host out. skip_wrapped: not what
+ * nifkit wrap left there for other libraries. */
+static int bind_plugin_dir(struct nk_pathset *deps, const char *dir, bool skip_wrapped, struct nk_sandbox_error *err)
 {
         DIR *d = opendir(dir);
         if (!d)
@@ -478,7 +497,7 @@ static int bind_plugin_dir(struct nk_pathset *deps, const char *dir, struct nk_s
                 char path[PATH_MAX];
                 struct stat st;
                 if ((size_t) snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= sizeof path ||
-                    stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+                    stat(path, &st) < 0 || !S_ISREG(st.st_mode) || (skip_wrapped && is_wrapped_artifact(dir, de->d_name)))
                         continue;
                 /* A companion that cannot be resolved fails where it is
                  * loaded, with the loader's message; the library itself
@@ -498,8 +517,9 @@ static int bind_plugin_dir(struct nk_pathset *deps, const char *dir, struct nk_s
 
 /* NIF libraries load companions from their own directory (crypto loads
  * crypto_callback.so with dlopen), which the host's loader opens inside
- * the sandbox: the shared objects beside it are bound too. A library that
- * sits directly in a system or shared directory gets only itself bound. */
+ * the sandbox: the shared objects beside it are bound too, but for what
+ * nifkit wrap left there. A library that sits directly in a system or shared
+ * directory gets only itself bound. */
 static int prepare_library_dir(const char *library, struct nk_pathset *deps, struct nk_sandbox_error *err)
 {
         _cleanup_free_ char *dir = strdup(library);
@@ -509,7 +529,7 @@ static int prepare_library_dir(const char *library, struct nk_pathset *deps, str
         if (slash == dir)
                 return 0;
         *slash = '\0';
-        return is_system_dir(dir) ? 0 : bind_plugin_dir(deps, dir, err);
+        return is_system_dir(dir) ? 0 : bind_plugin_dir(deps, dir, true, err);
 }
 
 /* Libraries that dlopen plugins from a directory beside themselves, at the
@@ -545,7 +565,7 @@ static int prepare_plugin_dirs(struct nk_pathset *deps, struct nk_sandbox_error 
                                             sizeof dir ||
                                     stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
                                         continue;
-                                int r = bind_plugin_dir(deps, dir, err);
+                                int r = bind_plugin_dir(deps, dir, false, err);
                                 if (r < 0)
                                         return r;
                         }

@@ -11,7 +11,7 @@
 -export([main/1]).
 -export([resources/0, churn/0, stale/0, crash/0, restart_limit/0, timeout/0, scheduler/0, heartbeat/0,
          result_size/0, args_size/0, atom_budget/0, deep/0,
-         heartbeat_idle/0]).
+         heartbeat_idle/0, companions/0]).
 
 -define(M, nk_res_nif).
 
@@ -314,6 +314,20 @@ atom_budget() ->
     {'EXIT', {badarg, _}} = (catch binary_to_existing_atom(<<"nk_budget_many_0">>)),
     %% A new host, a new budget.
     40 = length(?M:atoms(<<"nk_budget_other_">>, 40)),
+    ok.
+
+%% --- the sandbox's files ----------------------------------------------------------
+
+%% A shared object beside the library is bound into the sandbox (a companion
+%% it may dlopen, as crypto does crypto_callback.so); another library wrapped
+%% into the same directory is not, neither its proxy nor its real copy
+%% (proxy_beam.sh puts one of each there).
+companions() ->
+    Dir = os:getenv("NK_RES_NIF_DIR"),
+    true = ?M:visible(list_to_binary(Dir ++ "/nk_res_nif.real.so")),
+    true = ?M:visible(list_to_binary(Dir ++ "/companion.so")),
+    false = ?M:visible(list_to_binary(Dir ++ "/other_nif.so")),
+    false = ?M:visible(list_to_binary(Dir ++ "/other_nif.real.so")),
     ok.
 
 %% --- deep terms ------------------------------------------------------------------

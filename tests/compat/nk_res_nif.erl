@@ -5,7 +5,7 @@
 -module(nk_res_nif).
 -export([new/1, value/1, same/2, live/0, echo/1, keep/1, kept/0, load_info/0, os_pid/0, crash/0, sleep/1,
          dirty_sleep/1, fast/0, big/1, atoms/2, freeze/0,
-         iolist/1, phash2/1, compare/2, to_binary/1, copy/1]).
+         iolist/1, phash2/1, compare/2, to_binary/1, copy/1, visible/1]).
 -on_load(init/0).
 
 init() ->
@@ -32,3 +32,4 @@ phash2(_) -> erlang:nif_error(not_loaded).
 compare(_, _) -> erlang:nif_error(not_loaded).
 to_binary(_) -> erlang:nif_error(not_loaded).
 copy(_) -> erlang:nif_error(not_loaded).
+visible(_) -> erlang:nif_error(not_loaded).

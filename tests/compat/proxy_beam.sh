@@ -56,6 +56,12 @@ cat >"$tmp/nk_res_nif.policy.json" <<JSON
 }
 JSON
 "$wrap" "$NIFKIT_PROXY" "$NK_RES_NIF" "$tmp/nk_res_nif.so"
+if [ "$test" = companions ]; then
+        # One shared object that is no NIF, and another wrapped NIF library.
+        cp "$NIFKIT_PROXY" "$tmp/other_nif.so"
+        cp "$NK_RES_NIF" "$tmp/other_nif.real.so"
+        cc -shared -fPIC -o "$tmp/companion.so" -x c /dev/null
+fi
 erlc -o "$tmp" "$here/nk_res_nif.erl" "$here/nk_proxy_test.erl"
 
 if [ "$test" = vm_exit ]; then

@@ -150,6 +150,18 @@ static ERL_NIF_TERM copy(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
         return t;
 }
 
+/* Whether the host sees the file at path (a binary). */
+static ERL_NIF_TERM visible(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        ErlNifBinary b;
+        char path[4096];
+        if (!enif_inspect_binary(env, argv[0], &b) || b.size >= sizeof path)
+                return enif_make_badarg(env);
+        memcpy(path, b.data, b.size);
+        path[b.size] = '\0';
+        return enif_make_atom(env, access(path, F_OK) == 0 ? "true" : "false");
+}
+
 static ERL_NIF_TERM get_load_info(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
         return enif_make_int(env, load_value);
@@ -252,6 +264,7 @@ static ErlNifFunc funcs[] = {
         { "compare", 2, compare, 0 },
         { "to_binary", 1, to_binary, 0 },
         { "copy", 1, copy, 0 },
+        { "visible", 1, visible, 0 },
 };
 
 ERL_NIF_INIT(nk_res_nif, funcs, load, NULL, NULL, NULL)
