@@ -44,6 +44,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static struct nk_status *records;
 static unsigned live;                   /* records with users > 0 */
+static bool writer_asleep;              /* waits for something to change, without a deadline */
 static pthread_t writer;
 static bool writer_joinable, writer_running, stopping;
 
@@ -151,13 +152,39 @@ static void remove_record(struct nk_status *s)
         s->on_disk = false;
 }
 
-/* Rewrites what changed once a second, and ends when no host is up, so
- * that no thread of ours runs when the proxy's copy is unloaded. */
+/* Lock held: s changed, and the writer learns it if it sleeps. */
+static void mark_dirty(struct nk_status *s)
+{
+        s->dirty = true;
+        if (writer_asleep) {
+                writer_asleep = false;
+                pthread_cond_broadcast(&wake);
+        }
+}
+
+static bool any_dirty(void)
+{
+        for (struct nk_status *s = records; s; s = s->next)
+                if (s->users > 0 && s->dirty)
+                        return true;
+        return false;
+}
+
+/* Rewrites what changed at most once a second, sleeps without a deadline
+ * while nothing changes (an idle VM with a thousand libraries must not wake
+ * a thousand times a second), and ends when no host is up, so that no
+ * thread of ours runs when the proxy's copy is unloaded. */
 static void *writer_main(void *arg)
 {
         pthread_setname_np(pthread_self(), "nk-status");
         pthread_mutex_lock(&lock);
         while (!stopping && live > 0) {
+                if (!any_dirty()) {
+                        writer_asleep = true;
+                        pthread_cond_wait(&wake, &lock);
+                        writer_asleep = false;
+                        continue;
+                }
                 struct timespec until;
                 clock_gettime(CLOCK_REALTIME, &until);
                 until.tv_sec += 1;
@@ -245,6 +272,8 @@ static void detach(struct nk_status_ref *ref)
         if (--s->users == 0) {
                 live--;
                 remove_record(s);
+                if (live == 0)
+                        pthread_cond_broadcast(&wake);  /* the writer ends */
         }
 }
 
@@ -343,7 +372,7 @@ void nk_status_call(struct nk_status_ref *ref, uint64_t ns, const nk_error *err)
                         write_record(s);
                 }
         }
-        s->dirty = true;
+        mark_dirty(s);
         pthread_mutex_unlock(&lock);
         if (died)
                 nk_log_event(NK_LOG_WARNING, s->library, "host_died", NK_LOG_INT("host_pid", pid),
@@ -373,7 +402,7 @@ void nk_status_stopped(struct nk_status_ref *ref, const nk_error *death)
                 s->st.host_pid = -1;
         detach(ref);
         if (s->users > 0)
-                s->dirty = true;
+                mark_dirty(s);
         pthread_mutex_unlock(&lock);
         if (died)
                 nk_log_event(NK_LOG_WARNING, s->library, "host_died", NK_LOG_INT("host_pid", pid),
