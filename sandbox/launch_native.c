@@ -121,18 +121,36 @@ static void fill_exit_status(int status, struct nk_child_exit *ret)
         }
 }
 
+/* How long a dead host's status may take to appear on its pidfd. */
+#define PIDFD_EXIT_WAIT_US 1000000
+
 int nk_pidfd_exit(int pidfd, struct nk_child_exit *ret)
 {
         /* Where SIGCHLD is ignored the kernel reaps the host itself; Linux
          * 6.15 keeps the status for the pidfd's holder. Before that it is
-         * lost: ECHILD. */
-        struct pidfd_info_v0 info = { .mask = NK_PIDFD_INFO_EXIT };
-        if (ioctl(pidfd, NK_PIDFD_GET_INFO, &info) < 0)
-                return errno == ENOTTY || errno == EINVAL ? -ECHILD : -errno;
-        if (!(info.mask & NK_PIDFD_INFO_EXIT))
-                return -ECHILD;
-        fill_exit_status(info.exit_code, ret);
-        return 0;
+         * lost: ECHILD. The kernel takes an auto-reaped child off the
+         * parent's list (waitid: ECHILD) a moment before it records the
+         * status, so a kernel that records it is asked again, briefly,
+         * rather than a death told as unknown (the chaos suite found the
+         * window under load). */
+        unsigned step = 50, waited = 0;
+        for (;;) {
+                struct pidfd_info_v0 info = { .mask = NK_PIDFD_INFO_EXIT };
+                int r = ioctl(pidfd, NK_PIDFD_GET_INFO, &info);
+                if (r < 0 && (errno == ENOTTY || errno == EINVAL))
+                        return -ECHILD;
+                if (r < 0 && errno != ESRCH)
+                        return -errno;
+                if (r == 0 && (info.mask & NK_PIDFD_INFO_EXIT)) {
+                        fill_exit_status(info.exit_code, ret);
+                        return 0;
+                }
+                if (waited >= PIDFD_EXIT_WAIT_US)
+                        return -ECHILD;
+                usleep(step);
+                waited += step;
+                step = step < 10000 ? step * 2 : step;
+        }
 }
 
 int nk_exit_report_read(struct nk_exit_report *report, struct nk_child_exit *ret)

@@ -115,7 +115,8 @@ extern const struct nk_launcher nk_launcher_native;
 extern const struct nk_launcher nk_launcher_bwrap;
 
 /* How a host that something else reaped ended, from its pidfd (Linux
- * 6.15+): 0, or -ECHILD where the kernel does not keep it. */
+ * 6.15+; waits up to a second for the kernel to record it): 0, or -ECHILD
+ * where the kernel does not keep it. */
 int nk_pidfd_exit(int pidfd, struct nk_child_exit *ret);
 /* Takes fd, the report pipe's non-blocking read end. NULL: out of memory
  * (fd is then closed). */
