@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* nifkit-host's loader and protocol server (see runtime/common/protocol.h). */
+/* nifkit-host's loader and protocol server (see common/protocol.h). */
 #ifndef NIFKIT_HOST_SERVER_H
 #define NIFKIT_HOST_SERVER_H
 

@@ -13,7 +13,7 @@
 #
 # SOURCE... are the host's C sources the target links (meson passes the
 # exact list libnkhost is built from); without them every hosts/*.c but
-# main.c and every runtime/common/*.c is used.
+# main.c and every common/*.c is used.
 #
 # Environment: CLANG (default clang), FUZZ_WORKDIR (default: a new
 # directory under ${TMPDIR:-/tmp}, removed on success).
@@ -64,7 +64,7 @@ erl_root=$(erl -noshell -eval 'io:format("~s", [code:root_dir()]), halt().')
 
 if [ $# -eq 0 ]; then
         set --
-        for f in "$top"/hosts/*.c "$top"/runtime/common/*.c; do
+        for f in "$top"/hosts/*.c "$top"/common/*.c; do
                 [ "$(basename "$f")" = main.c ] || set -- "$@" "$f"
         done
 fi
@@ -73,7 +73,7 @@ echo "building $target in $work"
 "$clang" -std=gnu11 -g -O1 -D_GNU_SOURCE \
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
         -fno-omit-frame-pointer -pthread \
-        -I"$top/hosts" -I"$top/runtime/common" -I"$top/runtime" -I"$top/runtime/include" \
+        -I"$top/hosts" -I"$top/common" -I"$top/runtime" -I"$top/runtime/include" \
         -I"$erl_root/usr/include" \
         -DNK_OTP_RELEASE='"fuzz"' \
         "$here/$target.c" "$@" -o "$work/$target" -ldl -lm
