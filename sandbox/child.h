@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * What the launchers do alike with a host they started: open its pidfd,
- * signal it, wait for it, and, in the forked child, close what must not
- * reach it. Each launcher keeps only what differs (how it starts the host,
- * and how a host reaped by the kernel reports its end).
+ * The child core: what every launcher does alike with a host it starts.
+ * In the forked child, before exec: reset the signals, close what must not
+ * reach the host, and report a failure in one format ({errno, what it was
+ * doing}) on a close-on-exec descriptor whose EOF means exec succeeded. In
+ * the parent: read that report, kill and reap a child that got no
+ * further, then open its pidfd, signal it, wait for it, read how it ended
+ * when the kernel reaped it, and release what it held. Each launcher
+ * keeps only what differs: how it starts the host.
  */
 #ifndef NIFKIT_SANDBOX_CHILD_H
 #define NIFKIT_SANDBOX_CHILD_H
@@ -12,6 +16,50 @@
 #include <sys/types.h>
 
 #include "launcher.h"
+
+/* What a child step that failed was doing; built without formatting
+ * functions (the child may only make async-signal-safe calls). The parent
+ * appends strerror(). */
+struct nk_child_err {
+        int code;               /* negative errno */
+        char what[256];
+};
+
+/* Fills e from up to three strings (NULL ends early); returns code. */
+int nk_child_fail(struct nk_child_err *e, int code, const char *a, const char *b, const char *c);
+
+/* Child: sends e on fd (the report descriptor, close-on-exec) and exits
+ * with status 127. Async-signal-safe. */
+_Noreturn void nk_child_report(int fd, const struct nk_child_err *e);
+
+/* Parent: waits for the child's report on fd. 0 at EOF (exec succeeded
+ * and closed the child's end), 1 with *ret filled (ret->what terminated,
+ * ret->code negative), -EIO for a report that is not one, -errno. */
+int nk_child_read_report(int fd, struct nk_child_err *ret);
+
+/* Child, first: every handler back to its default, the ignored ones too
+ * (they would stay ignored across exec), and no signal blocked. The
+ * handlers are the caller's code, and none may run in the child. */
+void nk_child_reset_signals(void);
+
+/* Parent: kills (SIGKILL) and reaps a child that got no further than its
+ * set-up, by pidfd when pidfd >= 0, else by pid. Its exit status if it had
+ * exited by itself, -1 if the signal ended it. */
+int nk_child_kill_and_reap(pid_t pid, int pidfd);
+
+/* A child until it runs the host: killed and reaped when the variable goes
+ * out of scope with pid > 0 (crun's cleanup_pid; set pid to -1 once it
+ * is the caller's). */
+struct nk_child_pending {
+        pid_t pid;
+        int pidfd;
+};
+static inline void nk_child_pending_abandon(struct nk_child_pending *c)
+{
+        if (c->pid > 0)
+                (void) nk_child_kill_and_reap(c->pid, c->pidfd);
+}
+#define _cleanup_child_ __attribute__((cleanup(nk_child_pending_abandon)))
 
 /* A pidfd for pid (close-on-exec), or -errno; -ENOSYS where the headers
  * do not know pidfd_open. */

@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The bubblewrap launcher: the same sandbox as the native launcher, built by
- * bwrap(1) from its options instead of by our sequencer. It exists for
- * machines where people trust bubblewrap's well-reviewed setup code more
- * than ours, and as a second implementation the tests compare ours with.
+ * bwrap(1) from its options instead of by our sequencer. Both consume one
+ * plan (plan.c): the files, environment, seccomp program, cgroup leaf and
+ * rlimits come from it, translated here into options; nothing about what
+ * the sandbox holds is decided in this file. It exists for machines where
+ * people trust bubblewrap's well-reviewed setup code more than ours, and as
+ * a second implementation the tests compare ours with
+ * (tests/integration/bwrap: the same files, mounts, rlimits and privileges
+ * under both).
  *
  *   runtime ──clone3──> bwrap (the "monitor", outside, in our cgroup)
  *                         └─ clone ─> sandboxed child (pid 1 of its pid ns,
@@ -347,16 +352,9 @@ static void argv_free(struct argv_builder *a)
         *a = (struct argv_builder) {};
 }
 
-static void ro_bind(struct argv_builder *a, const char *path)
+static int build_argv(const struct nk_sandbox_plan *plan, bool have_size, bool have_status, struct argv_builder *a)
 {
-        arg(a, "--ro-bind");
-        arg(a, path);
-        arg(a, path);
-}
-
-static int build_argv(const struct nk_sandbox_config *sc, const struct nk_pathset *deps, bool have_size,
-                      bool have_status, struct argv_builder *a)
-{
+        const struct nk_sandbox_config *sc = &plan->cfg;
         arg(a, "bwrap");
         /* --unshare-all only tries the user and cgroup namespaces: insist. */
         arg(a, "--unshare-all");
@@ -374,50 +372,41 @@ static int build_argv(const struct nk_sandbox_config *sc, const struct nk_pathse
         arg(a, "--cap-drop");
         arg(a, "ALL");
         /* No --clearenv (0.6.0 and later): bwrap itself is started with an
-         * empty environment, which is what the host inherits, with what
-         * nk_sandbox_env gives. */
-        char **env;
-        size_t nenv;
-        if (nk_sandbox_env(sc, 0, &env, &nenv) < 0)
-                return -ENOMEM;
-        for (size_t i = 0; i < nenv; i++) {
-                char *eq = strchr(env[i], '=');
+         * empty environment, which is what the host inherits, with the
+         * plan's (not its exit report's: bwrap's status fd stands in). */
+        for (size_t i = 0; i < plan->env_n; i++) {
+                const char *eq = strchr(plan->env[i], '=');
                 if (!eq)
                         continue;
-                *eq = '\0';
+                _cleanup_free_ char *name = strndup(plan->env[i], (size_t) (eq - plan->env[i]));
+                if (!name)
+                        return -ENOMEM;
                 arg(a, "--setenv");
-                arg(a, env[i]);
+                arg(a, name);
                 arg(a, eq + 1);
         }
-        nk_sandbox_env_free(env);
         /* The file systems first: binds of files that live under /tmp
          * (a build tree, say) must land on the new /tmp, not under it. */
         arg(a, "--proc");
         arg(a, "/proc");
-        /* The four nodes the native root has, not --dev: that would add
-         * tty, pts and shm, and its devpts needs bwrap to nest a second
-         * user namespace. /dev itself is read-only with the root. */
-        for (size_t i = 0; nk_sandbox_dev_nodes[i]; i++) {
-                arg(a, "--dev-bind");
-                arg(a, nk_sandbox_dev_nodes[i]);
-                arg(a, nk_sandbox_dev_nodes[i]);
-        }
         if (have_size && sc->tmp_mb) {
                 arg(a, "--size");
                 argf(a, "%llu", (unsigned long long) sc->tmp_mb << 20);
         }
         arg(a, "--tmpfs");
         arg(a, "/tmp");
-        ro_bind(a, sc->host_binary);
-        ro_bind(a, sc->library);
-        for (size_t i = 0; i < deps->n; i++)
-                if (strcmp(deps->paths[i], sc->host_binary) != 0 && strcmp(deps->paths[i], sc->library) != 0)
-                        ro_bind(a, deps->paths[i]);
-        for (const char *const *p = sc->extra_ro; p && *p; p++)
-                ro_bind(a, *p);
-        for (size_t i = 0; nk_sandbox_sys_files[i]; i++)
-                if (access(nk_sandbox_sys_files[i], R_OK) == 0)
-                        ro_bind(a, nk_sandbox_sys_files[i]);
+        /* Then the plan's mounts, each at its own path: the device nodes the
+         * native root has, not --dev (that would add tty, pts and shm, and
+         * its devpts needs bwrap to nest a second user namespace), and
+         * every file and directory read-only. /dev itself is read-only
+         * with the root. */
+        for (size_t i = 0; i < plan->mounts.n; i++) {
+                const struct nk_mount_entry *e = &plan->mounts.entries[i];
+                const char *at = nk_sandbox_plan_mount_at(plan, e);
+                arg(a, e->kind == NK_MOUNT_DEV ? "--dev-bind" : "--ro-bind");
+                arg(a, e->src);
+                arg(a, at);
+        }
         /* After every mount that needs to create its mount point. */
         arg(a, "--remount-ro");
         arg(a, "/");
@@ -441,73 +430,6 @@ static int build_argv(const struct nk_sandbox_config *sc, const struct nk_pathse
 }
 
 /* ---- the cgroup leaf ---------------------------------------------------------- */
-
-__attribute__((format(printf, 2, 3)))
-static void say(const struct nk_launch_config *cfg, const char *fmt, ...)
-{
-        if (!cfg->log)
-                return;
-        char msg[768];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        cfg->log(cfg->log_arg, msg);
-}
-
-/* The leaf, or the policy's best-effort decision to go without (some of)
- * it, with the same rules and words as the native launcher. Sets
- * *ret_memory when the leaf limits memory. */
-static int prepare_cgroup(const struct nk_launch_config *cfg, const struct nk_sandbox_config *sc,
-                          struct nk_cgroup **ret, bool *ret_memory, struct nk_sandbox_error *err)
-{
-        static atomic_uint counter;
-        unsigned needed = (sc->memory_bytes ? NK_CG_MEMORY : 0) | (sc->pids ? NK_CG_PIDS : 0) |
-                          (sc->cpu_percent ? NK_CG_CPU : 0);
-        struct nk_cgroup_info info;
-        char names[64];
-
-        *ret = NULL;
-        *ret_memory = false;
-        int r = nk_cgroup_detect(sc->cgroup_root, &info, err);
-        if (r < 0) {
-                if (sc->cgroup_required)
-                        return r;
-                say(cfg, "cgroup v2 limits are NOT enforced for %s: %s; falling back to rlimits "
-                         "(RLIMIT_AS from the memory limit, RLIMIT_NOFILE, RLIMIT_FSIZE); pids and cpu are not limited",
-                    sc->library, err->msg);
-                return 0;
-        }
-        unsigned missing = needed & ~info.available;
-        if (missing && sc->cgroup_required)
-                return nk_sandbox_error_set(err, -EOPNOTSUPP,
-                                            "the policy requires cgroup controllers that %s does not delegate: %s "
-                                            "(enable them in its cgroup.subtree_control, e.g. systemd Delegate=yes)",
-                                            info.root, nk_cgroup_mask_name(missing, names, sizeof names));
-        if (missing)
-                say(cfg, "cgroup controllers %s are missing under %s: those limits are NOT enforced for %s%s",
-                    nk_cgroup_mask_name(missing, names, sizeof names), info.root, sc->library,
-                    missing & NK_CG_MEMORY ? " (RLIMIT_AS stands in for memory)" : "");
-        if (!info.writable) {
-                if (sc->cgroup_required)
-                        return nk_sandbox_error_set(err, -EACCES, "cannot create cgroups under %s", info.root);
-                say(cfg, "cannot create cgroups under %s: the host for %s runs without a cgroup leaf", info.root,
-                    sc->library);
-                return 0;
-        }
-        char name[64];
-        snprintf(name, sizeof name, "nifkit-host-bwrap-%d-%u", (int) getpid(), atomic_fetch_add(&counter, 1));
-        r = nk_cgroup_create(&info, name, sc, ret, err);
-        if (r < 0) {
-                if (sc->cgroup_required)
-                        return r;
-                say(cfg, "cgroup leaf not created, limits NOT enforced for %s: %s", sc->library, err->msg);
-                *ret = NULL;
-                return 0;
-        }
-        *ret_memory = (info.available & NK_CG_MEMORY) != 0;
-        return 0;
-}
 
 /* Moves pid into the leaf (bwrap's child, blocked before it execs). */
 static int cgroup_place(struct nk_cgroup *cg, pid_t pid)
@@ -538,32 +460,21 @@ struct child_args {
         gid_t gid;
 };
 
-struct child_report {
-        int code;
-        char what[64];
-};
-
+/* Reports what failed on err_fd and exits (child.h's one format). */
 static _Noreturn void child_fail(int err_fd, int code, const char *what)
 {
-        struct child_report rep = { .code = code };
-        for (size_t i = 0; what[i] && i < sizeof rep.what - 1; i++)
-                rep.what[i] = what[i];
-        (void) !write(err_fd, &rep, sizeof rep);
-        _exit(127);
+        struct nk_child_err e;
+        nk_child_fail(&e, code, what, NULL, NULL);
+        nk_child_report(err_fd, &e);
 }
 
 /* The child of clone3 is a copy of one thread of a possibly multithreaded
  * process: system calls only until exec. */
 static _Noreturn void child_exec(const struct child_args *a)
 {
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
         /* Ignored signals stay ignored across exec; bwrap's monitor relies
          * on SIGCHLD, which BEAM may ignore. */
-        for (int s = 1; s < NSIG; s++)
-                if (s != SIGKILL && s != SIGSTOP)
-                        signal(s, SIG_DFL);
+        nk_child_reset_signals();
 
         /* First out of the way of 0..8, then into place: a source may sit
          * on another one's target. dup2 clears close-on-exec. */
@@ -806,20 +717,13 @@ static pid_t spawn(const struct child_args *args)
  * exit status, or -1 if it was killed. */
 static int abandon(pid_t pid)
 {
-        siginfo_t si = {};
-        kill(pid, SIGKILL);
-        while (waitid(P_PID, (id_t) pid, &si, WEXITED | __WALL) < 0 && errno == EINTR)
-                ;
-        return si.si_code == CLD_EXITED ? si.si_status : -1;
+        return nk_child_kill_and_reap(pid, -1);
 }
 
 /* What launch holds until the host runs; freed on every path. */
 struct launch_state {
-        struct nk_pathset deps;
+        struct nk_sandbox_plan *plan;
         struct argv_builder argv;
-        struct nk_seccomp_program seccomp;
-        bool have_seccomp;
-        struct nk_cgroup *cgroup;
         int seccomp_fd;
         int pipes[6][2];        /* info, block, err, status, stdout, stderr */
         int null_fd;
@@ -827,11 +731,8 @@ struct launch_state {
 
 static void state_free(struct launch_state *s)
 {
-        nk_pathset_free(&s->deps);
+        nk_sandbox_plan_free(s->plan);
         argv_free(&s->argv);
-        if (s->have_seccomp)
-                nk_seccomp_free(&s->seccomp);
-        nk_cgroup_destroy(s->cgroup);
         nk_closep(&s->seccomp_fd);
         nk_closep(&s->null_fd);
         for (int i = 0; i < 6; i++)
@@ -839,50 +740,42 @@ static void state_free(struct launch_state *s)
                         nk_closep(&s->pipes[i][j]);
 }
 
+/* The plan, as bwrap's options and descriptors. */
 static int prepare(const struct nk_launch_config *cfg, const struct nk_sandbox_config *sc, const char *bwrap,
-                   struct launch_state *s, struct nk_rlimits_plan *ret_rlimits, struct nk_sandbox_error *err)
+                   struct launch_state *s, struct nk_sandbox_error *err)
 {
         unsigned version = 0;
         int r = bwrap_version(bwrap, &version);
         if (r < 0)
                 return nk_sandbox_error_set(err, r, "cannot tell the version of %s: %s", bwrap, strerror(-r));
+        r = nk_sandbox_prepare(sc, cfg->log, cfg->log_arg, &s->plan, err);
+        if (r < 0)
+                return r;
         /* --size came with 0.7.0, and a setuid bwrap refuses it. */
         struct stat st;
         bool setuid_bwrap = stat(bwrap, &st) == 0 && (st.st_mode & S_ISUID);
         bool have_size = version >= 700 && !setuid_bwrap;
         if (!have_size && sc->tmp_mb)
-                say(cfg, "%s %s: /tmp of the host for %s is not size-limited (RLIMIT_FSIZE still bounds each file)",
-                    bwrap, setuid_bwrap ? "is setuid and refuses --size" : "is older than 0.7.0 and has no --size",
-                    sc->library);
-
-        r = nk_elf_resolve_host(sc, &s->deps, err);
-        if (r < 0)
-                return r;
+                nk_sandbox_plan_log(s->plan,
+                                    "%s %s: /tmp of the host for %s is not size-limited (RLIMIT_FSIZE still bounds each file)",
+                                    bwrap,
+                                    setuid_bwrap ? "is setuid and refuses --size" : "is older than 0.7.0 and has no --size",
+                                    sc->library);
         /* --json-status-fd came with 0.4.0; without it an exit status the
          * kernel reaped is lost on kernels before 6.15, as it is natively. */
-        if (build_argv(sc, &s->deps, have_size, version >= 400, &s->argv) < 0)
+        if (build_argv(s->plan, have_size, version >= 400, &s->argv) < 0)
                 return nk_sandbox_error_set(err, -ENOMEM, "out of memory");
 
-        r = nk_seccomp_build(&s->seccomp, err);
-        if (r < 0)
-                return r;
-        s->have_seccomp = true;
         /* A memfd, not a pipe: bwrap reads it to EOF, and a program larger
          * than a pipe's buffer would block us. */
         s->seccomp_fd = memfd_create("nifkit-seccomp", MFD_CLOEXEC);
         if (s->seccomp_fd < 0)
                 return nk_sandbox_error_set(err, -errno, "memfd_create: %m");
-        r = nk_seccomp_write(&s->seccomp, s->seccomp_fd);
+        r = nk_seccomp_write(&s->plan->seccomp, s->seccomp_fd);
         if (r >= 0 && lseek(s->seccomp_fd, 0, SEEK_SET) < 0)
                 r = -errno;
         if (r < 0)
                 return nk_sandbox_error_set(err, r, "writing the seccomp program: %s", strerror(-r));
-
-        bool cg_memory;
-        r = prepare_cgroup(cfg, sc, &s->cgroup, &cg_memory, err);
-        if (r < 0)
-                return r;
-        nk_rlimits_prepare(sc, !cg_memory, ret_rlimits);
 
         s->null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (s->null_fd < 0)
@@ -898,21 +791,20 @@ static int prepare(const struct nk_launch_config *cfg, const struct nk_sandbox_c
 static int start(const struct nk_sandbox_config *sc, const char *bwrap, pid_t pid, struct launch_state *s,
                  struct nk_sandbox_error *err)
 {
-        struct child_report rep;
-        ssize_t n;
-        do
-                n = read(s->pipes[2][0], &rep, sizeof rep);
-        while (n < 0 && errno == EINTR);
-        if (n == (ssize_t) sizeof rep) {
+        struct nk_child_err rep;
+        int r = nk_child_read_report(s->pipes[2][0], &rep);
+        if (r != 0) {
                 abandon(pid);
-                rep.what[sizeof rep.what - 1] = '\0';
+                if (r < 0)
+                        return nk_sandbox_error_set(err, -EIO, "cannot start %s for %s: no reason given", bwrap,
+                                                    sc->library);
                 return nk_sandbox_error_set(err, rep.code, "cannot start %s for %s: %s: %s", bwrap, sc->library,
                                             rep.what, strerror(-rep.code));
         }
 
         char info[INFO_MAX];
         size_t len;
-        int r = read_all(s->pipes[0][0], info, sizeof info, INFO_TIMEOUT_MS, &len);
+        r = read_all(s->pipes[0][0], info, sizeof info, INFO_TIMEOUT_MS, &len);
         pid_t child;
         if (r >= 0)
                 r = nk_bwrap_parse_child_pid(info, &child);
@@ -930,15 +822,16 @@ static int start(const struct nk_sandbox_config *sc, const char *bwrap, pid_t pi
          * let it go on to exec the host outside its leaf. Its pid is its
          * own while it waits for us; only if its own setup already failed
          * has the monitor reaped it (and the monitor then exits too). */
-        if (s->cgroup) {
-                r = cgroup_place(s->cgroup, child);
+        if (s->plan->cgroup) {
+                r = cgroup_place(s->plan->cgroup, child);
                 if (r < 0) {
                         kill(child, SIGKILL);
                         abandon(pid);
                         return nk_sandbox_error_set(err, r, "cannot move the host for %s into %s: %s", sc->library,
-                                                    nk_cgroup_path(s->cgroup), strerror(-r));
+                                                    nk_cgroup_path(s->plan->cgroup), strerror(-r));
                 }
         }
+        ssize_t n;
         do
                 n = write(s->pipes[1][1], "1", 1);
         while (n < 0 && errno == EINTR);
@@ -961,8 +854,6 @@ static int bwrap_launch(const struct nk_launch_config *cfg, int channel_fd, stru
         sc.host_binary = cfg->host_binary;
         sc.library = cfg->library;
         nk_sandbox_fill_defaults(&sc);
-        if (!sc.host_binary || sc.host_binary[0] != '/' || !sc.library || sc.library[0] != '/')
-                return nk_sandbox_error_set(err, -EINVAL, "the host binary and the library need absolute paths");
 
         char bwrap[PATH_MAX];
         if (nk_bwrap_find(getenv("PATH"), bwrap, sizeof bwrap) < 0)
@@ -971,8 +862,7 @@ static int bwrap_launch(const struct nk_launch_config *cfg, int channel_fd, stru
 
         struct launch_state s = { .seccomp_fd = -1, .null_fd = -1,
                                   .pipes = { { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 }, { -1, -1 } } };
-        struct nk_rlimits_plan rlimits;
-        int r = prepare(cfg, &sc, bwrap, &s, &rlimits, err);
+        int r = prepare(cfg, &sc, bwrap, &s, err);
         if (r < 0)
                 goto out;
 
@@ -982,7 +872,7 @@ static int bwrap_launch(const struct nk_launch_config *cfg, int channel_fd, stru
                 .fds = { s.null_fd, s.pipes[4][1], s.pipes[5][1], channel_fd, s.pipes[0][1], s.pipes[1][0],
                          s.seccomp_fd, s.pipes[3][1] },
                 .err_fd = s.pipes[2][1],
-                .rlimits = &rlimits,
+                .rlimits = &s.plan->rlimits,
                 .set_ids = sc.outside_uid != geteuid() || sc.outside_gid != getegid(),
                 .uid = sc.outside_uid,
                 .gid = sc.outside_gid,
@@ -1023,8 +913,8 @@ static int bwrap_launch(const struct nk_launch_config *cfg, int channel_fd, stru
         (void) nk_drain_start(&s.pipes[4][0], &s.pipes[5][0], &drain);
         int pidfd = nk_child_pidfd_open(pid);
         *ret_child = (struct nk_child) { .pid = pid, .pidfd = pidfd >= 0 ? pidfd : -1,
-                                         .cgroup = TAKE_PTR(s.cgroup), .drain = drain,
-                                         .memory_by_rlimit = rlimits.as_bytes != 0 };
+                                         .memory_by_rlimit = nk_sandbox_plan_memory_by_rlimit(s.plan),
+                                         .cgroup = TAKE_PTR(s.plan->cgroup), .drain = drain };
         r = 0;
 out:
         state_free(&s);

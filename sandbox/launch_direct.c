@@ -28,14 +28,11 @@
 extern char **environ;
 
 /* Runs in the forked child of a possibly multithreaded parent: only
- * async-signal-safe calls until exec. On failure writes errno to err_fd. */
+ * async-signal-safe calls until exec. On failure reports on err_fd. */
 static _Noreturn void child_exec(const struct nk_launch_config *cfg, int channel_fd, int err_fd)
 {
-        int e;
-        sigset_t all;
-        sigemptyset(&all);
-        sigprocmask(SIG_SETMASK, &all, NULL);
-        signal(SIGPIPE, SIG_DFL);
+        struct nk_child_err e;
+        nk_child_reset_signals();
 
         /* Move err_fd out of the way of the channel's number first. */
         if (err_fd == NK_HOST_CHANNEL_FD) {
@@ -63,10 +60,11 @@ static _Noreturn void child_exec(const struct nk_launch_config *cfg, int channel
 
         char *const argv[] = { (char *) "nifkit-host", (char *) "--fd", (char *) "3", NULL };
         execve(cfg->host_binary, argv, environ);
+        nk_child_fail(&e, -errno, "executing '", cfg->host_binary, "'");
+        nk_child_report(err_fd, &e);
 fail:
-        e = errno;
-        (void) !write(err_fd, &e, sizeof e);
-        _exit(127);
+        nk_child_fail(&e, -errno, "moving the channel to fd 3", NULL, NULL);
+        nk_child_report(err_fd, &e);
 }
 
 static int direct_launch(const struct nk_launch_config *cfg, int channel_fd, struct nk_child *ret_child)
@@ -86,21 +84,23 @@ static int direct_launch(const struct nk_launch_config *cfg, int channel_fd, str
                 return pid;
         if (pid == 0)
                 child_exec(cfg, channel_fd, wr);
+        _cleanup_child_ struct nk_child_pending pending = { .pid = pid, .pidfd = -1 };
 
         nk_closep(&wr);
         wr = -1;
         /* The pipe closes on exec: EOF means the exec succeeded. */
-        int child_errno = 0;
-        ssize_t n;
-        do
-                n = read(rd, &child_errno, sizeof child_errno);
-        while (n < 0 && errno == EINTR);
-        if (n == (ssize_t) sizeof child_errno) {
-                while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
-                        ;
-                return child_errno > 0 ? -child_errno : -EIO;
+        struct nk_child_err e;
+        int r = nk_child_read_report(rd, &e);
+        if (r < 0)
+                return r;
+        if (r > 0) {
+                if (cfg->err)
+                        nk_sandbox_error_set(cfg->err, e.code, "cannot start the host: %s: %s", e.what,
+                                             strerror(-e.code));
+                return e.code;
         }
 
+        pending.pid = -1;
         int pidfd = nk_child_pidfd_open(pid);
         *ret_child = (struct nk_child) { .pid = pid, .pidfd = pidfd >= 0 ? pidfd : -1 };
         return 0;
@@ -123,20 +123,6 @@ static int direct_wait(struct nk_child *child, int timeout_ms, struct nk_child_e
         child->reaped = true;
         nk_child_exit_from_siginfo(&si, ret);
         return 0;
-}
-
-void nk_child_release(struct nk_child *child)
-{
-        if (!child)
-                return;
-        nk_closep(&child->pidfd);
-        child->pidfd = -1;
-        nk_cgroup_destroy(child->cgroup);
-        child->cgroup = NULL;
-        nk_exit_report_free(child->report);
-        child->report = NULL;
-        nk_drain_stop(child->drain);
-        child->drain = NULL;
 }
 
 const struct nk_launcher nk_launcher_direct = {

@@ -12,7 +12,6 @@
 #include <signal.h>
 #include <string.h>
 #include <stdint.h>
-#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,10 +24,6 @@
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
-
-struct nk_exit_report {
-        int fd;         /* read end, non-blocking */
-};
 
 static int native_launch(const struct nk_launch_config *cfg, int channel_fd, struct nk_child *ret_child)
 {
@@ -98,93 +93,6 @@ static int native_kill(struct nk_child *child, int signo)
         if (syscall(SYS_pidfd_send_signal, child->pidfd, signo, NULL, 0) < 0)
                 return -errno;
         return 0;
-}
-
-/* The pidfd info of Linux 6.15, spelled out for older headers. */
-struct pidfd_info_v0 {
-        uint64_t mask;
-        uint64_t cgroupid;
-        uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
-        int32_t exit_code;
-};
-#define NK_PIDFD_GET_INFO _IOWR(0xFF, 11, struct pidfd_info_v0)
-#define NK_PIDFD_INFO_EXIT (1ULL << 3)
-
-static void fill_exit_status(int status, struct nk_child_exit *ret)
-{
-        *ret = (struct nk_child_exit) {};
-        if (WIFSIGNALED(status)) {
-                ret->signo = WTERMSIG(status);
-                ret->core_dumped = WCOREDUMP(status);
-        } else {
-                ret->status = WEXITSTATUS(status);
-        }
-}
-
-/* How long a dead host's status may take to appear on its pidfd. */
-#define PIDFD_EXIT_WAIT_US 1000000
-
-int nk_pidfd_exit(int pidfd, struct nk_child_exit *ret)
-{
-        /* Where SIGCHLD is ignored the kernel reaps the host itself; Linux
-         * 6.15 keeps the status for the pidfd's holder. Before that it is
-         * lost: ECHILD. The kernel takes an auto-reaped child off the
-         * parent's list (waitid: ECHILD) a moment before it records the
-         * status, so a kernel that records it is asked again, briefly,
-         * rather than a death told as unknown (the chaos suite found the
-         * window under load). */
-        unsigned step = 50, waited = 0;
-        for (;;) {
-                struct pidfd_info_v0 info = { .mask = NK_PIDFD_INFO_EXIT };
-                int r = ioctl(pidfd, NK_PIDFD_GET_INFO, &info);
-                if (r < 0 && (errno == ENOTTY || errno == EINVAL))
-                        return -ECHILD;
-                if (r < 0 && errno != ESRCH)
-                        return -errno;
-                if (r == 0 && (info.mask & NK_PIDFD_INFO_EXIT)) {
-                        fill_exit_status(info.exit_code, ret);
-                        return 0;
-                }
-                if (waited >= PIDFD_EXIT_WAIT_US)
-                        return -ECHILD;
-                usleep(step);
-                waited += step;
-                step = step < 10000 ? step * 2 : step;
-        }
-}
-
-int nk_exit_report_read(struct nk_exit_report *report, struct nk_child_exit *ret)
-{
-        if (!report || report->fd < 0)
-                return -ECHILD;
-        /* Written by the host, so not trusted beyond naming a signal. */
-        int sig = 0;
-        ssize_t n = read(report->fd, &sig, sizeof sig);
-        close(report->fd);
-        report->fd = -1;
-        if (n != (ssize_t) sizeof sig || sig <= 0 || sig >= NSIG)
-                return -ECHILD;
-        *ret = (struct nk_child_exit) { .signo = sig };
-        return 0;
-}
-
-struct nk_exit_report *nk_exit_report_new(int fd)
-{
-        struct nk_exit_report *r = malloc(sizeof *r);
-        if (!r) {
-                close(fd);
-                return NULL;
-        }
-        r->fd = fd;
-        return r;
-}
-
-void nk_exit_report_free(struct nk_exit_report *report)
-{
-        if (!report)
-                return;
-        nk_closep(&report->fd);
-        free(report);
 }
 
 static int native_wait(struct nk_child *child, int timeout_ms, struct nk_child_exit *ret)

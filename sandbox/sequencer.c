@@ -3,9 +3,9 @@
  * The one place that decides in which order the sandbox is built
  * (DESIGN.md, "The sandbox"):
  *
- *   parent, before clone3: ELF dependencies, mount plan, netlink message,
- *       capabilities to drop, seccomp program, cgroup leaf (or the
- *       best-effort decision), rlimits;
+ *   parent, before clone3: the plan (plan.c: ELF dependencies, mounts,
+ *       netlink message, capabilities to drop, seccomp program, cgroup
+ *       leaf or the best-effort decision, rlimits);
  *   clone3: new user, mount, network, pid, ipc, uts and cgroup namespaces,
  *       a pidfd, placed in the leaf (CLONE_INTO_CGROUP), exit_signal 0;
  *   parent: setgroups deny, uid_map, gid_map, then releases the child;
@@ -33,8 +33,6 @@
 #include <sched.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,218 +70,6 @@ struct clone_args_v2 {
         uint64_t set_tid_size;
         uint64_t cgroup;
 };
-
-struct nk_sandbox_plan {
-        struct nk_sandbox_config cfg;
-        char *host_binary;
-        char *library;
-        struct nk_pathset deps;
-        struct nk_pathset extra;        /* the caller's extra_ro and the library's directory */
-        struct nk_mount_plan mounts;
-        int *fds;               /* room for the child's O_PATH fds, one per mount */
-        struct nk_netns_plan net;
-        struct nk_rlimits_plan rlimits;
-        struct nk_caps_plan caps;
-        struct nk_seccomp_program seccomp;
-        bool have_seccomp;
-        struct nk_cgroup *cgroup;
-        bool cgroup_required;
-        nk_sandbox_log_fn log;
-        void *log_arg;
-        char **env;             /* nk_sandbox_env's, and NIFKIT_REPORT_FD */
-};
-
-int nk_child_fail(struct nk_child_err *e, int code, const char *a, const char *b, const char *c)
-{
-        const char *parts[] = { a, b, c };
-        size_t w = 0;
-        for (size_t i = 0; i < NK_ARRAY_SIZE(parts) && parts[i]; i++)
-                for (const char *s = parts[i]; *s && w < sizeof e->what - 1; s++)
-                        e->what[w++] = *s;
-        e->what[w] = '\0';
-        e->code = code;
-        return code;
-}
-
-__attribute__((format(printf, 2, 3)))
-static void plan_log(const struct nk_sandbox_plan *p, const char *fmt, ...)
-{
-        char msg[768];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        if (p->log)
-                p->log(p->log_arg, msg);
-}
-
-static unsigned needed_controllers(const struct nk_sandbox_config *cfg)
-{
-        return (cfg->memory_bytes ? NK_CG_MEMORY : 0) | (cfg->pids ? NK_CG_PIDS : 0) |
-               (cfg->cpu_percent ? NK_CG_CPU : 0);
-}
-
-/* The cgroup leaf, or the best-effort decision to go without (some of) it.
- * Sets *ret_memory when the leaf limits memory. */
-static int prepare_cgroup(struct nk_sandbox_plan *p, bool *ret_memory, struct nk_sandbox_error *err)
-{
-        static atomic_uint counter;
-        const struct nk_sandbox_config *cfg = &p->cfg;
-        unsigned needed = needed_controllers(cfg);
-        struct nk_cgroup_info info;
-        char names[64];
-
-        *ret_memory = false;
-        int r = nk_cgroup_detect(cfg->cgroup_root, &info, err);
-        if (r < 0) {
-                if (cfg->cgroup_required)
-                        return r;
-                plan_log(p, "cgroup v2 limits are NOT enforced for %s: %s; falling back to rlimits "
-                            "(RLIMIT_AS from the memory limit, RLIMIT_NOFILE, RLIMIT_FSIZE); pids and cpu are not limited",
-                         cfg->library, err ? err->msg : "no usable cgroup v2");
-                return 0;
-        }
-        unsigned missing = needed & ~info.available;
-        if (missing && cfg->cgroup_required)
-                return nk_sandbox_error_set(err, -EOPNOTSUPP,
-                                            "the policy requires cgroup controllers that %s does not delegate: %s "
-                                            "(enable them in its cgroup.subtree_control, e.g. systemd Delegate=yes)",
-                                            info.root, nk_cgroup_mask_name(missing, names, sizeof names));
-        if (missing)
-                plan_log(p, "cgroup controllers %s are missing under %s: those limits are NOT enforced for %s%s",
-                         nk_cgroup_mask_name(missing, names, sizeof names), info.root, cfg->library,
-                         missing & NK_CG_MEMORY ? " (RLIMIT_AS stands in for memory)" : "");
-        if (!info.writable) {
-                if (cfg->cgroup_required)
-                        return nk_sandbox_error_set(err, -EACCES, "cannot create cgroups under %s", info.root);
-                plan_log(p, "cannot create cgroups under %s: the host for %s runs without a cgroup leaf",
-                         info.root, cfg->library);
-                return 0;
-        }
-
-        char name[64];
-        snprintf(name, sizeof name, "nifkit-host-%d-%u", (int) getpid(), atomic_fetch_add(&counter, 1));
-        r = nk_cgroup_create(&info, name, cfg, &p->cgroup, err);
-        if (r < 0) {
-                if (cfg->cgroup_required)
-                        return r;
-                plan_log(p, "cgroup leaf not created, limits NOT enforced for %s: %s", cfg->library,
-                         err ? err->msg : "");
-                p->cgroup = NULL;
-                return 0;
-        }
-        *ret_memory = (info.available & NK_CG_MEMORY) != 0;
-        return 0;
-}
-
-static int prepare_env(struct nk_sandbox_plan *p)
-{
-        size_t n;
-        int r = nk_sandbox_env(&p->cfg, 1, &p->env, &n);
-        if (r < 0)
-                return r;
-        /* Where the host reports the signal it dies of (launcher.h). */
-        if (asprintf(&p->env[n], "NIFKIT_REPORT_FD=%d", NK_HOST_REPORT_FD) < 0) {
-                p->env[n] = NULL;
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-static int prepare_deps(struct nk_sandbox_plan *p, struct nk_sandbox_error *err)
-{
-        return nk_elf_resolve_host(&p->cfg, &p->deps, err);
-}
-
-int nk_sandbox_prepare(const struct nk_sandbox_config *cfg, nk_sandbox_log_fn log, void *log_arg,
-                       struct nk_sandbox_plan **ret, struct nk_sandbox_error *err)
-{
-        if (!cfg->host_binary || cfg->host_binary[0] != '/' || !cfg->library || cfg->library[0] != '/')
-                return nk_sandbox_error_set(err, -EINVAL, "the host binary and the library need absolute paths");
-
-        struct nk_sandbox_plan *p = calloc(1, sizeof *p);
-        if (!p)
-                return nk_sandbox_error_set(err, -ENOMEM, "out of memory");
-        p->cfg = *cfg;
-        p->log = log;
-        p->log_arg = log_arg;
-        p->host_binary = strdup(cfg->host_binary);
-        p->library = strdup(cfg->library);
-        int r = -ENOMEM;
-        if (!p->host_binary || !p->library || prepare_env(p) < 0) {
-                nk_sandbox_error_set(err, r, "out of memory");
-                goto fail;
-        }
-        p->cfg.host_binary = p->host_binary;
-        p->cfg.library = p->library;
-        p->cfg.extra_ro = NULL;
-
-        r = prepare_deps(p, err);
-        if (r < 0)
-                goto fail;
-        for (size_t i = 0; cfg->extra_ro && cfg->extra_ro[i] && r >= 0; i++)
-                r = nk_pathset_add(&p->extra, cfg->extra_ro[i]);
-        if (r >= 0)
-                r = nk_pathset_add(&p->extra, "");      /* room for the terminating NULL */
-        if (r < 0) {
-                nk_sandbox_error_set(err, r, "out of memory");
-                goto fail;
-        }
-        free(p->extra.paths[p->extra.n - 1]);
-        p->extra.paths[--p->extra.n] = NULL;
-        p->cfg.extra_ro = (const char *const *) p->extra.paths;
-        r = nk_mount_prepare(&p->cfg, &p->deps, &p->mounts, err);
-        if (r < 0)
-                goto fail;
-        p->fds = calloc(p->mounts.n ? p->mounts.n : 1, sizeof *p->fds);
-        if (!p->fds) {
-                r = nk_sandbox_error_set(err, -ENOMEM, "out of memory");
-                goto fail;
-        }
-        r = nk_netns_prepare(&p->net, err);
-        if (r < 0)
-                goto fail;
-        r = nk_caps_prepare(&p->caps, err);
-        if (r < 0)
-                goto fail;
-        r = nk_seccomp_build(&p->seccomp, err);
-        if (r < 0)
-                goto fail;
-        p->have_seccomp = true;
-        bool cg_memory;
-        r = prepare_cgroup(p, &cg_memory, err);
-        if (r < 0)
-                goto fail;
-        nk_rlimits_prepare(&p->cfg, !cg_memory, &p->rlimits);
-        *ret = p;
-        return 0;
-fail:
-        nk_sandbox_plan_free(p);
-        return r;
-}
-
-bool nk_sandbox_plan_memory_by_rlimit(const struct nk_sandbox_plan *p)
-{
-        return p->rlimits.as_bytes != 0;
-}
-
-void nk_sandbox_plan_free(struct nk_sandbox_plan *p)
-{
-        if (!p)
-                return;
-        nk_pathset_free(&p->deps);
-        nk_pathset_free(&p->extra);
-        nk_mount_plan_free(&p->mounts);
-        free(p->fds);
-        nk_netns_plan_free(&p->net);
-        if (p->have_seccomp)
-                nk_seccomp_free(&p->seccomp);
-        nk_cgroup_destroy(p->cgroup);
-        nk_sandbox_env_free(p->env);
-        free(p->host_binary);
-        free(p->library);
-        free(p);
-}
 
 /* ---- the child ------------------------------------------------------------- */
 
@@ -333,19 +119,10 @@ static int child_steps(struct nk_sandbox_plan *p, struct nk_child_fds *fds, int 
 static _Noreturn void child_main(struct nk_sandbox_plan *p, struct nk_child_fds fds)
 {
         int sync_fd = fds.sync;
-        /* Handlers are the caller's code: none may run here. */
-        struct sigaction dfl = { .sa_handler = SIG_DFL };
-        for (int sig = 1; sig < NSIG; sig++)
-                if (sig != SIGKILL && sig != SIGSTOP)
-                        (void) sigaction(sig, &dfl, NULL);
-        sigset_t none;
-        sigemptyset(&none);
-        (void) sigprocmask(SIG_SETMASK, &none, NULL);
-
+        nk_child_reset_signals();
         struct nk_child_err e = { 0 };
         (void) child_steps(p, &fds, &sync_fd, &e);
-        (void) !write(sync_fd, &e, sizeof e);
-        _exit(127);
+        nk_child_report(sync_fd, &e);
 }
 
 /* ---- the parent ---------------------------------------------------------------- */
@@ -376,14 +153,6 @@ static int do_clone(struct nk_sandbox_plan *p, struct nk_child_fds fds, bool int
         return pid < 0 ? -saved : (int) pid;
 }
 
-static void kill_and_reap(int pidfd)
-{
-        siginfo_t si;
-        (void) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-        while (waitid((idtype_t) P_PIDFD, (id_t) pidfd, &si, WEXITED | __WALL) < 0 && errno == EINTR)
-                ;
-}
-
 int nk_sandbox_spawn(struct nk_sandbox_plan *p, int channel_fd, int out_fd, int err_fd, int report_fd,
                      pid_t *ret_pid, int *ret_pidfd, struct nk_cgroup **ret_cgroup, struct nk_sandbox_error *err)
 {
@@ -398,8 +167,8 @@ int nk_sandbox_spawn(struct nk_sandbox_plan *p, int channel_fd, int out_fd, int 
                                           .report = report_fd };
         int pid = do_clone(p, fds, p->cgroup != NULL, &pidfd);
         if (pid < 0 && p->cgroup && !p->cfg.cgroup_required) {
-                plan_log(p, "cannot start the host for %s in cgroup %s (%s): it runs without a cgroup leaf",
-                         p->library, nk_cgroup_path(p->cgroup), strerror(-pid));
+                nk_sandbox_plan_log(p, "cannot start the host for %s in cgroup %s (%s): it runs without a cgroup leaf",
+                                    p->library, nk_cgroup_path(p->cgroup), strerror(-pid));
                 nk_cgroup_destroy(p->cgroup);
                 p->cgroup = NULL;
                 pid = do_clone(p, fds, false, &pidfd);
@@ -407,40 +176,30 @@ int nk_sandbox_spawn(struct nk_sandbox_plan *p, int channel_fd, int out_fd, int 
         if (pid < 0)
                 return nk_sandbox_error_set(err, pid, "clone3 into new namespaces failed: %s%s", strerror(-pid),
                                             pid == -ENOSYS ? " (clone3 needs Linux 5.3)" : "");
+        /* From here until it runs the host, leaving kills and reaps it. */
+        _cleanup_child_ struct nk_child_pending pending = { .pid = pid, .pidfd = pidfd };
         nk_closep(&sync_child);
         sync_child = -1;
 
         int r = nk_userns_parent(pid, &p->cfg, err);
-        if (r < 0) {
-                kill_and_reap(pidfd);
+        if (r < 0)
                 return r;
-        }
         char go = 1;
-        if (write(sync_parent, &go, 1) != 1) {
-                r = nk_sandbox_error_set(err, -errno, "cannot release the host: %s", strerror(errno));
-                kill_and_reap(pidfd);
-                return r;
-        }
+        if (write(sync_parent, &go, 1) != 1)
+                return nk_sandbox_error_set(err, -errno, "cannot release the host: %s", strerror(errno));
 
         /* EOF: exec succeeded and closed the child's end. */
-        struct nk_child_err e = { 0 };
-        ssize_t n;
-        do
-                n = read(sync_parent, &e, sizeof e);
-        while (n < 0 && errno == EINTR);
-        if (n != 0) {
-                kill_and_reap(pidfd);
-                if (n != (ssize_t) sizeof e || e.code >= 0)
-                        return nk_sandbox_error_set(err, -EIO, "the host's sandbox set-up failed without a reason");
-                e.what[sizeof e.what - 1] = '\0';
+        struct nk_child_err e;
+        r = nk_child_read_report(sync_parent, &e);
+        if (r < 0)
+                return nk_sandbox_error_set(err, -EIO, "the host's sandbox set-up failed without a reason");
+        if (r > 0)
                 return nk_sandbox_error_set(err, e.code, "sandbox set-up failed: %s: %s", e.what, strerror(-e.code));
-        }
 
         r = nk_caps_verify(pid, err);
-        if (r < 0 && r != -ESRCH) {
-                kill_and_reap(pidfd);
+        if (r < 0 && r != -ESRCH)
                 return r;
-        }
+        pending.pid = -1;
         *ret_pid = pid;
         *ret_pidfd = TAKE_FD(pidfd);
         *ret_cgroup = TAKE_PTR(p->cgroup);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The native launcher's primitives (userns.c, mount.c, elfdeps.c, netns.c,
- * caps.c, rlimits.c, fds.c) and the sequencer that alone orders them.
+ * The sandbox's primitives (userns.c, mount.c, elfdeps.c, netns.c, caps.c,
+ * rlimits.c, fds.c), the plan both launchers consume (plan.c) and the
+ * native launcher's sequencer that alone orders the primitives.
  *
  * Every primitive that needs memory prepares it in the parent, before
  * clone3, into a struct nk_sandbox_plan; its child step then only makes
@@ -10,8 +11,9 @@
  * broadcast and anything else that may take a lock are off limits there.
  *
  * Child steps return 0 or a negative errno and fill a struct nk_child_err
- * with what they were doing; the sequencer sends it to the parent, which
- * appends strerror() (not async-signal-safe, so never called in the child).
+ * (child.h) with what they were doing; the sequencer reports it to the
+ * parent, which appends strerror() (not async-signal-safe, so never called
+ * in the child).
  */
 #ifndef NIFKIT_SEQUENCER_H
 #define NIFKIT_SEQUENCER_H
@@ -21,16 +23,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "child.h"
 #include "sandbox.h"
-
-/* What a failed child step was doing; built without formatting functions. */
-struct nk_child_err {
-        int code;               /* negative errno */
-        char what[256];
-};
-
-/* Fills e from up to three strings (NULL ends early); returns code. */
-int nk_child_fail(struct nk_child_err *e, int code, const char *a, const char *b, const char *c);
 
 /* ---- ELF dependencies (elfdeps.c) ----------------------------------------- */
 
@@ -186,16 +180,47 @@ int nk_caps_child(const struct nk_caps_plan *plan, struct nk_child_err *e);
  * capability or bounding-set entry is left. */
 int nk_caps_verify(pid_t pid, struct nk_sandbox_error *err);
 
-/* ---- the sequencer (sequencer.c) ---------------------------------------------- */
-
-struct nk_sandbox_plan;
+/* ---- the plan (plan.c) ---------------------------------------------------------- */
 
 /* Messages about what is not enforced (best-effort cgroup). */
 typedef void (*nk_sandbox_log_fn)(void *arg, const char *msg);
 
-/* Parent, before clone: everything the child will need. */
+/* One host's sandbox, decided before any process exists, the same for
+ * every launcher: the native one executes it, the bubblewrap one
+ * translates it into options. Read-only once prepared, but for the
+ * cgroup leaf, which passes to the host's nk_child (TAKE_PTR). */
+struct nk_sandbox_plan {
+        struct nk_sandbox_config cfg;   /* host_binary, library, extra_ro point into the plan */
+        char *host_binary;
+        char *library;
+        struct nk_pathset deps;         /* what the loader opens (nk_elf_resolve_host) */
+        struct nk_pathset extra;        /* the caller's extra_ro */
+        struct nk_mount_plan mounts;    /* every path the host sees, at its own path */
+        struct nk_rlimits_plan rlimits;
+        struct nk_caps_plan caps;
+        struct nk_seccomp_program seccomp;
+        bool have_seccomp;
+        struct nk_cgroup *cgroup;       /* the leaf, or NULL (best effort) */
+        char **env;                     /* env_n entries for every launcher, then NIFKIT_REPORT_FD */
+        size_t env_n;
+        nk_sandbox_log_fn log;
+        void *log_arg;
+        /* The native launcher's own: loopback's netlink message, and room
+         * for the child's O_PATH fds, one per mount. */
+        struct nk_netns_plan net;
+        int *fds;
+};
+
+/* Parent, before clone: everything the sandbox holds. */
 int nk_sandbox_prepare(const struct nk_sandbox_config *cfg, nk_sandbox_log_fn log, void *log_arg,
                        struct nk_sandbox_plan **ret, struct nk_sandbox_error *err);
+/* Tells the plan's log what is not enforced. */
+void nk_sandbox_plan_log(const struct nk_sandbox_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Where mount entry e is in the host's root. */
+const char *nk_sandbox_plan_mount_at(const struct nk_sandbox_plan *p, const struct nk_mount_entry *e);
+
+/* ---- the sequencer (sequencer.c) ---------------------------------------------- */
+
 /* Clones the host into its namespaces, runs the parent and child steps and
  * execs nifkit-host with channel_fd as fd 3, out_fd and err_fd (or -1) as
  * its stdout and stderr. On success the host runs, and

@@ -7,6 +7,11 @@
  *   "report"   one datagram of "key=value" lines (ids, pid, capabilities,
  *              seccomp, no_new_privs, descriptors, mounts, network,
  *              namespaces, rlimits, environment, /dev)
+ *   "sandbox"  what the sandbox holds, as lines that do not depend on the
+ *              launcher that built it: every path visible below / (but
+ *              inside /proc and /tmp) with its type, the mount points,
+ *              every rlimit, the privileges and the filter; in datagrams
+ *              of at most 16 KiB, then an empty one
  *   "exit N"   exits with status N
  *   "crash"    dies of a real SIGSEGV (a pid 1 ignores one it raises)
  *   "hang"     waits to be killed
@@ -24,6 +29,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -31,7 +37,7 @@
 
 extern char **environ;
 
-static char report[16384];
+static char report[1 << 20];
 static size_t used;
 
 __attribute__((format(printf, 1, 2)))
@@ -212,6 +218,61 @@ static void build_report(int argc, char **argv)
         put_dir("root", "/");
 }
 
+/* Every path below dir, depth first, with its type. */
+static void walk(const char *dir)
+{
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                        continue;
+                char path[4096];
+                snprintf(path, sizeof path, "%s/%s", strcmp(dir, "/") == 0 ? "" : dir, e->d_name);
+                struct stat st;
+                char type = '?';
+                if (lstat(path, &st) == 0)
+                        type = S_ISDIR(st.st_mode) ? 'd' : S_ISREG(st.st_mode) ? 'f' : S_ISLNK(st.st_mode) ? 'l' :
+                               S_ISCHR(st.st_mode) ? 'c' : 'o';
+                put("path=%s %c\n", path, type);
+                if (type == 'd' && strcmp(path, "/proc") != 0 && strcmp(path, "/tmp") != 0)
+                        walk(path);
+        }
+        if (d)
+                closedir(d);
+}
+
+static void build_sandbox(void)
+{
+        walk("/");
+        char line[1024];
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+        while (f && fgets(line, sizeof line, f)) {
+                char point[1024];
+                if (sscanf(line, "%*s %*s %*s %*s %1023s", point) == 1)
+                        put("mountpoint=%s\n", point);
+        }
+        if (f)
+                fclose(f);
+        for (int r = 0; r < RLIM_NLIMITS; r++) {
+                struct rlimit rl;
+                if (getrlimit(r, &rl) == 0)
+                        put("rlimit%d=%llu %llu\n", r, (unsigned long long) rl.rlim_cur,
+                             (unsigned long long) rl.rlim_max);
+        }
+        static const char *const status[] = { "CapEff", "CapPrm", "CapInh", "CapBnd", "CapAmb", "NoNewPrivs",
+                                              "Seccomp", "Seccomp_filters", NULL };
+        f = fopen("/proc/self/status", "re");
+        while (f && fgets(line, sizeof line, f))
+                for (const char *const *k = status; *k; k++) {
+                        size_t len = strlen(*k);
+                        if (strncmp(line, *k, len) == 0 && line[len] == ':')
+                                put("%s", line);
+                }
+        if (f)
+                fclose(f);
+        put("uid=%u gid=%u\n", (unsigned) getuid(), (unsigned) getgid());
+}
+
 int main(int argc, char **argv)
 {
         char cmd[64];
@@ -224,6 +285,16 @@ int main(int argc, char **argv)
                         used = 0;
                         build_report(argc, argv);
                         if (send(CHANNEL, report, used, 0) < 0)
+                                return 11;
+                } else if (strcmp(cmd, "sandbox") == 0) {
+                        used = 0;
+                        build_sandbox();
+                        for (size_t off = 0; off < used; off += 16384) {
+                                size_t len = used - off < 16384 ? used - off : 16384;
+                                if (send(CHANNEL, report + off, len, 0) < 0)
+                                        return 11;
+                        }
+                        if (send(CHANNEL, "", 0, 0) < 0)
                                 return 11;
                 } else if (strncmp(cmd, "say ", 4) == 0) {
                         /* To stdout and stderr, one line each. */

@@ -196,8 +196,8 @@ struct probe {
         struct nk_sandbox_config sc;
 };
 
-static int launch_probe_at(struct probe *p, const char *probe, const char *library,
-                           const struct nk_sandbox_config *sc, struct nk_sandbox_error *err)
+static int launch_probe_with(const struct nk_launcher *launcher, struct probe *p, const char *probe,
+                             const char *library, const struct nk_sandbox_config *sc, struct nk_sandbox_error *err)
 {
         int sv[2];
         assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
@@ -208,7 +208,7 @@ static int launch_probe_at(struct probe *p, const char *probe, const char *libra
                 .sandbox = &p->sc,
                 .err = err,
         };
-        int r = nk_launcher_bwrap.launch(&cfg, sv[1], &p->child);
+        int r = launcher->launch(&cfg, sv[1], &p->child);
         close(sv[1]);
         if (r < 0) {
                 close(sv[0]);
@@ -217,6 +217,12 @@ static int launch_probe_at(struct probe *p, const char *probe, const char *libra
         }
         p->fd = sv[0];
         return 0;
+}
+
+static int launch_probe_at(struct probe *p, const char *probe, const char *library,
+                           const struct nk_sandbox_config *sc, struct nk_sandbox_error *err)
+{
+        return launch_probe_with(&nk_launcher_bwrap, p, probe, library, sc, err);
 }
 
 static int launch_probe(struct probe *p, const struct nk_sandbox_config *sc, struct nk_sandbox_error *err)
@@ -535,6 +541,95 @@ static void test_sandbox_report(void **state)
         finish(&p, &ex);
         assert_int_equal(ex.signo, 0);
         assert_int_equal(ex.status, 0);
+}
+
+/* ---- one plan, two launchers ------------------------------------------------------- */
+
+static int cmp_line(const void *a, const void *b)
+{
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* The probe's "sandbox" lines under launcher, sorted; n set. */
+static char **sandbox_lines(const struct nk_launcher *launcher, size_t *ret_n, char **ret_text)
+{
+        struct probe p;
+        struct nk_sandbox_error err = {};
+        struct nk_sandbox_config sc = default_config();
+        int r = launch_probe_with(launcher, &p, need_env("NK_BWRAP_PROBE"), need_env("NK_TEST_NIF_GOOD"), &sc, &err);
+        if (r < 0)
+                fail_msg("%s: launch: %d %s", launcher->name, r, err.msg);
+        say(&p, "sandbox");
+        size_t cap = 1 << 20, len = 0;
+        char *text = malloc(cap + 1);
+        assert_non_null(text);
+        for (;;) {
+                struct pollfd pfd = { .fd = p.fd, .events = POLLIN };
+                assert_int_equal(poll(&pfd, 1, 10000), 1);
+                ssize_t n = recv(p.fd, text + len, cap - len, 0);
+                assert_true(n >= 0);
+                if (n == 0)
+                        break;
+                len += (size_t) n;
+                assert_true(len < cap);
+        }
+        text[len] = '\0';
+        say(&p, "exit 0");
+        struct nk_child_exit ex;
+        assert_int_equal(launcher->wait(&p.child, 10000, &ex), 0);
+        nk_child_release(&p.child);
+        close(p.fd);
+
+        size_t n = 0, lcap = 1024;
+        char **lines = malloc(lcap * sizeof *lines);
+        assert_non_null(lines);
+        for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                if (n == lcap) {
+                        lcap *= 2;
+                        lines = realloc(lines, lcap * sizeof *lines);
+                        assert_non_null(lines);
+                }
+                lines[n++] = l;
+        }
+        qsort(lines, n, sizeof *lines, cmp_line);
+        *ret_n = n;
+        *ret_text = text;
+        return lines;
+}
+
+/* Both launchers consume one plan: for one config the host sees the same
+ * files, mount points, rlimits, privileges and filter under each. */
+static void test_same_sandbox_as_native(void **state)
+{
+        skip_unless_bwrap();
+        size_t nn, nb;
+        char *tn, *tb;
+        char **native = sandbox_lines(&nk_launcher_native, &nn, &tn);
+        char **bwrap = sandbox_lines(&nk_launcher_bwrap, &nb, &tb);
+        size_t i = 0, j = 0, differ = 0, paths = 0;
+        while (i < nn || j < nb) {
+                int c = i == nn ? 1 : j == nb ? -1 : strcmp(native[i], bwrap[j]);
+                if (c == 0) {
+                        paths += strncmp(native[i], "path=", 5) == 0;
+                        i++, j++;
+                        continue;
+                }
+                printf("# %s: %s\n", c < 0 ? "native only" : "bwrap only", c < 0 ? native[i] : bwrap[j]);
+                differ++;
+                if (c < 0)
+                        i++;
+                else
+                        j++;
+        }
+        printf("# %zu lines compared, %zu paths visible under both launchers\n", nn, paths);
+        fflush(stdout);
+        /* Something was seen, and what a host sees is the policy's. */
+        assert_true(paths > 10);
+        assert_int_equal(differ, 0);
+        free(native);
+        free(bwrap);
+        free(tn);
+        free(tb);
 }
 
 static void test_exit_status(void **state)
@@ -858,6 +953,7 @@ int main(void)
                 cmocka_unit_test(test_find),
                 cmocka_unit_test(test_bwrap_missing),
                 cmocka_unit_test(test_sandbox_report),
+                cmocka_unit_test(test_same_sandbox_as_native),
                 cmocka_unit_test(test_exit_status),
                 cmocka_unit_test(test_crash_is_a_signal),
                 cmocka_unit_test(test_kill_and_wait),
