@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "nifkit.h"
+#include "operator.h"
 #include "nifkit_policy.h"
 
 #define ROUNDS 5
@@ -77,7 +78,7 @@ static nk_host *start(const char *launcher, const char *dir, int port, struct nk
                 fprintf(stderr, "policy: %s\n", perr.msg);
                 exit(1);
         }
-        nk_host *h = nk_host_new();
+        nk_host *h = nk_operator_host_new(NULL);
         nk_host_set_library(h, getenv("NK_TEST_NIF_BROKER"));
         nk_host_set_policy(h, *ret_policy);
         nk_error err = {};

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "nifkit.h"
+#include "operator.h"
 #include "nifkit_policy.h"
 
 extern char **environ;
@@ -69,21 +70,19 @@ static double now_ms(void)
         return (double) t.tv_sec * 1e3 + (double) t.tv_nsec / 1e6;
 }
 
-/* The log of what a best-effort sandbox does not enforce: said once. */
-static void log_once(void *arg, const char *msg)
+/* What a best-effort sandbox does not enforce (libnifkit notes it once). */
+static void log_note(void *arg, const struct nk_log_record *rec)
 {
-        static int said;
-        if (!said++)
-                fprintf(stderr, "start_time: note: %s\n", msg);
+        if (rec->note)
+                fprintf(stderr, "start_time: note: %s\n", rec->note);
 }
 
 static int host_cycle(enum variant v)
 {
-        nk_host *h = nk_host_new();
+        nk_host *h = nk_operator_host_new(NULL);
         if (!h)
                 return -ENOMEM;
         nk_host_set_policy(h, policies[v]);
-        nk_host_set_log_callback(h, log_once, NULL);
         int r = nk_host_set_library(h, library);
         if (r >= 0)
                 r = nk_host_set_host_binary(h, host_binary);
@@ -165,6 +164,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "usage: NIFKIT_HOST=… NK_BENCH_NIF=… %s [N]\n", argv[0]);
                 return 64;
         }
+        nk_log_set_sink(log_note, NULL, NK_LOG_WARNING);
         for (int v = 0; v < 3; v++) {
                 struct nk_policy_error perr;
                 if (nk_policy_load_string(policy_text[v], "start_time", &policies[v], &perr) < 0) {

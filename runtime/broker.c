@@ -34,6 +34,7 @@
 #include "broker.h"
 #include "buf.h"
 #include "fdpass.h"
+#include "log.h"
 #include "macro.h"
 #include "nifkit_policy.h"
 #include "protocol.h"
@@ -69,9 +70,7 @@ struct nk_broker {
         char *library;
         struct grant *grants;
         size_t ngrants;
-        nk_log_fn log_fn;
-        void *log_arg;
-        int audit_fd;           /* $NIFKIT_AUDIT_LOG, or -1 */
+        int audit_fd;           /* the audit log, or -1 */
         pthread_mutex_t log_lock;
 
         int sock;               /* our end of the broker socket */
@@ -93,7 +92,8 @@ bool nk_broker_needed(const struct nk_policy *p)
         return p && (p->nfiles || p->nconnect || p->nlisten || p->nresolve || p->mode == NK_POLICY_MODE_AUDIT);
 }
 
-int nk_broker_new(const struct nk_policy *policy, const char *library, struct nk_broker **ret)
+int nk_broker_new(const struct nk_policy *policy, const char *library, const char *audit_log,
+                  struct nk_broker **ret)
 {
         struct nk_broker *b = calloc(1, sizeof *b);
         if (!b)
@@ -120,9 +120,8 @@ int nk_broker_new(const struct nk_policy *policy, const char *library, struct nk
                 g->dirfd = open(g->file->path, O_PATH | O_DIRECTORY | O_CLOEXEC);
                 g->open_errno = g->dirfd < 0 ? errno : 0;
         }
-        const char *log = secure_getenv("NIFKIT_AUDIT_LOG");
-        if (log && *log) {
-                b->audit_fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+        if (audit_log && *audit_log) {
+                b->audit_fd = open(audit_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
                 if (b->audit_fd < 0) {
                         int r = -errno;
                         nk_broker_free(b);
@@ -133,11 +132,6 @@ int nk_broker_new(const struct nk_policy *policy, const char *library, struct nk
         return 0;
 }
 
-void nk_broker_set_log(struct nk_broker *b, nk_log_fn fn, void *arg)
-{
-        b->log_fn = fn;
-        b->log_arg = arg;
-}
 
 void nk_broker_free(struct nk_broker *b)
 {
@@ -186,23 +180,28 @@ static bool auditing(const struct nk_broker *b)
 
 static void audit(struct nk_broker *b, struct nk_audit_record *rec)
 {
-        if (b->audit_fd < 0 && !(auditing(b) && b->log_fn))
-                return;
-        char line[PATH_MAX + 1024];
         rec->library = b->library;
+        if (b->audit_fd < 0) {
+                if (!auditing(b))
+                        return;
+                const bool net = rec->host && strcmp(rec->op, "resolve") != 0;
+                nk_log_event(NK_LOG_INFO, b->library, "broker_decision", NK_LOG_STR("op", rec->op),
+                             NK_LOG_STR("path", rec->path), NK_LOG_INT("flags", rec->path ? rec->flags : 0),
+                             NK_LOG_STR("host", rec->host), NK_LOG_INT("port", net ? rec->port : 0),
+                             NK_LOG_INT("udp", net && rec->udp), NK_LOG_STR("decision", rec->decision),
+                             NK_LOG_INT("errno", rec->error));
+                return;
+        }
+        char line[PATH_MAX + 1024];
         int n = nk_audit_format(rec, line, sizeof line);
         if (n < 0)
                 return;
+        line[n] = '\n';
+        /* O_APPEND and one write: lines from several hosts sharing the file
+         * do not interleave. */
         pthread_mutex_lock(&b->log_lock);
-        if (b->audit_fd >= 0) {
-                line[n] = '\n';
-                /* O_APPEND and one write: lines from several hosts sharing
-                 * the file do not interleave. */
-                ssize_t w = write(b->audit_fd, line, (size_t) n + 1);
-                (void) w;
-                line[n] = '\0';
-        } else
-                b->log_fn(b->log_arg, line);
+        ssize_t w = write(b->audit_fd, line, (size_t) n + 1);
+        (void) w;
         pthread_mutex_unlock(&b->log_lock);
 }
 
@@ -404,12 +403,12 @@ static int open_granted(struct nk_broker *b, char *abs, size_t size, int flags, 
                         return -EACCES;
                 }
                 int r = open_in_grant(g, rest, flags, mode);
-                /* Linux before 5.6: fail closed, and say why once, where
-                 * the host's notes go (a library does not write to stderr). */
-                if (r == -ENOSYS && !__atomic_exchange_n(&b->openat2_missing_said, true, __ATOMIC_RELAXED) &&
-                    b->log_fn)
-                        b->log_fn(b->log_arg, "openat2() is not available (Linux older than 5.6): the capability "
-                                              "broker refuses every file request rather than open files unsafely");
+                /* Linux before 5.6: fail closed, and say why once. */
+                if (r == -ENOSYS && !__atomic_exchange_n(&b->openat2_missing_said, true, __ATOMIC_RELAXED))
+                        nk_log_note(NK_LOG_WARNING, b->library, "broker_degraded",
+                                    "openat2() is not available (Linux older than 5.6): the capability broker "
+                                    "refuses every file request rather than open files unsafely",
+                                    NK_LOG_STR("missing", "openat2"));
                 if (r >= 0)
                         return finish_open(r, flags, ret_fd);
                 if (r != -EXDEV) {

@@ -36,16 +36,13 @@ struct nk_broker;
 /*
  * A broker for policy (not copied: it must outlive the broker), on behalf
  * of library (copied; named in audit records). Grants whose directory does
- * not exist are kept and answer ENOENT. Returns 0, -ENOMEM.
+ * not exist are kept and answer ENOENT. With audit_log (a path, or NULL)
+ * every decision is appended there as a JSON line; without it, a policy
+ * in audit mode sends each decision to the log sink as a "broker_decision"
+ * event. Returns 0, -ENOMEM, or -errno of opening audit_log.
  */
-int nk_broker_new(const struct nk_policy *policy, const char *library, struct nk_broker **ret);
-
-/*
- * Where audit records go when $NIFKIT_AUDIT_LOG is not set: one JSON object
- * per call of fn. Records are written in audit mode only, unless
- * $NIFKIT_AUDIT_LOG names a file, which receives every decision.
- */
-void nk_broker_set_log(struct nk_broker *b, nk_log_fn fn, void *arg);
+int nk_broker_new(const struct nk_policy *policy, const char *library, const char *audit_log,
+                  struct nk_broker **ret);
 
 /*
  * Creates the broker socket, sends the host's end on channel (a
@@ -93,15 +90,6 @@ struct nk_audit_record {
  * -ENOBUFS if it does not fit. */
 int nk_audit_format(const struct nk_audit_record *rec, char *buf, size_t size);
 
-/*
- * Reads audit records (JSON lines) from in and writes to out the smallest
- * policy, as JSON loadable by nk_policy_load, that allows every request the
- * log records as allowed or audit-allowed: for each file, its directory
- * with the weakest access that covers every flag seen there; the connect
- * and listen endpoints; the resolved names. Records the policy refused
- * while enforcing are left out. Malformed lines are errors: errbuf says
- * which line. Returns 0, -EINVAL, -ENOMEM or -errno of a write.
- */
-int nk_audit_suggest(FILE *in, FILE *out, char *errbuf, size_t errlen);
+/* nk_audit_suggest, which turns these records into a policy: nifkit.h. */
 
 #endif

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -79,9 +80,12 @@ struct nk_host {
         void *send_arg;
         const struct nk_launcher *launcher;
         const struct nk_policy *policy;         /* the caller's, or own_policy */
-        nk_log_fn log_fn;                       /* what the sandbox does not enforce */
-        void *log_arg;
-        struct nk_policy *own_policy;           /* $NIFKIT_POLICY or the default */
+        struct nk_policy *own_policy;           /* the default, when the caller set none */
+        char *cgroup_root;                      /* a delegated subtree, or NULL */
+        char *audit_log;                        /* the broker's decisions go here, or NULL */
+        nk_getenv_fn getenv_fn;                 /* where the policy's env takes values, or NULL */
+        void *getenv_arg;
+        bool unsandboxed;                       /* nk_host_allow_unsandboxed_development */
         struct nk_broker *broker;               /* files and sockets for the host, or NULL */
         struct nk_shm_chan *shm;                /* calls' shared memory, or NULL (transport socket) */
         const nk_result_alloc *result_alloc;    /* for results over shared memory, or NULL */
@@ -200,10 +204,25 @@ NK_EXPORT void nk_host_set_policy(nk_host *h, const struct nk_policy *policy)
         h->workers = policy->workers ? policy->workers : 4;
 }
 
-NK_EXPORT void nk_host_set_log_callback(nk_host *h, nk_log_fn fn, void *arg)
+NK_EXPORT int nk_host_set_cgroup_root(nk_host *h, const char *path)
 {
-        h->log_fn = fn;
-        h->log_arg = arg;
+        return set_string(&h->cgroup_root, path);
+}
+
+NK_EXPORT int nk_host_set_audit_log(nk_host *h, const char *path)
+{
+        return set_string(&h->audit_log, path);
+}
+
+NK_EXPORT void nk_host_set_environment(nk_host *h, nk_getenv_fn lookup, void *arg)
+{
+        h->getenv_fn = lookup;
+        h->getenv_arg = arg;
+}
+
+NK_EXPORT void nk_host_allow_unsandboxed_development(nk_host *h)
+{
+        h->unsandboxed = true;
 }
 
 NK_EXPORT void nk_host_set_result_alloc(nk_host *h, const nk_result_alloc *alloc)
@@ -803,12 +822,7 @@ static int reply_error(nk_host *h, const struct nk_msg *m, int kind, const char 
 
 static const char *host_binary(const nk_host *h)
 {
-        if (h->host_binary)
-                return h->host_binary;
-        const char *env = secure_getenv("NIFKIT_HOST");
-        if (env && *env)
-                return env;
-        return NK_HOST_INSTALL_PATH;
+        return h->host_binary ? h->host_binary : NK_HOST_INSTALL_PATH;
 }
 
 /* ld.so names the first symbol it could not bind; the runtime reads the
@@ -897,25 +911,16 @@ static void forget_discovery(nk_host *h)
         h->nfuncs = 0;
 }
 
-/* The policy in force: the caller's, $NIFKIT_POLICY, or the default. */
+/* The policy in force: the caller's, or the default. */
 static int resolve_policy(nk_host *h, nk_error *err)
 {
         if (h->policy)
                 return 0;
         if (!h->own_policy) {
-                const char *path = secure_getenv("NIFKIT_POLICY");
-                struct nk_policy_error perr;
-                int r;
-                if (path && *path) {
-                        r = nk_policy_load(path, &h->own_policy, &perr);
-                        if (r < 0)
-                                return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot use $NIFKIT_POLICY: %s", perr.msg);
-                } else {
-                        r = nk_policy_default(&h->own_policy);
-                        if (r < 0)
-                                return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot build the default policy: %s",
-                                                    strerror(-r));
-                }
+                int r = nk_policy_default(&h->own_policy);
+                if (r < 0)
+                        return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot build the default policy: %s",
+                                            strerror(-r));
                 /* Explicit set_call_timeout/set_workers calls win. */
                 if (!h->call_timeout_ms)
                         h->call_timeout_ms = h->own_policy->limits.call_timeout_ms;
@@ -924,13 +929,7 @@ static int resolve_policy(nk_host *h, nk_error *err)
         return 0;
 }
 
-static bool env_flag(const char *name)
-{
-        const char *v = secure_getenv(name);
-        return v && strcmp(v, "1") == 0;
-}
-
-/* The notes already given to a callback, with the library's name taken
+/* The notes already said, with the library's name taken
  * out: a VM with a thousand libraries under one best-effort policy is told
  * once, not at every start and restart of every host. */
 #define NOTES_KEPT 32
@@ -1015,15 +1014,17 @@ static bool note_is_new(const char *library, const char *msg)
 }
 
 /* What the sandbox does not enforce here (a best-effort policy without
- * cgroup controllers): every time to the process's log sink (an event per
- * host), once per process and kind of note to the host's callback. */
+ * cgroup controllers): an event for every host, with a note for a person
+ * once per process and kind of note. */
 static void sandbox_note(void *arg, const char *msg)
 {
         nk_host *h = arg;
-        if (h->log_fn && note_is_new(h->library, msg)) {
+        char line[512];
+        bool say = note_is_new(h->library, msg);
+        if (say) {
                 /* One line: the first sentence, which says what is not
                  * enforced and why; how to fix it is in the README. */
-                char line[512], lib[300];
+                char lib[300];
                 const char *stop = strstr(msg, ". ");
                 int n = stop ? (int) (stop - msg) : (int) strlen(msg);
                 /* It speaks for every library: none is named. */
@@ -1036,9 +1037,9 @@ static void sandbox_note(void *arg, const char *msg)
                 else
                         snprintf(line, sizeof line, "%.*s (said once per VM; see README, \"Sandbox and limits\")",
                                  n, msg);
-                h->log_fn(h->log_arg, line);
         }
-        nk_log_event(NK_LOG_WARNING, h->library, "sandbox_not_enforced", NK_LOG_STR("message", msg));
+        nk_log_note(NK_LOG_WARNING, h->library, "sandbox_not_enforced", say ? line : NULL,
+                    NK_LOG_STR("message", msg));
 }
 
 /* Picks the launcher the policy names and the sandbox it describes. */
@@ -1059,23 +1060,23 @@ static int choose_launcher(nk_host *h, struct nk_sandbox_config *sc, nk_error *e
         };
         /* A delegated subtree other than the one this process sits in, as a
          * multi-tenant server's unit gets from systemd (Delegate=yes). */
-        const char *cg_root = getenv("NIFKIT_CGROUP_ROOT");
-        if (cg_root && cg_root[0])
-                sc->cgroup_root = cg_root;
+        if (h->cgroup_root)
+                sc->cgroup_root = h->cgroup_root;
         /* Ids left 0: the launcher's defaults (never root, see userns.c). */
 
-        if (p->launcher == NK_POLICY_LAUNCHER_UNSANDBOXED || env_flag("NIFKIT_UNSANDBOXED_DEVELOPMENT")) {
+        if (p->launcher == NK_POLICY_LAUNCHER_UNSANDBOXED || h->unsandboxed) {
                 h->launcher = &nk_launcher_direct;
-                fprintf(stderr, "nifkit: WARNING: the host for %s runs UNSANDBOXED (%s): the NIF has every right "
-                                "of this process. For development only.\n",
-                        h->library, p->launcher == NK_POLICY_LAUNCHER_UNSANDBOXED
-                                             ? "policy launcher \"unsandboxed-development\""
-                                             : "NIFKIT_UNSANDBOXED_DEVELOPMENT=1");
-                return 0;
+                char note[PATH_MAX + 200];
+                snprintf(note, sizeof note, "WARNING: the host for %s runs UNSANDBOXED (%s): the NIF has every "
+                         "right of this process. For development only.", h->library,
+                         h->unsandboxed ? "unsandboxed development allowed by the caller"
+                                        : "policy launcher \"unsandboxed-development\"");
+                nk_log_note(NK_LOG_WARNING, h->library, "sandbox_disabled", note,
+                            NK_LOG_STR("launcher", nk_launcher_direct.name));
+        } else {
+                h->launcher = p->launcher == NK_POLICY_LAUNCHER_BWRAP ? &nk_launcher_bwrap : &nk_launcher_native;
         }
-        h->launcher = p->launcher == NK_POLICY_LAUNCHER_BWRAP ? &nk_launcher_bwrap : &nk_launcher_native;
-        if (h->library[0] != '/') {
-                /* The host's working directory is its own root. */
+        if (h->launcher->own_root && h->library[0] != '/') {
                 _cleanup_free_ char *abs = realpath(h->library, NULL);
                 if (!abs)
                         return nk_error_set(err, NK_ERR_SYSTEM, -errno, "cannot find %s: %s", h->library,
@@ -1126,8 +1127,9 @@ static void env_freep(char ***env)
         nk_sandbox_env_free(*env);
 }
 
-static int host_env(const struct nk_policy *p, char ***ret)
+static int host_env(const nk_host *h, char ***ret)
 {
+        const struct nk_policy *p = h->policy;
         size_t n = 0;
         char **env = calloc(NK_ARRAY_SIZE(fixed_env) + p->nenv + 1, sizeof *env);
         if (!env)
@@ -1136,7 +1138,7 @@ static int host_env(const struct nk_policy *p, char ***ret)
                 if (!(env[n++] = strdup(fixed_env[i])))
                         goto oom;
         for (size_t i = 0; i < p->nenv; i++) {
-                const char *v = getenv(p->env[i]);
+                const char *v = h->getenv_fn ? h->getenv_fn(h->getenv_arg, p->env[i]) : NULL;
                 if (!v)
                         continue;
                 char *e;
@@ -1165,7 +1167,7 @@ static int launch(nk_host *h, nk_error *err)
         if (r < 0)
                 return r;
         _cleanup_(env_freep) char **env = NULL;
-        r = host_env(h->policy, &env);
+        r = host_env(h, &env);
         if (r < 0)
                 return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot start host for %s: out of memory", h->library);
         sc.env = (const char *const *) env;
@@ -1204,16 +1206,13 @@ static int launch(nk_host *h, nk_error *err)
                 h->tr.max_send = NK_PAYLOAD_MAX_DEFAULT;
         h->tr_ready = true;
 
-        _cleanup_free_ char *abs_host = NULL;
+        /* A sandbox binds the binary at its absolute path. */
         const char *hb = host_binary(h);
-        if (h->launcher != &nk_launcher_direct) {
-                /* The sandbox binds the binary at its absolute path. */
-                abs_host = realpath(hb, NULL);
-                if (!abs_host)
-                        return nk_error_set(err, NK_ERR_SYSTEM, -errno, "cannot start host '%s' for %s: %s", hb,
-                                            h->library, strerror(errno));
-                hb = abs_host;
-        }
+        _cleanup_free_ char *abs_host = realpath(hb, NULL);
+        if (!abs_host)
+                return nk_error_set(err, NK_ERR_SYSTEM, -errno, "cannot start host '%s' for %s: %s", hb,
+                                    h->library, strerror(errno));
+        hb = abs_host;
         struct nk_sandbox_error serr = { 0 };
         const struct nk_launch_config cfg = { .host_binary = hb, .library = h->library, .sandbox = &sc,
                                               .log = sandbox_note, .log_arg = h, .err = &serr };
@@ -1233,11 +1232,9 @@ static int launch(nk_host *h, nk_error *err)
         if (r < 0)
                 return r;
         if (nk_broker_needed(h->policy)) {
-                r = nk_broker_new(h->policy, h->library, &h->broker);
-                if (r >= 0) {
-                        nk_broker_set_log(h->broker, h->log_fn, h->log_arg);
+                r = nk_broker_new(h->policy, h->library, h->audit_log, &h->broker);
+                if (r >= 0)
                         r = nk_broker_attach(h->broker, h->fd);
-                }
                 if (r < 0)
                         return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot start the capability broker for %s: %s",
                                             h->library, strerror(-r));
@@ -1947,6 +1944,8 @@ NK_EXPORT void nk_host_free(nk_host *h)
         free(h->rel_q);
         free(h->library);
         free(h->host_binary);
+        free(h->cgroup_root);
+        free(h->audit_log);
         nk_policy_free(h->own_policy);
         pthread_cond_destroy(&h->idle);
         pthread_cond_destroy(&h->sends_cond);

@@ -4,14 +4,12 @@
  * and read under a lock, so that an application may swap it while hosts run.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "buf.h"
 #include "log.h"
@@ -21,8 +19,6 @@ static pthread_mutex_t sink_lock = PTHREAD_MUTEX_INITIALIZER;
 static nk_log_sink_fn sink_fn;
 static void *sink_arg;
 static enum nk_log_level sink_level = NK_LOG_INFO;
-/* The file nk_log_sink_from_env opened; kept for the life of the process. */
-static int env_fd = -1;
 
 NK_EXPORT void nk_log_set_sink(nk_log_sink_fn fn, void *arg, enum nk_log_level min_level)
 {
@@ -33,7 +29,7 @@ NK_EXPORT void nk_log_set_sink(nk_log_sink_fn fn, void *arg, enum nk_log_level m
         pthread_mutex_unlock(&sink_lock);
 }
 
-static const char *level_name(enum nk_log_level l)
+NK_EXPORT const char *nk_log_level_name(enum nk_log_level l)
 {
         switch (l) {
         case NK_LOG_DEBUG:
@@ -46,50 +42,6 @@ static const char *level_name(enum nk_log_level l)
                 return "error";
         }
         return "info";
-}
-
-/* One write(2) per line: lines from several processes appending to the
- * same file (O_APPEND) do not interleave. */
-static void fd_sink(void *arg, enum nk_log_level level, const char *line)
-{
-        int fd = (int) (intptr_t) arg;
-        size_t n = strlen(line);
-        _cleanup_free_ char *l = malloc(n + 1);
-
-        if (!l)
-                return;
-        memcpy(l, line, n);
-        l[n] = '\n';
-        (void) !write(fd, l, n + 1);
-}
-
-NK_EXPORT int nk_log_sink_from_env(void)
-{
-        const char *where = secure_getenv("NIFKIT_LOG");
-        const char *lvl = secure_getenv("NIFKIT_LOG_LEVEL");
-        enum nk_log_level level = NK_LOG_INFO;
-        int fd;
-
-        if (!where || !*where)
-                return 0;
-        if (lvl) {
-                for (int l = NK_LOG_DEBUG; l <= NK_LOG_ERROR; l++)
-                        if (strcmp(lvl, level_name((enum nk_log_level) l)) == 0)
-                                level = (enum nk_log_level) l;
-        }
-        if (strcmp(where, "stderr") == 0) {
-                fd = STDERR_FILENO;
-        } else {
-                pthread_mutex_lock(&sink_lock);
-                if (env_fd < 0)
-                        env_fd = open(where, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-                fd = env_fd;
-                pthread_mutex_unlock(&sink_lock);
-                if (fd < 0)
-                        return -errno;
-        }
-        nk_log_set_sink(fd_sink, (void *) (intptr_t) fd, level);
-        return 1;
 }
 
 /* Decodes one UTF-8 sequence at s (n bytes left); returns its length, or 0
@@ -185,7 +137,7 @@ NK_EXPORT int nk_log_format(enum nk_log_level level, const char *library, const 
                 return -EINVAL;
         snprintf(stamp, sizeof stamp, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\"",
                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                 ts->tv_nsec / 1000000, level_name(level));
+                 ts->tv_nsec / 1000000, nk_log_level_name(level));
         r = put_str(&b, stamp);
         if (r >= 0 && library) {
                 r = put_key(&b, "library");
@@ -219,8 +171,8 @@ NK_EXPORT int nk_log_format(enum nk_log_level level, const char *library, const 
         return 0;
 }
 
-void nk_log_fields(enum nk_log_level level, const char *library, const char *event,
-                   const struct nk_log_field *fields, size_t nfields)
+void nk_log_note_fields(enum nk_log_level level, const char *library, const char *event, const char *note,
+                        const struct nk_log_field *fields, size_t nfields)
 {
         _cleanup_free_ char *line = NULL;
         struct timespec ts;
@@ -236,5 +188,14 @@ void nk_log_fields(enum nk_log_level level, const char *library, const char *eve
         clock_gettime(CLOCK_REALTIME, &ts);
         if (nk_log_format(level, library, event, fields, nfields, &ts, &line) < 0)
                 return;
-        fn(arg, level, line);
+        const struct nk_log_record rec = {
+                .level = level, .library = library, .event = event, .note = note, .line = line,
+        };
+        fn(arg, &rec);
+}
+
+void nk_log_fields(enum nk_log_level level, const char *library, const char *event,
+                   const struct nk_log_field *fields, size_t nfields)
+{
+        nk_log_note_fields(level, library, event, NULL, fields, nfields);
 }

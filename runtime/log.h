@@ -7,7 +7,10 @@
  *      "event":"host_started","host_pid":4242}
  *
  * A library does not write to stderr on its own (the VM's stderr may be a
- * pipe somebody parses), so without a sink nothing is written; with one, lines at or above its level reach it. Every string field is escaped
+ * pipe somebody parses), so without a sink nothing is written; with one, lines at or above its level
+ * reach it. Warnings a person must read (a sandbox not enforced, a host
+ * unsandboxed) carry a one-line note beside the JSON, which is how they
+ * reach the VM's stderr: the proxy's sink prints it. Every string field is escaped
  * as JSON (control characters, quotes, backslashes, and invalid UTF-8 as
  * U+FFFD), so a library path or a message from a hostile host cannot forge
  * a field or a line.
@@ -39,10 +42,17 @@ struct nk_log_field {
 /* Writes one event line to the sink, if one is set and wants level. */
 void nk_log_fields(enum nk_log_level level, const char *library, const char *event,
                    const struct nk_log_field *fields, size_t nfields);
+/* The same, with a line for a person (nk_log_record.note). */
+void nk_log_note_fields(enum nk_log_level level, const char *library, const char *event, const char *note,
+                        const struct nk_log_field *fields, size_t nfields);
 
 #define nk_log_event(level, library, event, ...)                                                       \
         nk_log_fields((level), (library), (event), (const struct nk_log_field[]) { __VA_ARGS__ },    \
                       sizeof((const struct nk_log_field[]) { __VA_ARGS__ }) / sizeof(struct nk_log_field))
+#define nk_log_note(level, library, event, note, ...)                                                  \
+        nk_log_note_fields((level), (library), (event), (note),                                        \
+                           (const struct nk_log_field[]) { __VA_ARGS__ },                              \
+                           sizeof((const struct nk_log_field[]) { __VA_ARGS__ }) / sizeof(struct nk_log_field))
 
 /*
  * Formats one event line (without the newline) into a new string. Exposed

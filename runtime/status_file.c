@@ -2,6 +2,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "macro.h"
 #include "status_file.h"
 
 static void freep(void *p)
@@ -44,22 +47,32 @@ int nk_status_own_dir(const char *path, mode_t mode)
         return 0;
 }
 
-/* Candidate i (0..3) of the directories, or -ENOENT when it does not apply. */
+/* The caller's choice (nk_status_set_dir), or "" for the defaults. */
+static char chosen[PATH_MAX];
+static pthread_mutex_t chosen_lock = PTHREAD_MUTEX_INITIALIZER;
+
+NK_EXPORT int nk_status_set_dir(const char *dir)
+{
+        if (dir && (dir[0] != '/' || strlen(dir) >= sizeof chosen))
+                return -EINVAL;
+        pthread_mutex_lock(&chosen_lock);
+        snprintf(chosen, sizeof chosen, "%s", dir ? dir : "");
+        pthread_mutex_unlock(&chosen_lock);
+        return 0;
+}
+
+/* Candidate i (0..2) of the directories, or -ENOENT when it does not apply. */
 static int candidate(int i, char *buf, size_t size)
 {
-        const char *v;
         int n;
 
         switch (i) {
         case 0:
-                v = secure_getenv("NIFKIT_STATUS_DIR");
-                n = v && *v ? snprintf(buf, size, "%s", v) : -1;
+                pthread_mutex_lock(&chosen_lock);
+                n = chosen[0] ? snprintf(buf, size, "%s", chosen) : -1;
+                pthread_mutex_unlock(&chosen_lock);
                 break;
         case 1:
-                v = secure_getenv("XDG_RUNTIME_DIR");
-                n = v && *v ? snprintf(buf, size, "%s/nifkit", v) : -1;
-                break;
-        case 2:
                 n = snprintf(buf, size, "/run/nifkit");
                 break;
         default:
@@ -75,19 +88,19 @@ int nk_status_dir(bool create, char *buf, size_t size)
 {
         int r;
 
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < 3; i++) {
                 r = candidate(i, buf, size);
                 if (r == -ENOENT)
                         continue;
                 if (r < 0)
                         return r;
-                if (i == 2 && access("/run", W_OK) < 0)
+                if (i == 1 && access("/run", W_OK) < 0)
                         continue;
                 if (!create)
                         return 0;
-                if (i == 3)
+                if (i == 2)
                         return nk_status_own_dir(buf, 0700);
-                if (mkdir(buf, i == 2 ? 0755 : 0700) < 0 && errno != EEXIST)
+                if (mkdir(buf, i == 1 ? 0755 : 0700) < 0 && errno != EEXIST)
                         return -errno;
                 return 0;
         }

@@ -4,13 +4,11 @@
  * hosts of every runtime on the machine: one small JSON object per library
  * per runtime process, rewritten at most once a second by status.c.
  *
- * Where: $NIFKIT_STATUS_DIR when set (tests), else $XDG_RUNTIME_DIR/nifkit,
- * else /run/nifkit when /run is writable (root), else /tmp/nifkit-UID (owned
- * by UID, mode 0700). Readers look in all of them, since the VM and the
- * tool may not share an environment.
- *
- * This file is compiled into libnifkit and, on its own, into the nifkit
- * Erlang module's NIF: it needs jansson and libc only.
+ * Where: the directory nk_status_set_dir chose (the proxy and the tool
+ * pass $NIFKIT_STATUS_DIR, else $XDG_RUNTIME_DIR/nifkit), else /run/nifkit
+ * when /run is writable (root), else /tmp/nifkit-UID (owned by UID, mode
+ * 0700). Readers look in all of them, since the VM and the tool may not
+ * share an environment.
  */
 #ifndef NIFKIT_STATUS_FILE_H
 #define NIFKIT_STATUS_FILE_H
@@ -23,12 +21,7 @@
 
 #include "nifkit.h"
 
-struct nk_status_record {
-        int runtime_pid;        /* the process that runs libnifkit (the VM) */
-        char library[PATH_MAX];
-        int64_t updated;        /* Unix time of the last write */
-        struct nk_stats st;
-};
+/* struct nk_status_record, nk_status_list and nk_status_record_format: nifkit.h. */
 
 /* The directory the writer uses; created (0700, or 0755 under /run) when
  * create is set. 0 or -errno. */
@@ -39,23 +32,11 @@ int nk_status_dir(bool create, char *buf, size_t size);
  * nobody else may write into. */
 int nk_status_own_dir(const char *path, mode_t mode);
 
-/* The record as one JSON object, newly allocated. 0 or -ENOMEM. */
-int nk_status_record_format(const struct nk_status_record *rec, char **ret);
 /* 0, or -EINVAL when text is not a state file's JSON. */
 int nk_status_record_parse(const char *text, struct nk_status_record *ret);
 
 /* Writes rec to dir/name atomically (a temporary file, then rename). */
 int nk_status_record_write(const char *dir, const char *name, const struct nk_status_record *rec);
-
-/*
- * Calls fn for each live record in every directory readers look in, in no
- * particular order; a record whose runtime process is gone is stale,
- * skipped, and removed where this process may. Stops at the first negative return of fn and returns it;
- * otherwise returns the number of records seen. Unreadable or malformed
- * files are skipped: a reader must not fail because a runtime died while
- * writing.
- */
-int nk_status_list(int (*fn)(const struct nk_status_record *rec, void *arg), void *arg);
 
 /* p50 and p99 from a latency histogram (the bucket upper bounds, µs). */
 void nk_stats_percentiles(struct nk_stats *st);

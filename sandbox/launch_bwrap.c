@@ -967,6 +967,7 @@ static int bwrap_wait(struct nk_child *child, int timeout_ms, struct nk_child_ex
 
 const struct nk_launcher nk_launcher_bwrap = {
         .name = "bubblewrap (sandboxed)",
+        .own_root = true,
         .launch = bwrap_launch,
         .kill = nk_child_signal,
         .wait = bwrap_wait,

@@ -127,6 +127,7 @@ static int native_wait(struct nk_child *child, int timeout_ms, struct nk_child_e
 
 const struct nk_launcher nk_launcher_native = {
         .name = "native (sandboxed)",
+        .own_root = true,
         .launch = native_launch,
         .kill = native_kill,
         .wait = native_wait,

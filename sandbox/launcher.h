@@ -85,6 +85,10 @@ struct nk_child_exit {
 
 struct nk_launcher {
         const char *name;
+        /* The host runs in a root of its own, whose / is its working
+         * directory: the library must be given by an absolute path that
+         * exists now (the caller resolves it). */
+        bool own_root;
         /* 0, or -errno; -errno from the child's failed exec (e.g. -ENOENT,
          * -EACCES) is reported after the child is reaped. */
         int (*launch)(const struct nk_launch_config *cfg, int channel_fd, struct nk_child *ret_child);

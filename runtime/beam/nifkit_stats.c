@@ -1,15 +1,16 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The NIF behind nifkit:stats/0. It reads the state files (status_file.h)
+ * The NIF behind nifkit:stats/0. It reads the state files (nk_status_list)
  * rather than asking the proxies of this VM, so that it sees every runtime
- * on the machine and needs no libnifkit: it is a plain NIF, not a proxy.
+ * on the machine; it starts no host: a plain NIF, not a proxy.
  */
 #include <stdbool.h>
 #include <string.h>
 
 #include <erl_nif.h>
 
-#include "../status_file.h"
+#include "nifkit.h"
+#include "operator.h"
 
 /* Reasons libnifkit reports become atoms; anything else in a state file
  * (another version, a file someone edited) stays a binary, so reading
@@ -100,4 +101,17 @@ static ErlNifFunc funcs[] = {
         { "stats", 0, stats, ERL_NIF_DIRTY_JOB_IO_BOUND },
 };
 
-ERL_NIF_INIT(nifkit, funcs, NULL, NULL, NULL, NULL)
+/* The status directory the VM's own proxies write to, as they choose it.
+ * One that is not an absolute path leaves the default ones, which readers
+ * search anyway; the proxies report the variable. */
+static int load(ErlNifEnv *env, void **priv, ERL_NIF_TERM info)
+{
+        struct nk_operator_env e;
+
+        (void) env, (void) priv, (void) info;
+        nk_operator_env_read(&e);
+        (void) nk_operator_env_status(&e);
+        return 0;
+}
+
+ERL_NIF_INIT(nifkit, funcs, load, NULL, NULL, NULL)

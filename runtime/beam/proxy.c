@@ -82,6 +82,7 @@
 
 #include "nifkit.h"
 #include "nifkit_policy.h"
+#include "operator.h"
 #include "proxy.h"
 
 #define PROXY_EXPORT __attribute__((visibility("default")))
@@ -106,6 +107,8 @@ struct proxy {
         char *real;                     /* the real library beside it */
         char *host;                     /* the host binary nifkit wrap recorded, or NULL */
         struct nk_policy *policy;       /* the one the host runs under */
+        struct nk_operator_env env;     /* the NIFKIT_* variables, read once by nif_init */
+        int log_fd;                     /* NIFKIT_LOG's, or -1 */
         char *module;
         ErlNifFunc *funcs;
         unsigned nfuncs;
@@ -135,6 +138,7 @@ struct proxy {
 };
 
 static struct proxy P = {
+        .log_fd = -1,
         .lock = PTHREAD_MUTEX_INITIALIZER,
         .restart_lock = PTHREAD_MUTEX_INITIALIZER,
         .wake = PTHREAD_COND_INITIALIZER,
@@ -457,7 +461,7 @@ static int load_policy(struct proxy *p)
 {
         struct nk_policy_error perr;
         char *beside = sibling(p->self, ".policy.json");
-        const char *env = secure_getenv("NIFKIT_POLICY");
+        const char *env = p->env.policy;
         int r;
 
         if (!beside)
@@ -466,7 +470,7 @@ static int load_policy(struct proxy *p)
                 r = nk_policy_load(beside, &p->policy, &perr);
                 if (r < 0)
                         report("'%s': %s", p->self, perr.msg);
-        } else if (env && *env) {
+        } else if (env) {
                 r = nk_policy_load(env, &p->policy, &perr);
                 if (r < 0)
                         report("'%s': $NIFKIT_POLICY: %s", p->self, perr.msg);
@@ -510,11 +514,38 @@ static int locate(struct proxy *p)
         return load_policy(p);
 }
 
-/* What the sandbox cannot enforce on this machine (a best-effort policy
- * without cgroup controllers): the operator must know. */
-static void log_note(void *arg, const char *msg)
+/* libnifkit's one sink: a note for a person (what the sandbox cannot
+ * enforce on this machine, an unsandboxed host) goes where load failures
+ * go, the VM's stderr; every event at NIFKIT_LOG_LEVEL or above to
+ * NIFKIT_LOG as a JSON line. */
+static void log_sink(void *arg, const struct nk_log_record *rec)
 {
-        report("%s", msg);
+        const struct proxy *p = arg;
+
+        if (rec->note)
+                report("%s", rec->note);
+        if (p->log_fd >= 0 && rec->level >= p->env.log_level)
+                nk_operator_log_write(p->log_fd, rec);
+}
+
+/* The operator's decisions, read once per copy of the proxy (its libnifkit
+ * is its own): the variables, the status directory, the log. */
+static void read_environment(struct proxy *p)
+{
+        struct nk_operator_env *e = &p->env;
+        int r;
+
+        nk_operator_env_read(e);
+        if (e->log_level_bad)
+                report("$NIFKIT_LOG_LEVEL names no level (debug, info, warning, error): info is used");
+        if (nk_operator_env_status(e) < 0)
+                report("the status directory '%s' is not an absolute path: the default one is used",
+                       e->status_dir);
+        r = nk_operator_log_open(e, &p->log_fd);
+        if (r < 0)
+                report("$NIFKIT_LOG '%s': %s: events are not logged", e->log, strerror(-r));
+        enum nk_log_level min = p->log_fd >= 0 && e->log_level < NK_LOG_WARNING ? e->log_level : NK_LOG_WARNING;
+        nk_log_set_sink(log_sink, p, min);
 }
 
 /* BEAM turns an enif_send from the host into a message; called on one of
@@ -576,13 +607,12 @@ static int new_host(const struct proxy *p, nk_host **ret)
                 return r;
         }
         nk_host_set_send_callback(h, deliver_send, NULL);
-        nk_host_set_log_callback(h, log_note, NULL);
         nk_host_set_policy(h, p->policy);
         nk_host_set_result_alloc(h, &pool_results);
         /* $NIFKIT_HOST overrides what wrap recorded, as it overrides the
          * installed default. */
-        const char *env = secure_getenv("NIFKIT_HOST");
-        if (p->host && !(env && *env) && (r = nk_host_set_host_binary(h, p->host)) < 0) {
+        if ((p->host && (r = nk_host_set_host_binary(h, p->host)) < 0) ||
+            (r = nk_operator_env_apply(&p->env, h, true)) < 0) {
                 nk_host_free(h);
                 return r;
         }
@@ -650,6 +680,7 @@ static int discover(struct proxy *p)
         nk_host *h;
         int r;
 
+        read_environment(p);
         r = locate(p);
         if (r < 0)
                 return r;

@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../broker.h"
 #include "cmd_policy.h"
+#include "nifkit.h"
 #include "nifkit_policy.h"
 
 #define EXIT_INVALID 1

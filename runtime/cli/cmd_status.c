@@ -12,8 +12,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "../status_file.h"
 #include "cmd_status.h"
+#include "nifkit.h"
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE 64

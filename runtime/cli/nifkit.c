@@ -27,6 +27,7 @@
 #include "macro.h"
 #include "nifkit.h"
 #include "nifkit_policy.h"
+#include "operator.h"
 #include "parts.h"
 #include "print.h"
 
@@ -68,6 +69,10 @@ struct host_options {
         unsigned timeout_ms;
         bool open_only;         /* no load() unless --load-info: nif_init's table is all it needs */
 };
+
+/* The NIFKIT_* variables, read once by main(). */
+static struct nk_operator_env cli_env;
+static int cli_log_fd = -1;
 
 /* The policy of --policy: libnifkit does not copy it, so it lives until
  * exit, after every host is gone. */
@@ -214,11 +219,14 @@ static int start_host(const char *lib, const struct host_options *o, nk_host **r
                 info_etf = (const uint8_t *) info.buff;
                 info_len = (size_t) info.index;
         }
-        if (o->policy && !cli_policy) {
+        /* --policy, else $NIFKIT_POLICY, else libnifkit's default. */
+        const char *policy = o->policy ? o->policy : cli_env.policy;
+        if (policy && !cli_policy) {
                 struct nk_policy_error perr;
-                r = nk_policy_load(o->policy, &cli_policy, &perr);
+                r = nk_policy_load(policy, &cli_policy, &perr);
                 if (r < 0) {
-                        fprintf(stderr, "nifkit: %s\n", perr.msg[0] ? perr.msg : strerror(-r));
+                        fprintf(stderr, "nifkit: %s%s\n", o->policy ? "" : "$NIFKIT_POLICY: ",
+                                perr.msg[0] ? perr.msg : strerror(-r));
                         return r == -EINVAL ? EXIT_USAGE : EXIT_HOST;
                 }
                 atexit(cli_policy_free);
@@ -235,6 +243,8 @@ static int start_host(const char *lib, const struct host_options *o, nk_host **r
         r = nk_host_set_library(h, lib);
         if (r >= 0)
                 r = nk_host_set_host_binary(h, host);
+        if (r >= 0)
+                r = nk_operator_env_apply(&cli_env, h, false);
         if (r < 0) {
                 fprintf(stderr, "nifkit: %s: %s\n", lib, strerror(-r));
                 return EXIT_HOST;
@@ -458,11 +468,41 @@ static void ensure_stack(void)
         (void) setrlimit(RLIMIT_STACK, &rl);
 }
 
+/* libnifkit's one sink: events to $NIFKIT_LOG. The tool's stderr carries
+ * its own errors only (scripts read it), so a note (limits a best-effort
+ * policy leaves unenforced here) reaches the operator as its event in the
+ * log, not as an extra line on every call. */
+static void log_sink(void *arg, const struct nk_log_record *rec)
+{
+        (void) arg;
+        if (cli_log_fd >= 0 && rec->level >= cli_env.log_level)
+                nk_operator_log_write(cli_log_fd, rec);
+}
+
+/* The operator's variables become libnifkit calls here, and only here
+ * ($NIFKIT_HOST: parts.c, with --host first). */
+static void read_environment(void)
+{
+        nk_operator_env_read(&cli_env);
+        if (cli_env.log_level_bad)
+                fputs("nifkit: $NIFKIT_LOG_LEVEL names no level (debug, info, warning, error): info is used\n",
+                      stderr);
+        if (nk_operator_env_status(&cli_env) < 0)
+                fprintf(stderr, "nifkit: the status directory '%s' is not an absolute path: the default one is used\n",
+                        cli_env.status_dir);
+        int r = nk_operator_log_open(&cli_env, &cli_log_fd);
+        if (r < 0)
+                fprintf(stderr, "nifkit: $NIFKIT_LOG '%s': %s: events are not logged\n", cli_env.log, strerror(-r));
+        if (cli_log_fd >= 0)
+                nk_log_set_sink(log_sink, NULL, cli_env.log_level);
+}
+
 int main(int argc, char **argv)
 {
         const struct command *cmd;
 
         ensure_stack();
+        read_environment();
         if (argc < 2) {
                 main_help(stderr);
                 return EXIT_USAGE;

@@ -33,6 +33,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -122,7 +123,7 @@ nk_host *nk_host_new(void);
 
 /* The NIF library to load (a path; copied). Required. */
 int nk_host_set_library(nk_host *h, const char *path);
-/* The nifkit-host executable. Default: $NIFKIT_HOST, else the installed one. */
+/* The nifkit-host executable. Default: the installed one. */
 int nk_host_set_host_binary(nk_host *h, const char *path);
 /* Milliseconds a call may take before the host is killed (0 = no limit, the default). */
 void nk_host_set_call_timeout(nk_host *h, unsigned ms);
@@ -130,26 +131,43 @@ void nk_host_set_call_timeout(nk_host *h, unsigned ms);
 void nk_host_set_workers(nk_host *h, unsigned n);
 void nk_host_set_send_callback(nk_host *h, nk_send_fn fn, void *arg);
 
-/* Told, at each start, what the sandbox does not enforce on this machine
- * (a best-effort policy without cgroup controllers). Without a callback
- * these notes are dropped: a library does not write to stderr on its own.
- * Under a policy in "audit" mode (and without $NIFKIT_AUDIT_LOG) the
- * capability broker's records come here too, one JSON object per call,
- * from an internal thread; see docs/BROKER.md. */
-typedef void (*nk_log_fn)(void *arg, const char *msg);
-void nk_host_set_log_callback(nk_host *h, nk_log_fn fn, void *arg);
+/*
+ * The operator's choices that are not part of a policy. libnifkit reads no
+ * environment variable: a program's main() decides (the proxy and the
+ * nifkit tool map the NIFKIT_* variables to these calls, see
+ * runtime/operator.h). Paths are copied.
+ *
+ * cgroup_root: the delegated cgroup v2 subtree the hosts' leaves go under
+ * (a multi-tenant server's unit with Delegate=yes); NULL, the default: the
+ * subtree this process is in.
+ */
+int nk_host_set_cgroup_root(nk_host *h, const char *path);
+/* Every broker decision (in either mode) appended to path, one JSON object
+ * per line (docs/BROKER.md); NULL, the default: none, and under a policy
+ * in "audit" mode the decisions go to the log sink as "broker_decision"
+ * events. */
+int nk_host_set_audit_log(nk_host *h, const char *path);
+/* Where the variables a policy's "env" names take their values: lookup
+ * returns name's value or NULL, at each start (a restart sees the values
+ * of then; the proxy looks in the VM's environment). NULL, the default:
+ * the names get no value, the host sees only the fixed PATH, HOME and
+ * TMPDIR. */
+typedef const char *(*nk_getenv_fn)(void *arg, const char *name);
+void nk_host_set_environment(nk_host *h, nk_getenv_fn lookup, void *arg);
+/* Starts this host with no sandbox at all, whatever its policy says: the
+ * NIF gets every right of this process. For development only; every start
+ * logs a warning with a note (nk_log_record). The policy's
+ * "unsandboxed-development" launcher does the same. */
+void nk_host_allow_unsandboxed_development(nk_host *h);
 
 struct nk_policy;
 /*
  * The policy the host runs under (nifkit_policy.h): its launcher, limits,
  * workers and call timeout (taken now; set_workers and set_call_timeout
  * after this override them). The policy is not copied and must outlive h.
- * Without one, start loads $NIFKIT_POLICY if set, else nk_policy_default():
- * every host is sandboxed unless a policy names the "unsandboxed-development"
- * launcher or NIFKIT_UNSANDBOXED_DEVELOPMENT=1 is set; either prints a
- * warning on stderr each time such a host starts. cgroup leaves go under
- * $NIFKIT_CGROUP_ROOT when it names a delegated cgroup v2 subtree, else
- * under the subtree this process is in.
+ * Without one, start uses nk_policy_default(): every host is sandboxed
+ * unless a policy names the "unsandboxed-development" launcher or
+ * nk_host_allow_unsandboxed_development was called.
  */
 void nk_host_set_policy(nk_host *h, const struct nk_policy *policy);
 
@@ -263,21 +281,35 @@ enum nk_log_level {
 };
 
 /*
- * Where libnifkit's events go: one JSON object per call, without the
- * newline, e.g. {"ts":"…","level":"info","library":"…","event":"host_started",…}.
+ * Where libnifkit's events go: one record per event, the event as one JSON
+ * object (line, without the newline), e.g.
+ * {"ts":"…","level":"info","library":"…","event":"host_started",…}.
  * Process-wide. Without a sink nothing is written (the default): a library
  * never writes on its own. Events below min_level are dropped. The sink may
- * be called from any thread, one line at a time.
+ * be called from any thread, one record at a time; the record is valid
+ * during the call only.
+ *
+ * note, when set, is one line for a person, not JSON: what a best-effort
+ * sandbox does not enforce here (once per process and kind of note, not
+ * for every host), or that a host runs unsandboxed (every start). A sink
+ * that feeds a terminal or the VM's stderr prints it.
  */
-typedef void (*nk_log_sink_fn)(void *arg, enum nk_log_level level, const char *line);
+struct nk_log_record {
+        enum nk_log_level level;
+        const char *library;    /* or NULL */
+        const char *event;
+        const char *note;       /* or NULL */
+        const char *line;
+};
+typedef void (*nk_log_sink_fn)(void *arg, const struct nk_log_record *rec);
 void nk_log_set_sink(nk_log_sink_fn fn, void *arg, enum nk_log_level min_level);
-/*
- * For applications that let the operator choose: NIFKIT_LOG=stderr, or a
- * file path (appended to), with NIFKIT_LOG_LEVEL=debug|info|warning|error
- * (default info). Returns 1 when a sink was set, 0 when NIFKIT_LOG is
- * unset, -errno when the file cannot be opened.
- */
-int nk_log_sink_from_env(void);
+/* "debug", "info", "warning", "error". */
+const char *nk_log_level_name(enum nk_log_level level);
+
+/* Where the state files of `nifkit status` go (process-wide; the
+ * directory must be the caller's own, not group- or other-writable).
+ * NULL, the default: /run/nifkit when writable, else /tmp/nifkit-UID. */
+int nk_status_set_dir(const char *dir);
 
 #define NK_STATS_LATENCY_BUCKETS 32
 #define NK_STATS_MAX_REASONS 16
@@ -308,6 +340,47 @@ struct nk_stats {
 
 /* 0, or -ENOTCONN when h was never started. */
 int nk_host_stats(const nk_host *h, struct nk_stats *ret);
+
+/*
+ * Every runtime's statistics, as `nifkit status` and nifkit:stats() read
+ * them: one state file per library per runtime process, in the directory
+ * nk_status_set_dir chose and the default ones (the VM and the reader may
+ * not share an environment).
+ */
+struct nk_status_record {
+        int runtime_pid;        /* the process that runs libnifkit (the VM) */
+        char library[4096];
+        int64_t updated;        /* Unix time of the last write */
+        struct nk_stats st;
+};
+
+/*
+ * Calls fn for each live record, in no particular order; a record whose
+ * runtime process is gone is stale, skipped, and removed where this
+ * process may. Stops at the first negative return of fn and returns it;
+ * otherwise returns the number of records seen. Unreadable or malformed
+ * files are skipped: a reader must not fail because a runtime died while
+ * writing.
+ */
+int nk_status_list(int (*fn)(const struct nk_status_record *rec, void *arg), void *arg);
+
+/* The record as one JSON object (a state file's text), newly allocated
+ * (free()). 0 or -ENOMEM. */
+int nk_status_record_format(const struct nk_status_record *rec, char **ret);
+
+/* ---- policy authoring -------------------------------------------------- */
+
+/*
+ * Reads broker audit records (JSON lines, NIFKIT_AUDIT_LOG's format) from
+ * in and writes to out the smallest policy, as JSON loadable by
+ * nk_policy_load, that allows every request the log records as allowed or
+ * audit-allowed: for each file, its directory with the weakest access that
+ * covers every flag seen there; the connect and listen endpoints; the
+ * resolved names. Records the policy refused while enforcing are left out.
+ * Malformed lines are errors: errbuf says which line. Returns 0, -EINVAL,
+ * -ENOMEM or -errno of a write.
+ */
+int nk_audit_suggest(FILE *in, FILE *out, char *errbuf, size_t errlen);
 
 #ifdef __cplusplus
 }

@@ -33,6 +33,7 @@
 #include "broker.h"
 #include "macro.h"
 #include "nifkit.h"
+#include "operator.h"
 #include "nifkit_policy.h"
 
 static char work[PATH_MAX];
@@ -179,7 +180,7 @@ static bool host_start_text(struct host *hs, const char *text)
         *hs = (struct host) {};
         if (nk_policy_load_string(text, "test-policy", &hs->policy, &perr) < 0)
                 fail_msg("policy: %s\n%s", perr.msg, text);
-        hs->h = nk_host_new();
+        hs->h = nk_operator_host_new(NULL);
         nk_host_set_library(hs->h, need_env("NK_TEST_NIF_BROKER"));
         nk_host_set_policy(hs->h, hs->policy);
         nk_error err = {};

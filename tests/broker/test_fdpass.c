@@ -28,6 +28,7 @@
 #include "broker.h"
 #include "fdpass.h"
 #include "macro.h"
+#include "nifkit.h"
 #include "nifkit_policy.h"
 
 static int count_fds(void)
@@ -167,7 +168,7 @@ static int setup(void **state)
         struct nk_policy_error err;
         if (nk_policy_load_string(text, "unit", &policy, &err) < 0)
                 fail_msg("%s", err.msg);
-        assert_int_equal(nk_broker_new(policy, "unit.so", &broker), 0);
+        assert_int_equal(nk_broker_new(policy, "unit.so", NULL, &broker), 0);
         return 0;
 }
 
@@ -284,7 +285,7 @@ static void test_magic_links_refused(void **state)
         assert_int_equal(nk_policy_load_string("{\"nifkit_policy\": 1, \"files\": "
                                                "[{\"path\": \"/\", \"access\": \"read-write\"}]}",
                                                "magic", &p, &err), 0);
-        assert_int_equal(nk_broker_new(p, "magic.so", &b), 0);
+        assert_int_equal(nk_broker_new(p, "magic.so", NULL, &b), 0);
         static const char *const magic[] = { "/proc/self/root/etc/passwd", "/proc/self/fd/0", "/proc/self/cwd/x",
                                              "/proc/self/exe" };
         for (size_t i = 0; i < sizeof magic / sizeof *magic; i++) {
@@ -313,9 +314,9 @@ static void test_magic_links_refused(void **state)
 
 static int notes;
 
-static void note(void *arg, const char *msg)
+static void note(void *arg, const struct nk_log_record *rec)
 {
-        if (strstr(msg, "openat2"))
+        if (rec->note && strstr(rec->note, "openat2") && strcmp(rec->event, "broker_degraded") == 0)
                 notes++;
 }
 
@@ -335,7 +336,7 @@ static void test_no_openat2_fails_closed(void **state)
                 struct sock_fprog prog = { .len = sizeof f / sizeof *f, .filter = f };
                 if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
                         _exit(3);
-                nk_broker_set_log(broker, note, NULL);
+                nk_log_set_sink(note, NULL, NK_LOG_WARNING);
                 int fd;
                 bool ok = nk_broker_open(broker, wp("a/f"), strlen(wp("a/f")), O_RDONLY, 0, &fd) == -ENOSYS &&
                           nk_broker_open(broker, wp("a/f"), strlen(wp("a/f")), O_RDONLY, 0, &fd) == -ENOSYS;
@@ -364,32 +365,31 @@ static void test_audit_format(void **state)
 static char last_record[1024];
 static int records;
 
-static void record(void *arg, const char *msg)
+static void record(void *arg, const struct nk_log_record *rec)
 {
-        snprintf(last_record, sizeof last_record, "%s", msg);
+        snprintf(last_record, sizeof last_record, "%s", rec->line);
         records++;
 }
 
-/* Audit mode without $NIFKIT_AUDIT_LOG: the records go to the log
- * callback; enforce mode sends none there. */
-static void test_audit_to_callback(void **state)
+/* Audit mode without an audit log: the decisions go to the log sink as
+ * broker_decision events; enforce mode sends none there. */
+static void test_audit_to_log_sink(void **state)
 {
         char text[2 * PATH_MAX];
         struct nk_policy *p;
         struct nk_broker *b;
         struct nk_policy_error err;
-        unsetenv("NIFKIT_AUDIT_LOG");
         snprintf(text, sizeof text, "{\"nifkit_policy\": 1, \"mode\": \"audit\", \"files\": "
                                     "[{\"path\": \"%s/a\", \"access\": \"read\"}]}", work);
         assert_int_equal(nk_policy_load_string(text, "audit", &p, &err), 0);
-        assert_int_equal(nk_broker_new(p, "audit.so", &b), 0);
-        nk_broker_set_log(b, record, NULL);
+        assert_int_equal(nk_broker_new(p, "audit.so", NULL, &b), 0);
+        nk_log_set_sink(record, NULL, NK_LOG_INFO);
         int fd = -1;
         records = 0;
         assert_int_equal(nk_broker_open(b, wp("ab/f"), strlen(wp("ab/f")), O_RDONLY, 0, &fd), 0);
         close(fd);
         assert_int_equal(records, 1);
-        assert_non_null(strstr(last_record, "\"op\":\"open\""));
+        assert_non_null(strstr(last_record, "\"event\":\"broker_decision\",\"op\":\"open\""));
         assert_non_null(strstr(last_record, "\"decision\":\"audit-allow\""));
         assert_non_null(strstr(last_record, "\"library\":\"audit.so\""));
         /* Directories stay refused in audit mode. */
@@ -399,9 +399,8 @@ static void test_audit_to_callback(void **state)
         nk_policy_free(p);
 
         records = 0;
-        nk_broker_set_log(broker, record, NULL);
         assert_int_equal(nk_broker_open(broker, wp("ab/f"), strlen(wp("ab/f")), O_RDONLY, 0, &fd), -ENOENT);
-        nk_broker_set_log(broker, NULL, NULL);
+        nk_log_set_sink(NULL, NULL, NK_LOG_INFO);
         assert_int_equal(records, 0);
 }
 
@@ -469,7 +468,7 @@ int main(void)
                 cmocka_unit_test(test_no_openat2_fails_closed),
                 cmocka_unit_test(test_magic_links_refused),
                 cmocka_unit_test(test_audit_format),
-                cmocka_unit_test(test_audit_to_callback),
+                cmocka_unit_test(test_audit_to_log_sink),
                 cmocka_unit_test(test_suggest),
         };
         return cmocka_run_group_tests(tests, setup, teardown);

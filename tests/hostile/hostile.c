@@ -33,6 +33,7 @@
 #include <ei.h>
 
 #include "nifkit.h"
+#include "operator.h"
 #include "nifkit_policy.h"
 #include "sandbox.h"
 #include "shm.h"
@@ -167,14 +168,15 @@ static void print_outcome(const struct outcome *o)
 
 /* ---- hosts ------------------------------------------------------------------ */
 
-static void log_note(void *arg, const char *msg)
+static void log_note(void *arg, const struct nk_log_record *rec)
 {
-        printf("  note (%s): %s\n", (const char *) arg, msg);
+        if (rec->note)
+                printf("  note: %s\n", rec->note);
 }
 
 static nk_host *start(struct ctx *c, const char *lib, const char *role, unsigned timeout_ms)
 {
-        nk_host *h = nk_host_new();
+        nk_host *h = nk_operator_host_new(NULL);
         if (!h || nk_host_set_library(h, lib) < 0) {
                 fprintf(stderr, "out of memory\n");
                 exit(EXIT_FAIL);
@@ -182,7 +184,6 @@ static nk_host *start(struct ctx *c, const char *lib, const char *role, unsigned
         nk_host_set_policy(h, &c->policy);
         if (timeout_ms)
                 nk_host_set_call_timeout(h, timeout_ms);
-        nk_host_set_log_callback(h, log_note, (void *) role);
         nk_error err = { 0 };
         if (nk_host_start(h, NULL, 0, &err) < 0) {
                 printf("  FAIL: cannot start the %s host (%s launcher): %s (%s)\n", role, c->launcher, err.msg,
@@ -1066,6 +1067,7 @@ static int run(struct ctx *c, const struct attack *a)
 int main(int argc, char **argv)
 {
         setvbuf(stdout, NULL, _IOLBF, 0);
+        nk_log_set_sink(log_note, NULL, NK_LOG_WARNING);
         if (argc == 2 && strcmp(argv[1], "--list") == 0) {
                 for (size_t i = 0; i < sizeof attacks / sizeof attacks[0]; i++)
                         printf("attack-%s\t%s\t%s\n", attacks[i].name, attacks[i].tried, attacks[i].stops);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "nifkit.h"
+#include "operator.h"
 
 #define CALLS 20000
 
@@ -51,7 +52,7 @@ int main(void)
                 fprintf(stderr, "NK_TEST_NIF_GOOD is not set: run through meson test --benchmark\n");
                 return 1;
         }
-        nk_host *h = nk_host_new();
+        nk_host *h = nk_operator_host_new(NULL);
         nk_error err;
         if (!h || nk_host_set_library(h, lib) < 0 || nk_host_start(h, NULL, 0, &err) < 0) {
                 fprintf(stderr, "cannot start the host: %s\n", h ? err.msg : "out of memory");

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "nifkit.h"
+#include "operator.h"
 
 /* ETF: [N] for a small N, and [] */
 #define ARGS_INT(n) ((const uint8_t[]) { 131, 108, 0, 0, 0, 1, 97, (uint8_t) (n), 106 })
@@ -30,7 +31,7 @@ static nk_host *start_good(unsigned timeout_ms)
         nk_error err = { 0 };
         if (!lib || !*lib)
                 fail_msg("NK_TEST_NIF_GOOD is not set: run this test through meson test");
-        nk_host *h = nk_host_new();
+        nk_host *h = nk_operator_host_new(NULL);
         assert_non_null(h);
         assert_int_equal(nk_host_set_library(h, lib), 0);
         if (timeout_ms)

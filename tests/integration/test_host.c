@@ -24,6 +24,7 @@
 #include <erl_nif.h>
 
 #include "nifkit.h"
+#include "operator.h"
 #include "nifkit_policy.h"
 
 static const char *need_env(const char *name)
@@ -91,7 +92,7 @@ static erlang_pid test_pid(unsigned num)
 
 static nk_host *start_lib(const char *env_name, const uint8_t *load_info, size_t len)
 {
-        nk_host *h = nk_host_new();
+        nk_host *h = nk_operator_host_new(NULL);
         assert_non_null(h);
         assert_int_equal(nk_host_set_library(h, need_env(env_name)), 0);
         nk_error err = {};
@@ -396,7 +397,7 @@ static void test_crash_is_contained(void **state)
 
 static void test_crash_in_load(void **state)
 {
-        nk_host *h = nk_host_new();
+        nk_host *h = nk_operator_host_new(NULL);
         assert_int_equal(nk_host_set_library(h, need_env("NK_TEST_NIF_CRASH")), 0);
         ei_x_buff li;
         args_begin(&li, 0);
@@ -416,7 +417,7 @@ static void test_crash_in_load(void **state)
 
 static void test_timeout(void **state)
 {
-        nk_host *h = nk_host_new();
+        nk_host *h = nk_operator_host_new(NULL);
         assert_int_equal(nk_host_set_library(h, need_env("NK_TEST_NIF_GOOD")), 0);
         nk_host_set_call_timeout(h, 300);
         nk_error err;
@@ -449,7 +450,7 @@ static void test_timeout(void **state)
 
 static void expect_load_failure(const char *env_name, const char *reason)
 {
-        nk_host *h = nk_host_new();
+        nk_host *h = nk_operator_host_new(NULL);
         const char *lib = need_env(env_name);
         assert_int_equal(nk_host_set_library(h, lib), 0);
         nk_error err = {};
@@ -472,7 +473,7 @@ static void test_load_failures(void **state)
                 expect_load_failure("NK_TEST_NIF_NOTELF", "dlopen failed");
         } else {
                 /* Refused before launch: its dependencies cannot be read. */
-                h = nk_host_new();
+                h = nk_operator_host_new(NULL);
                 assert_int_equal(nk_host_set_library(h, need_env("NK_TEST_NIF_NOTELF")), 0);
                 assert_true(nk_host_start(h, NULL, 0, &err) < 0);
                 if (err.kind != NK_ERR_SYSTEM || !strstr(err.msg, "not an ELF file"))
@@ -481,7 +482,7 @@ static void test_load_failures(void **state)
                 nk_host_free(h);
         }
 
-        h = nk_host_new();
+        h = nk_operator_host_new(NULL);
         assert_int_equal(nk_host_set_library(h, "/nonexistent/lib.so"), 0);
         assert_true(nk_host_start(h, NULL, 0, &err) < 0);
         assert_int_equal(err.kind, test_launcher() ? NK_ERR_SYSTEM : NK_ERR_LOAD);
@@ -489,7 +490,7 @@ static void test_load_failures(void **state)
         nk_host_free(h);
 
         /* A host binary that does not exist is a system error naming it. */
-        h = nk_host_new();
+        h = nk_operator_host_new(NULL);
         assert_int_equal(nk_host_set_library(h, need_env("NK_TEST_NIF_GOOD")), 0);
         assert_int_equal(nk_host_set_host_binary(h, "/nonexistent/nifkit-host"), 0);
         assert_int_equal(nk_host_start(h, NULL, 0, &err), -ENOENT);
@@ -623,7 +624,7 @@ static void on_send(void *arg, const uint8_t *to, size_t to_len, const uint8_t *
 static void test_sends_arrive(void **state)
 {
         struct inbox in = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
-        nk_host *h = nk_host_new();
+        nk_host *h = nk_operator_host_new(NULL);
         assert_int_equal(nk_host_set_library(h, need_env("NK_TEST_NIF_GOOD")), 0);
         nk_host_set_send_callback(h, on_send, &in);
         nk_error err;
@@ -731,7 +732,7 @@ static struct nk_policy *socket_policy(void)
 static nk_host *new_fake(const char *mode)
 {
         setenv("NK_FAKE_MODE", mode, 1);
-        nk_host *h = nk_host_new();
+        nk_host *h = nk_operator_host_new(NULL);
         assert_int_equal(nk_host_set_library(h, "fake.so"), 0);
         assert_int_equal(nk_host_set_host_binary(h, need_env("NK_TEST_FAKE_HOST")), 0);
         nk_host_set_policy(h, socket_policy());

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The JSON-lines log (runtime/log.c), the state files (status_file.c) and
- * the per-library statistics (status.c). */
+/* The JSON-lines log (runtime/log.c), the state files (status_file.c), the
+ * per-library statistics (status.c), and the operator's variables that
+ * choose where they go (operator.c). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include "buf.h"
 #include "log.h"
 #include "nifkit.h"
+#include "operator.h"
 #include "status.h"
 #include "status_file.h"
 
@@ -80,13 +82,17 @@ static void test_format(void **state)
 struct captured {
         int n;
         char lines[16][1024];
+        char notes[16][256];    /* "" for an event without one */
 };
 
-static void capture(void *arg, enum nk_log_level level, const char *line)
+static void capture(void *arg, const struct nk_log_record *rec)
 {
         struct captured *c = arg;
-        if (c->n < 16)
-                snprintf(c->lines[c->n++], sizeof c->lines[0], "%s", line);
+        if (c->n >= 16)
+                return;
+        snprintf(c->lines[c->n], sizeof c->lines[0], "%s", rec->line);
+        snprintf(c->notes[c->n], sizeof c->notes[0], "%s", rec->note ? rec->note : "");
+        c->n++;
 }
 
 static void test_sink(void **state)
@@ -101,28 +107,57 @@ static void test_sink(void **state)
         nk_log_event(NK_LOG_DEBUG, "lib", "too_quiet", NK_LOG_INT("x", 1));
         nk_log_event(NK_LOG_INFO, "lib", "kept", NK_LOG_INT("x", 2));
         nk_log_event(NK_LOG_ERROR, "lib", "also_kept", NK_LOG_STR("y", "z"));
+        /* A warning for a person: the same record, with its note. */
+        nk_log_note(NK_LOG_WARNING, "lib", "noted", "read me", NK_LOG_INT("x", 4));
+        nk_log_note(NK_LOG_DEBUG, "lib", "noted_quietly", "not me", NK_LOG_INT("x", 5));
         nk_log_set_sink(NULL, NULL, NK_LOG_INFO);
         nk_log_event(NK_LOG_ERROR, "lib", "after", NK_LOG_INT("x", 3));
 
-        assert_int_equal(c.n, 2);
+        assert_int_equal(c.n, 3);
         assert_non_null(strstr(c.lines[0], "\"event\":\"kept\",\"x\":2}"));
+        assert_string_equal(c.notes[0], "");
         assert_non_null(strstr(c.lines[1], "\"level\":\"error\",\"library\":\"lib\",\"event\":\"also_kept\""));
+        assert_non_null(strstr(c.lines[2], "\"level\":\"warning\",\"library\":\"lib\",\"event\":\"noted\",\"x\":4}"));
+        assert_string_equal(c.notes[2], "read me");
 }
 
-static void test_sink_from_env(void **state)
+/* What the proxy's and the tool's sink does with a record: NIFKIT_LOG's
+ * file gets its line. */
+static void file_sink(void *arg, const struct nk_log_record *rec)
+{
+        nk_operator_log_write(*(int *) arg, rec);
+}
+
+static void test_operator_log(void **state)
 {
         char path[] = "/tmp/nifkit-log-test.XXXXXX";
         char buf[4096] = { 0 };
-        int fd = mkstemp(path);
+        int fd = mkstemp(path), log_fd = -1;
+        struct nk_operator_env e;
         FILE *f;
 
         assert_true(fd >= 0);
         close(fd);
         unsetenv("NIFKIT_LOG");
-        assert_int_equal(nk_log_sink_from_env(), 0);
+        nk_operator_env_read(&e);
+        assert_int_equal(nk_operator_log_open(&e, &log_fd), 0);
+        assert_int_equal(log_fd, -1);
         setenv("NIFKIT_LOG", path, 1);
+        setenv("NIFKIT_LOG_LEVEL", "loud", 1);
+        nk_operator_env_read(&e);
+        assert_true(e.log_level_bad);
+        assert_int_equal(e.log_level, NK_LOG_INFO);
         setenv("NIFKIT_LOG_LEVEL", "warning", 1);
-        assert_int_equal(nk_log_sink_from_env(), 1);
+        nk_operator_env_read(&e);
+        assert_false(e.log_level_bad);
+        assert_int_equal(e.log_level, NK_LOG_WARNING);
+        assert_int_equal(nk_operator_log_open(&e, &log_fd), 1);
+        assert_true(log_fd > STDERR_FILENO);
+        /* One descriptor per process, however often it is asked for. */
+        int again = -1;
+        assert_int_equal(nk_operator_log_open(&e, &again), 1);
+        assert_int_equal(again, log_fd);
+        nk_log_set_sink(file_sink, &log_fd, e.log_level);
         nk_log_event(NK_LOG_INFO, "lib", "below", NK_LOG_INT("x", 1));
         nk_log_event(NK_LOG_WARNING, "lib", "first", NK_LOG_INT("x", 1));
         nk_log_event(NK_LOG_ERROR, "lib", "second", NK_LOG_INT("x", 2));
@@ -231,7 +266,7 @@ static void test_status_lifecycle(void **state)
 
         assert_non_null(rec);
         assert_non_null(mkdtemp(dir));
-        setenv("NIFKIT_STATUS_DIR", dir, 1);
+        assert_int_equal(nk_status_set_dir(dir), 0);
         nk_log_set_sink(capture, &c, NK_LOG_INFO);
         snprintf(died.reason, sizeof died.reason, "crashed");
         snprintf(died.msg, sizeof died.msg, "host for x killed by SIGSEGV");
@@ -305,8 +340,31 @@ static void test_status_lifecycle(void **state)
         /* Every host stopped: no state file is left behind. */
         assert_int_equal(nk_status_list(count_records, rec), 0);
         assert_int_equal(rmdir(dir), 0);
-        unsetenv("NIFKIT_STATUS_DIR");
+        assert_int_equal(nk_status_set_dir(NULL), 0);
         free(rec);
+}
+
+/* NIFKIT_STATUS_DIR first, else $XDG_RUNTIME_DIR/nifkit; a relative one
+ * is refused, the default kept. */
+static void test_operator_status_dir(void **state)
+{
+        struct nk_operator_env e;
+
+        unsetenv("NIFKIT_STATUS_DIR");
+        unsetenv("XDG_RUNTIME_DIR");
+        nk_operator_env_read(&e);
+        assert_string_equal(e.status_dir, "");
+        assert_int_equal(nk_operator_env_status(&e), 0);
+        setenv("XDG_RUNTIME_DIR", "/run/user/4242", 1);
+        nk_operator_env_read(&e);
+        assert_string_equal(e.status_dir, "/run/user/4242/nifkit");
+        setenv("NIFKIT_STATUS_DIR", "relative/dir", 1);
+        nk_operator_env_read(&e);
+        assert_string_equal(e.status_dir, "relative/dir");
+        assert_int_equal(nk_operator_env_status(&e), -EINVAL);
+        assert_int_equal(nk_status_set_dir(NULL), 0);
+        unsetenv("NIFKIT_STATUS_DIR");
+        unsetenv("XDG_RUNTIME_DIR");
 }
 
 /* The /tmp fallback refuses a directory another user could write into, or
@@ -341,7 +399,7 @@ static void test_stale_records(void **state)
         pid_t pid;
 
         assert_non_null(mkdtemp(dir));
-        setenv("NIFKIT_STATUS_DIR", dir, 1);
+        assert_int_equal(nk_status_set_dir(dir), 0);
         pid = fork();
         if (pid == 0)
                 _exit(0);
@@ -365,7 +423,7 @@ static void test_stale_records(void **state)
         snprintf(path, sizeof path, "%s/live.json", dir);
         assert_int_equal(unlink(path), 0);
         assert_int_equal(rmdir(dir), 0);
-        unsetenv("NIFKIT_STATUS_DIR");
+        assert_int_equal(nk_status_set_dir(NULL), 0);
 }
 
 int main(void)
@@ -374,7 +432,8 @@ int main(void)
                 cmocka_unit_test(test_escape),
                 cmocka_unit_test(test_format),
                 cmocka_unit_test(test_sink),
-                cmocka_unit_test(test_sink_from_env),
+                cmocka_unit_test(test_operator_log),
+                cmocka_unit_test(test_operator_status_dir),
                 cmocka_unit_test(test_record_roundtrip),
                 cmocka_unit_test(test_percentiles),
                 cmocka_unit_test(test_status_lifecycle),

@@ -26,6 +26,7 @@
 #include <ei.h>
 
 #include "nifkit.h"
+#include "operator.h"
 #include "nifkit_policy.h"
 
 /* An fd the runtime has open without close-on-exec: it must not reach the host. */
@@ -42,29 +43,26 @@ static const char *need_env(const char *name)
 
 static unsigned notes, sink_notes;
 
-static void note(void *arg, const char *msg)
+static void sink(void *arg, const struct nk_log_record *rec)
 {
         (void) arg;
-        notes++;
-        printf("# NOTE (not enforced on this machine): %s\n", msg);
-}
-
-static void sink(void *arg, enum nk_log_level level, const char *line)
-{
-        (void) arg;
-        if (strstr(line, "\"event\":\"sandbox_not_enforced\"")) {
-                assert_int_equal(level, NK_LOG_WARNING);
-                sink_notes++;
+        if (strcmp(rec->event, "sandbox_not_enforced") != 0)
+                return;
+        assert_int_equal(rec->level, NK_LOG_WARNING);
+        assert_non_null(strstr(rec->line, "\"event\":\"sandbox_not_enforced\""));
+        sink_notes++;
+        if (rec->note) {
+                notes++;
+                printf("# NOTE (not enforced on this machine): %s\n", rec->note);
         }
 }
 
 static nk_host *start_probe(void)
 {
-        nk_host *h = nk_host_new();
+        nk_host *h = nk_operator_host_new(NULL);
         assert_non_null(h);
         assert_int_equal(nk_host_set_library(h, need_env("NK_SANDBOX_PROBE")), 0);
         assert_int_equal(nk_host_set_host_binary(h, need_env("NIFKIT_HOST")), 0);
-        nk_host_set_log_callback(h, note, NULL);
         nk_error err = { 0 };
         if (nk_host_start(h, NULL, 0, &err) < 0)
                 fail_msg("cannot start the probe: %s", err.msg);
@@ -455,10 +453,10 @@ static void test_fds(void **state)
         free(s);
 }
 
-/* What is not enforced reaches the log sink for every host, and the
- * host's callback (which the proxy prints) once per process: three hosts
- * of one library under one policy log three times as much as one, and
- * tell the callback nothing new after the first. */
+/* What is not enforced reaches the log sink for every host, with a note
+ * for a person (which the proxy prints) once per process: three hosts of
+ * one library under one policy log three times as much as one, and carry
+ * no new note after the first. */
 static void test_notes_reach_log_sink(void **state)
 {
         (void) state;
@@ -472,7 +470,7 @@ static void test_notes_reach_log_sink(void **state)
         assert_int_equal(sink_notes, 3 * per_host);
         assert_int_equal(notes, told);
         assert_true(told <= per_host);
-        printf("# %u note(s) per host about limits not enforced here, each logged; %u told to the callback\n",
+        printf("# %u event(s) per host about limits not enforced here, each logged; %u with a note\n",
                per_host, told);
 }
 
@@ -504,7 +502,7 @@ static struct nk_policy *policy_with(const char *from, const char *until, const 
 
 static nk_host *start_with_policy(const struct nk_policy *p)
 {
-        nk_host *h = nk_host_new();
+        nk_host *h = nk_operator_host_new(NULL);
         assert_non_null(h);
         assert_int_equal(nk_host_set_library(h, need_env("NK_SANDBOX_PROBE")), 0);
         assert_int_equal(nk_host_set_host_binary(h, need_env("NIFKIT_HOST")), 0);

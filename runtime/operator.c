@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The NIFKIT_* environment read, the status directory and the log file
+ * (operator.h); what concerns one host is in operator_host.c, so that a
+ * program that starts no host links none of it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "operator.h"
+
+static const char *var(const char *name)
+{
+        const char *v = secure_getenv(name);
+        return v && *v ? v : NULL;
+}
+
+void nk_operator_env_read(struct nk_operator_env *ret)
+{
+        *ret = (struct nk_operator_env) {
+                .host = var("NIFKIT_HOST"),
+                .policy = var("NIFKIT_POLICY"),
+                .cgroup_root = var("NIFKIT_CGROUP_ROOT"),
+                .audit_log = var("NIFKIT_AUDIT_LOG"),
+                .log = var("NIFKIT_LOG"),
+                .log_level = NK_LOG_INFO,
+        };
+        const char *u = var("NIFKIT_UNSANDBOXED_DEVELOPMENT");
+        ret->unsandboxed = u && strcmp(u, "1") == 0;
+
+        const char *dir = var("NIFKIT_STATUS_DIR"), *xdg = var("XDG_RUNTIME_DIR");
+        if (dir)
+                snprintf(ret->status_dir, sizeof ret->status_dir, "%s", dir);
+        else if (xdg)
+                snprintf(ret->status_dir, sizeof ret->status_dir, "%s/nifkit", xdg);
+
+        const char *lvl = var("NIFKIT_LOG_LEVEL");
+        if (lvl) {
+                ret->log_level_bad = true;
+                for (int l = NK_LOG_DEBUG; l <= NK_LOG_ERROR; l++)
+                        if (strcmp(lvl, nk_log_level_name((enum nk_log_level) l)) == 0) {
+                                ret->log_level = (enum nk_log_level) l;
+                                ret->log_level_bad = false;
+                        }
+        }
+}
+
+int nk_operator_env_status(const struct nk_operator_env *e)
+{
+        return nk_status_set_dir(e->status_dir[0] ? e->status_dir : NULL);
+}
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static int log_fd = -1;         /* the file NIFKIT_LOG names, for the process's life */
+
+int nk_operator_log_open(const struct nk_operator_env *e, int *ret_fd)
+{
+        if (!e->log)
+                return 0;
+        if (strcmp(e->log, "stderr") == 0) {
+                *ret_fd = STDERR_FILENO;
+                return 1;
+        }
+        pthread_mutex_lock(&log_lock);
+        if (log_fd < 0)
+                log_fd = open(e->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+        int fd = log_fd, r = fd < 0 ? -errno : 1;
+        pthread_mutex_unlock(&log_lock);
+        if (r > 0)
+                *ret_fd = fd;
+        return r;
+}
+
+void nk_operator_log_write(int fd, const struct nk_log_record *rec)
+{
+        size_t n = strlen(rec->line);
+        _cleanup_free_ char *l = malloc(n + 1);
+        if (!l)
+                return;
+        memcpy(l, rec->line, n);
+        l[n] = '\n';
+        (void) !write(fd, l, n + 1);
+}
