@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "broker_client.h"
+#include "inet.h"
 #include "macro.h"
 #include "nifkit_broker.h"
 
@@ -695,9 +696,7 @@ EXPORT int getaddrinfo(const char *node, const char *service, const struct addri
         /* No name to look up (a numeric address, or none): glibc answers
          * from the text alone, without files or the network. */
         struct addrinfo h = hints ? *hints : (struct addrinfo) { .ai_family = AF_UNSPEC };
-        unsigned char tmp[16];
-        if (!node || inet_pton(AF_INET, node, tmp) == 1 || inet_pton(AF_INET6, node, tmp) == 1 ||
-            (h.ai_flags & AI_NUMERICHOST)) {
+        if (!node || nk_ip_is_literal(node) || (h.ai_flags & AI_NUMERICHOST)) {
                 h.ai_flags |= AI_NUMERICHOST | AI_NUMERICSERV;
                 uint16_t port;
                 if (numeric_port(service, &port) < 0)
@@ -757,13 +756,17 @@ static int endpoint(const char *host, uint16_t port, struct sockaddr_storage *re
         memset(ret, 0, sizeof *ret);
         struct sockaddr_in *in = (struct sockaddr_in *) ret;
         struct sockaddr_in6 *in6 = (struct sockaddr_in6 *) ret;
-        if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+        unsigned char addr[NK_IP_ADDR_MAX];
+        int family = nk_ip_parse(host, addr);
+        if (family == AF_INET) {
+                memcpy(&in->sin_addr, addr, 4);
                 in->sin_family = AF_INET;
                 in->sin_port = htons(port);
                 *ret_len = sizeof *in;
                 return 0;
         }
-        if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        if (family == AF_INET6) {
+                memcpy(&in6->sin6_addr, addr, 16);
                 in6->sin6_family = AF_INET6;
                 in6->sin6_port = htons(port);
                 *ret_len = sizeof *in6;

@@ -34,6 +34,7 @@
 #include "broker.h"
 #include "buf.h"
 #include "fdpass.h"
+#include "inet.h"
 #include "log.h"
 #include "macro.h"
 #include "nifkit_policy.h"
@@ -589,17 +590,11 @@ static int parse_sockaddr(const struct sockaddr *sa, socklen_t len, struct peer 
         return sa->sa_family == AF_INET || sa->sa_family == AF_INET6 ? -EINVAL : -EAFNOSUPPORT;
 }
 
-static bool is_ip_literal(const char *s)
-{
-        unsigned char a[16];
-        return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
-}
-
 /* Whether host (a literal or a name of the policy) denotes peer's address.
  * Names are resolved now, by the runtime, since the policy lists them. */
 static bool host_matches(const char *host, const struct peer *p)
 {
-        if (is_ip_literal(host))
+        if (nk_ip_is_literal(host))
                 return strcmp(host, p->ip) == 0;
         struct addrinfo hints = { .ai_family = p->family, .ai_socktype = SOCK_STREAM };
         struct addrinfo *res = NULL;

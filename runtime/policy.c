@@ -24,6 +24,7 @@
 
 #include <jansson.h>
 
+#include "inet.h"
 #include "macro.h"
 #include "nifkit_policy.h"
 #include "policy-keys.h"
@@ -964,20 +965,18 @@ static bool valid_hostname(const char *s, size_t n)
 /* An IP literal in its canonical form, or a lower-cased host name. */
 static int canonical_host(const char *h, size_t n, bool v6, char **ret)
 {
-        char tmp[256], out[INET6_ADDRSTRLEN];
-        unsigned char addr[sizeof(struct in6_addr)];
+        char tmp[256], out[NK_IP_TEXT_MAX];
 
         if (n >= sizeof tmp)
                 return -EINVAL;
         memcpy(tmp, h, n);
         tmp[n] = '\0';
-        if (v6) {
-                if (inet_pton(AF_INET6, tmp, addr) != 1)
-                        return -EINVAL;
-                inet_ntop(AF_INET6, addr, out, sizeof out);
-        } else if (inet_pton(AF_INET, tmp, addr) == 1) {
-                inet_ntop(AF_INET, addr, out, sizeof out);
-        } else {
+        /* Bracketed: IPv6 only; bare: IPv4 or a name (an IPv6 literal
+         * needs brackets beside a port). */
+        int family = nk_ip_canonical(tmp, out);
+        if (v6 ? family != AF_INET6 : family == AF_INET6)
+                return -EINVAL;
+        if (!family) {
                 if (!valid_hostname(tmp, n))
                         return -EINVAL;
                 for (size_t i = 0; i < n; i++)
@@ -987,13 +986,6 @@ static int canonical_host(const char *h, size_t n, bool v6, char **ret)
         }
         *ret = strdup(out);
         return *ret ? 0 : -ENOMEM;
-}
-
-static bool is_ip_literal(const char *s)
-{
-        unsigned char addr[sizeof(struct in6_addr)];
-
-        return inet_pton(AF_INET, s, addr) == 1 || inet_pton(AF_INET6, s, addr) == 1;
 }
 
 static int parse_endpoint(struct ctx *c, const char *orig, bool listen, struct nk_policy_endpoint *ret)
@@ -1124,7 +1116,7 @@ static int read_strings(struct ctx *c, json_t *v, const char *what,
 
 static int check_host_name(struct ctx *c, const char *s, char **ret)
 {
-        if (is_ip_literal(s) || (s[0] == '[' && strchr(s, ']')))
+        if (nk_ip_is_literal(s) || (s[0] == '[' && strchr(s, ']')))
                 return fail(c, "expected a host name, got the IP address \"%.200s\": addresses need no resolving",
                             s);
         int r = canonical_host(s, strlen(s), false, ret);
@@ -1186,7 +1178,7 @@ static bool resolvable(const struct nk_policy *p, const char *host)
 static int check_names(struct ctx *c, const char *list, const struct nk_policy_endpoint *eps, size_t n)
 {
         for (size_t i = 0; i < n; i++) {
-                if (is_ip_literal(eps[i].host) || resolvable(c->p, eps[i].host))
+                if (nk_ip_is_literal(eps[i].host) || resolvable(c->p, eps[i].host))
                         continue;
                 push_key(c, "network");
                 push_key(c, list);
