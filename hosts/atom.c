@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "term.h"
+#include "utf8.h"
 
 #define PAGE_BITS 10
 #define PAGE_SIZE (1u << PAGE_BITS)
@@ -116,49 +117,6 @@ static uint32_t atom_hash_of(const void *e)
         return ((const struct atom_entry *) e)->hash;
 }
 
-/* Counts characters of valid UTF-8 (shortest form, no surrogates, ≤ U+10FFFF).
- * Returns -1 if invalid. */
-static long utf8_chars(const uint8_t *s, size_t len, bool *ret_latin1)
-{
-        long n = 0;
-        bool latin1 = true;
-        for (size_t i = 0; i < len; n++) {
-                uint8_t c = s[i];
-                uint32_t cp;
-                size_t k;
-                if (c < 0x80) {
-                        i++;
-                        continue;
-                } else if ((c & 0xe0) == 0xc0) {
-                        cp = c & 0x1f;
-                        k = 1;
-                } else if ((c & 0xf0) == 0xe0) {
-                        cp = c & 0x0f;
-                        k = 2;
-                } else if ((c & 0xf8) == 0xf0) {
-                        cp = c & 0x07;
-                        k = 3;
-                } else
-                        return -1;
-                if (len - i <= k)
-                        return -1;
-                for (size_t j = 1; j <= k; j++) {
-                        if ((s[i + j] & 0xc0) != 0x80)
-                                return -1;
-                        cp = cp << 6 | (s[i + j] & 0x3f);
-                }
-                static const uint32_t min_cp[] = { 0, 0x80, 0x800, 0x10000 };
-                if (cp < min_cp[k] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                        return -1;
-                if (cp > 0xff)
-                        latin1 = false;
-                i += k + 1;
-        }
-        if (ret_latin1)
-                *ret_latin1 = latin1;
-        return n;
-}
-
 static ERL_NIF_TERM atom_lookup_locked(const char *text, size_t len, uint32_t hash)
 {
         if (!atoms.nslots)
@@ -174,7 +132,7 @@ static ERL_NIF_TERM atom_lookup_locked(const char *text, size_t len, uint32_t ha
 static ERL_NIF_TERM atom_intern(const char *text, size_t len, bool create)
 {
         bool latin1;
-        long nchars = utf8_chars((const uint8_t *) text, len, &latin1);
+        long nchars = nk_utf8_chars((const uint8_t *) text, len, &latin1);
         if (nchars < 0 || nchars > NK_ATOM_MAX_CHARS)
                 return NK_NONE;
         uint32_t hash = fnv1a(text, len);

@@ -23,6 +23,7 @@
 
 #include "etf.h"
 #include "macro.h"
+#include "utf8.h"
 
 enum {
         NEW_FLOAT_EXT = 70,
@@ -177,52 +178,6 @@ static void *arena(struct dec *d, size_t size)
         return nk_env_alloc(d->env, size);
 }
 
-/*
- * Checks UTF-8 the way BEAM checks atom text: no overlong forms, no
- * surrogates, nothing above U+10FFFF. Returns the number of characters, or
- * -1 if invalid.
- */
-static ssize_t utf8_chars(const uint8_t *s, size_t len)
-{
-        size_t i = 0, chars = 0;
-
-        while (i < len) {
-                uint8_t c = s[i];
-                uint32_t cp;
-                size_t k;
-
-                if (c < 0x80) {
-                        i++;
-                        chars++;
-                        continue;
-                }
-                if (c >= 0xc2 && c <= 0xdf) {
-                        k = 1;
-                        cp = c & 0x1f;
-                } else if (c >= 0xe0 && c <= 0xef) {
-                        k = 2;
-                        cp = c & 0x0f;
-                } else if (c >= 0xf0 && c <= 0xf4) {
-                        k = 3;
-                        cp = c & 0x07;
-                } else
-                        return -1;
-                if (len - i - 1 < k)
-                        return -1;
-                for (size_t j = 1; j <= k; j++) {
-                        if ((s[i + j] & 0xc0) != 0x80)
-                                return -1;
-                        cp = cp << 6 | (s[i + j] & 0x3f);
-                }
-                if ((k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) || cp > 0x10ffff ||
-                    (cp >= 0xd800 && cp <= 0xdfff))
-                        return -1;
-                i += k + 1;
-                chars++;
-        }
-        return (ssize_t) chars;
-}
-
 /* Reads the atom whose tag is at d->pos. */
 static int decode_atom(struct dec *d, ERL_NIF_TERM *ret)
 {
@@ -268,7 +223,7 @@ static int decode_atom(struct dec *d, ERL_NIF_TERM *ret)
                         return fail_at(d, start, -EINVAL, "atom of %zu characters (at most %d)",
                                        n, NK_ATOM_MAX_CHARS);
         } else {
-                ssize_t chars = utf8_chars(text, n);
+                ssize_t chars = nk_utf8_chars(text, n, NULL);
                 if (chars < 0)
                         return fail_at(d, start, -EINVAL, "atom text is not valid UTF-8");
                 if (chars > NK_ATOM_MAX_CHARS)

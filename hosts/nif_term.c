@@ -32,6 +32,7 @@
 #include "nif_api.h"
 #include "protocol.h"
 #include "term.h"
+#include "utf8.h"
 
 /* BEAM aborts the VM here; the host ends with a status that says why
  * (protocol.h), which a memory limit made of RLIMIT_AS needs to be told
@@ -316,72 +317,6 @@ ERL_NIF_TERM enif_make_unique_integer(ErlNifEnv *env, ErlNifUniqueInteger proper
 
 /* ---- UTF-8 helpers ------------------------------------------------------------ */
 
-/* Decodes one code point; returns its length in bytes, or 0 if the
- * sequence is not strict UTF-8 (overlong, surrogate, > U+10FFFF, cut). */
-static size_t utf8_decode(const uint8_t *s, size_t len, uint32_t *ret_cp)
-{
-        uint32_t cp;
-        size_t n;
-
-        if (len == 0)
-                return 0;
-        if (s[0] < 0x80) {
-                *ret_cp = s[0];
-                return 1;
-        } else if ((s[0] & 0xe0) == 0xc0) {
-                cp = s[0] & 0x1f;
-                n = 2;
-        } else if ((s[0] & 0xf0) == 0xe0) {
-                cp = s[0] & 0x0f;
-                n = 3;
-        } else if ((s[0] & 0xf8) == 0xf0) {
-                cp = s[0] & 0x07;
-                n = 4;
-        } else
-                return 0;
-        if (len < n)
-                return 0;
-        for (size_t i = 1; i < n; i++) {
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-                cp = cp << 6 | (s[i] & 0x3f);
-        }
-        static const uint32_t min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
-        if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        *ret_cp = cp;
-        return n;
-}
-
-static size_t utf8_len(uint32_t cp)
-{
-        return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-}
-
-static void utf8_encode(uint32_t cp, uint8_t *out)
-{
-        switch (utf8_len(cp)) {
-        case 1:
-                out[0] = (uint8_t) cp;
-                break;
-        case 2:
-                out[0] = (uint8_t) (0xc0 | cp >> 6);
-                out[1] = (uint8_t) (0x80 | (cp & 0x3f));
-                break;
-        case 3:
-                out[0] = (uint8_t) (0xe0 | cp >> 12);
-                out[1] = (uint8_t) (0x80 | ((cp >> 6) & 0x3f));
-                out[2] = (uint8_t) (0x80 | (cp & 0x3f));
-                break;
-        default:
-                out[0] = (uint8_t) (0xf0 | cp >> 18);
-                out[1] = (uint8_t) (0x80 | ((cp >> 12) & 0x3f));
-                out[2] = (uint8_t) (0x80 | ((cp >> 6) & 0x3f));
-                out[3] = (uint8_t) (0x80 | (cp & 0x3f));
-                break;
-        }
-}
-
 /* A list element that is a Unicode code point Erlang accepts in a string. */
 static bool code_point_of(ERL_NIF_TERM t, uint32_t *ret)
 {
@@ -460,8 +395,8 @@ int enif_make_existing_atom_len(ErlNifEnv *env, const char *name, size_t len, ER
                 if (len > NK_ATOM_MAX_CHARS)
                         return 0;
                 for (size_t i = 0; i < len; i++) {
-                        utf8_encode((uint8_t) name[i], utf8 + n);
-                        n += utf8_len((uint8_t) name[i]);
+                        nk_utf8_encode((uint8_t) name[i], utf8 + n);
+                        n += nk_utf8_size((uint8_t) name[i]);
                 }
                 t = nk_atom_find_utf8((const char *) utf8, n);
                 break;
@@ -524,7 +459,7 @@ int enif_get_atom(ErlNifEnv *env, ERL_NIF_TERM atom, char *buf, unsigned len,
                         return 0;
                 for (size_t i = 0, o = 0; i < bytes; o++) {
                         uint32_t cp = 0;
-                        i += utf8_decode((const uint8_t *) text + i, bytes - i, &cp);
+                        i += nk_utf8_decode((const uint8_t *) text + i, bytes - i, &cp);
                         buf[o] = (char) cp;
                 }
                 buf[chars] = '\0';
@@ -563,7 +498,7 @@ ERL_NIF_TERM enif_make_string_len(ErlNifEnv *env, const char *string, size_t len
                 /* Validate everything first: BEAM builds nothing for bad input. */
                 for (size_t i = 0; i < len;) {
                         uint32_t cp;
-                        size_t n = utf8_decode(s + i, len - i, &cp);
+                        size_t n = nk_utf8_decode(s + i, len - i, &cp);
                         if (n == 0)
                                 return enif_make_badarg(env);
                         i += n;
@@ -572,7 +507,7 @@ ERL_NIF_TERM enif_make_string_len(ErlNifEnv *env, const char *string, size_t len
                 ERL_NIF_TERM *tailp = &list;
                 for (size_t i = 0; i < len;) {
                         uint32_t cp = 0;
-                        i += utf8_decode(s + i, len - i, &cp);
+                        i += nk_utf8_decode(s + i, len - i, &cp);
                         ERL_NIF_TERM cell = checked(nk_make_cons(env, nk_make_small(cp), NK_NIL),
                                                     "enif_make_string");
                         *tailp = cell;
@@ -622,12 +557,12 @@ static int get_string_utf8(ERL_NIF_TERM list, char *buf, unsigned len)
                 const struct nk_cons *c = (const struct nk_cons *) nk_box_of(list);
                 if (!code_point_of(c->head, &cp))
                         goto fail;
-                if (utf8_len(cp) > room - written) {
+                if (nk_utf8_size(cp) > room - written) {
                         buf[written] = '\0';
                         return -(int) (written + 1);
                 }
-                utf8_encode(cp, (uint8_t *) buf + written);
-                written += utf8_len(cp);
+                nk_utf8_encode(cp, (uint8_t *) buf + written);
+                written += nk_utf8_size(cp);
                 list = c->tail;
         }
         buf[written] = '\0';
@@ -671,7 +606,7 @@ int enif_get_string_length(ErlNifEnv *env, ERL_NIF_TERM list, unsigned *len,
                                 return 0;
                         n++;
                 } else
-                        n += utf8_len(cp);
+                        n += nk_utf8_size(cp);
                 list = c->tail;
         }
         if (n > UINT_MAX)

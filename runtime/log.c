@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "log.h"
 #include "macro.h"
+#include "utf8.h"
 
 static pthread_mutex_t sink_lock = PTHREAD_MUTEX_INITIALIZER;
 static nk_log_sink_fn sink_fn;
@@ -44,40 +45,6 @@ NK_EXPORT const char *nk_log_level_name(enum nk_log_level l)
         return "info";
 }
 
-/* Decodes one UTF-8 sequence at s (n bytes left); returns its length, or 0
- * when it is not valid UTF-8 (overlong forms and surrogates included). */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-        uint32_t cp;
-        size_t len;
-
-        if (s[0] < 0x80)
-                return 1;
-        if ((s[0] & 0xe0) == 0xc0) {
-                len = 2;
-                cp = s[0] & 0x1f;
-        } else if ((s[0] & 0xf0) == 0xe0) {
-                len = 3;
-                cp = s[0] & 0x0f;
-        } else if ((s[0] & 0xf8) == 0xf0) {
-                len = 4;
-                cp = s[0] & 0x07;
-        } else {
-                return 0;
-        }
-        if (len > n)
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-                cp = cp << 6 | (s[i] & 0x3f);
-        }
-        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        return len;
-}
-
 NK_EXPORT int nk_json_escape(struct nk_buf *out, const char *str)
 {
         const unsigned char *s = (const unsigned char *) str;
@@ -87,6 +54,7 @@ NK_EXPORT int nk_json_escape(struct nk_buf *out, const char *str)
         for (size_t i = 0; r >= 0 && i < n;) {
                 unsigned char c = s[i];
                 char esc[8];
+                uint32_t cp;
                 size_t len;
 
                 if (c == '"' || c == '\\') {
@@ -98,7 +66,7 @@ NK_EXPORT int nk_json_escape(struct nk_buf *out, const char *str)
                         snprintf(esc, sizeof esc, "\\u%04x", c);
                         r = nk_buf_put(out, esc, 6);
                         i++;
-                } else if ((len = utf8_len(s + i, n - i)) == 0) {
+                } else if ((len = nk_utf8_decode(s + i, n - i, &cp)) == 0) {
                         /* Bytes that are not UTF-8 would make the line invalid JSON. */
                         r = nk_buf_put(out, "\\ufffd", 6);
                         i++;

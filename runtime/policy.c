@@ -29,6 +29,7 @@
 #include "nifkit_policy.h"
 #include "policy-keys.h"
 #include "protocol.h"
+#include "utf8.h"
 
 /* Policies are a few hundred bytes; anything this big is a mistake. */
 #define POLICY_MAX_BYTES (1024 * 1024)
@@ -229,30 +230,6 @@ static int hex4(const char *s, size_t n)
         return v;
 }
 
-static size_t utf8_put(uint32_t cp, char *out)
-{
-        if (cp < 0x80) {
-                out[0] = (char) cp;
-                return 1;
-        }
-        if (cp < 0x800) {
-                out[0] = (char) (0xC0 | (cp >> 6));
-                out[1] = (char) (0x80 | (cp & 0x3F));
-                return 2;
-        }
-        if (cp < 0x10000) {
-                out[0] = (char) (0xE0 | (cp >> 12));
-                out[1] = (char) (0x80 | ((cp >> 6) & 0x3F));
-                out[2] = (char) (0x80 | (cp & 0x3F));
-                return 3;
-        }
-        out[0] = (char) (0xF0 | (cp >> 18));
-        out[1] = (char) (0x80 | ((cp >> 12) & 0x3F));
-        out[2] = (char) (0x80 | ((cp >> 6) & 0x3F));
-        out[3] = (char) (0x80 | (cp & 0x3F));
-        return 4;
-}
-
 /*
  * Decodes the character of a key as written in the text (escapes and all)
  * that starts at *i into buf. Returns its length in bytes, 0 when the text
@@ -295,7 +272,7 @@ static size_t next_char(const char *raw, size_t rawlen, size_t *i, char buf[stat
                         *i += 6;
                 }
         }
-        return utf8_put(cp, buf);
+        return nk_utf8_encode(cp, buf);
 }
 
 /* Does the key as written in the text equal the decoded key? */

@@ -18,6 +18,7 @@
 #include "atom_syntax.h"
 #include "literal.h"
 #include "macro.h"
+#include "utf8.h"
 
 /* A binary literal is typed by a person: a few megabytes is plenty, and the
  * limit keeps <<0:99999999999>> from asking for all memory. */
@@ -148,65 +149,6 @@ static int fail(struct parser *p, size_t at, const char *fmt, ...)
         return -EINVAL;
 }
 
-/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF.
- * Returns the sequence length, or 0 for invalid bytes. */
-static size_t utf8_decode(const char *str, uint32_t *ret_cp)
-{
-        const unsigned char *s = (const unsigned char *) str;
-        uint32_t cp;
-        size_t n;
-
-        if (s[0] < 0x80) {
-                *ret_cp = s[0];
-                return 1;
-        }
-        if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-                n = 2;
-                cp = s[0] & 0x1F;
-        } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-                n = 3;
-                cp = s[0] & 0x0F;
-        } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-                n = 4;
-                cp = s[0] & 0x07;
-        } else
-                return 0;
-        for (size_t i = 1; i < n; i++) {
-                if ((s[i] & 0xC0) != 0x80)
-                        return 0;
-                cp = cp << 6 | (s[i] & 0x3F);
-        }
-        if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > MAX_CODE_POINT ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-                return 0;
-        *ret_cp = cp;
-        return n;
-}
-
-static size_t utf8_encode(uint32_t cp, char *out)
-{
-        if (cp < 0x80) {
-                out[0] = (char) cp;
-                return 1;
-        }
-        if (cp < 0x800) {
-                out[0] = (char) (0xC0 | cp >> 6);
-                out[1] = (char) (0x80 | (cp & 0x3F));
-                return 2;
-        }
-        if (cp < 0x10000) {
-                out[0] = (char) (0xE0 | cp >> 12);
-                out[1] = (char) (0x80 | (cp >> 6 & 0x3F));
-                out[2] = (char) (0x80 | (cp & 0x3F));
-                return 3;
-        }
-        out[0] = (char) (0xF0 | cp >> 18);
-        out[1] = (char) (0x80 | (cp >> 12 & 0x3F));
-        out[2] = (char) (0x80 | (cp >> 6 & 0x3F));
-        out[3] = (char) (0x80 | (cp & 0x3F));
-        return 4;
-}
-
 /* What stands at `at`, for messages: 'x', end of input, or a code. */
 static const char *found(const struct parser *p, size_t at, char *buf, size_t len)
 {
@@ -215,7 +157,7 @@ static const char *found(const struct parser *p, size_t at, char *buf, size_t le
 
         if (p->s[at] == '\0')
                 return "end of input";
-        n = utf8_decode(p->s + at, &cp);
+        n = nk_utf8_decode_str(p->s + at, &cp);
         if (n == 0)
                 snprintf(buf, len, "byte 0x%02x", (unsigned char) p->s[at]);
         else if (cp < 0x20 || cp == 0x7F)
@@ -298,7 +240,7 @@ static int parse_char(struct parser *p, uint32_t *ret_cp)
         }
         if (p->s[p->pos] == '\0')
                 return fail_expected(p, "a character after '$'");
-        n = utf8_decode(p->s + p->pos, ret_cp);
+        n = nk_utf8_decode_str(p->s + p->pos, ret_cp);
         if (n == 0)
                 return fail(p, p->pos, "invalid UTF-8");
         p->pos += n;
@@ -493,7 +435,7 @@ static int parse_escape(struct parser *p, uint32_t *ret_cp)
                 return fail(p, at, "unfinished escape");
         default:
                 /* Erlang reads any other escaped character as itself. */
-                n = utf8_decode(p->s + p->pos, ret_cp);
+                n = nk_utf8_decode_str(p->s + p->pos, ret_cp);
                 if (n == 0)
                         return fail(p, p->pos, "invalid UTF-8");
                 p->pos += n;
@@ -528,7 +470,7 @@ static int parse_quoted(struct parser *p, char quote, uint32_t **ret_cps, size_t
                         if (r < 0)
                                 return r;
                 } else {
-                        size_t len = utf8_decode(p->s + p->pos, &cp);
+                        size_t len = nk_utf8_decode_str(p->s + p->pos, &cp);
                         if (len == 0)
                                 return fail(p, p->pos, "invalid UTF-8");
                         p->pos += len;
@@ -613,7 +555,7 @@ static int encode_atom(struct parser *p, size_t at, ei_x_buff *x, const uint32_t
         for (size_t i = 0; i < n; i++) {
                 if (cps[i] > MAX_CODE_POINT || (cps[i] >= 0xD800 && cps[i] <= 0xDFFF))
                         return fail(p, at, "atom holds U+%04X, which is not a character", (unsigned) cps[i]);
-                len += utf8_encode(cps[i], buf + len);
+                len += nk_utf8_encode(cps[i], buf + len);
         }
         return ei_err(ei_x_encode_atom_len_as(x, buf, (int) len, ERLANG_UTF8, ERLANG_UTF8));
 }
@@ -626,7 +568,7 @@ static int parse_bare_word(struct parser *p, ei_x_buff *x)
         size_t len;
 
         for (;;) {
-                len = utf8_decode(p->s + p->pos, &cp);
+                len = nk_utf8_decode_str(p->s + p->pos, &cp);
                 if (len == 0 || !(n == 0 ? nk_atom_is_lower(cp) || (cp >= 'A' && cp <= 'Z') || cp == '_'
                                          : nk_atom_is_name_char(cp)))
                         break;
@@ -1023,7 +965,7 @@ static int put_code_point(struct parser *p, size_t at, struct bits *b, uint32_t 
                 return fail(p, at, "U+%04X cannot be encoded as UTF", (unsigned) cp);
         if (t->kind == SEG_UTF8) {
                 char u[4];
-                size_t n = utf8_encode(cp, u);
+                size_t n = nk_utf8_encode(cp, u);
                 for (size_t i = 0; r >= 0 && i < n; i++)
                         r = bits_put_u32(b, (uint8_t) u[i], 8, false);
         } else if (t->kind == SEG_UTF16) {

@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "macro.h"
 #include "print.h"
+#include "utf8.h"
 
 enum {
         VERSION = 131,
@@ -116,39 +117,6 @@ static int reserve(struct decoder *dc, size_t k, size_t *ret_first)
         return 0;
 }
 
-static size_t utf8_len(const uint8_t *s, size_t left, uint32_t *ret_cp)
-{
-        uint32_t cp;
-        size_t n;
-
-        if (left == 0)
-                return 0;
-        if (s[0] < 0x80) {
-                *ret_cp = s[0];
-                return 1;
-        }
-        if (s[0] >= 0xC2 && s[0] <= 0xDF)
-                n = 2, cp = s[0] & 0x1F;
-        else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-                n = 3, cp = s[0] & 0x0F;
-        else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-                n = 4, cp = s[0] & 0x07;
-        else
-                return 0;
-        if (left < n)
-                return 0;
-        for (size_t i = 1; i < n; i++) {
-                if ((s[i] & 0xC0) != 0x80)
-                        return 0;
-                cp = cp << 6 | (s[i] & 0x3F);
-        }
-        if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-                return 0;
-        *ret_cp = cp;
-        return n;
-}
-
 static int decode(struct decoder *dc, size_t slot);
 
 static int decode_atom(struct decoder *dc, size_t slot)
@@ -185,7 +153,7 @@ static int decode_atom(struct decoder *dc, size_t slot)
         if (!t->flag)
                 for (size_t i = 0; i < n; chars++) {
                         uint32_t cp;
-                        size_t k = utf8_len(t->p + i, n - i, &cp);
+                        size_t k = nk_utf8_decode(t->p + i, n - i, &cp);
                         if (k == 0)
                                 return -EBADMSG;
                         i += k;
@@ -595,7 +563,7 @@ static uint32_t atom_char(const struct node *a, size_t *i)
 
         if (a->flag)
                 return a->p[(*i)++];
-        *i += utf8_len(a->p + *i, a->n - *i, &cp);
+        *i += nk_utf8_decode(a->p + *i, a->n - *i, &cp);
         return cp;
 }
 
@@ -866,28 +834,7 @@ static void puts_(struct out *o, const char *s)
 static void put_utf8(struct out *o, uint32_t cp)
 {
         char u[4];
-        size_t n;
-
-        if (cp < 0x80) {
-                u[0] = (char) cp;
-                n = 1;
-        } else if (cp < 0x800) {
-                u[0] = (char) (0xC0 | cp >> 6);
-                u[1] = (char) (0x80 | (cp & 0x3F));
-                n = 2;
-        } else if (cp < 0x10000) {
-                u[0] = (char) (0xE0 | cp >> 12);
-                u[1] = (char) (0x80 | (cp >> 6 & 0x3F));
-                u[2] = (char) (0x80 | (cp & 0x3F));
-                n = 3;
-        } else {
-                u[0] = (char) (0xF0 | cp >> 18);
-                u[1] = (char) (0x80 | (cp >> 12 & 0x3F));
-                u[2] = (char) (0x80 | (cp >> 6 & 0x3F));
-                u[3] = (char) (0x80 | (cp & 0x3F));
-                n = 4;
-        }
-        put(o, u, n);
+        put(o, u, nk_utf8_encode(cp, u));
 }
 
 static void putf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
