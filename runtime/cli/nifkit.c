@@ -469,12 +469,15 @@ static void ensure_stack(void)
 }
 
 /* libnifkit's one sink: events to $NIFKIT_LOG. The tool's stderr carries
- * its own errors only (scripts read it), so a note (limits a best-effort
- * policy leaves unenforced here) reaches the operator as its event in the
- * log, not as an extra line on every call. */
+ * its own errors (scripts read it) and one warning: a host that runs with
+ * no sandbox at all, said at every start. Other notes (limits a
+ * best-effort policy leaves unenforced here) reach the operator as their
+ * events in the log, not as an extra line on every call. */
 static void log_sink(void *arg, const struct nk_log_record *rec)
 {
         (void) arg;
+        if (rec->note && strcmp(rec->event, "sandbox_disabled") == 0)
+                fprintf(stderr, "nifkit: %s\n", rec->note);
         if (cli_log_fd >= 0 && rec->level >= cli_env.log_level)
                 nk_operator_log_write(cli_log_fd, rec);
 }
@@ -493,8 +496,8 @@ static void read_environment(void)
         int r = nk_operator_log_open(&cli_env, &cli_log_fd);
         if (r < 0)
                 fprintf(stderr, "nifkit: $NIFKIT_LOG '%s': %s: events are not logged\n", cli_env.log, strerror(-r));
-        if (cli_log_fd >= 0)
-                nk_log_set_sink(log_sink, NULL, cli_env.log_level);
+        nk_log_set_sink(log_sink, NULL,
+                        cli_log_fd >= 0 && cli_env.log_level < NK_LOG_WARNING ? cli_env.log_level : NK_LOG_WARNING);
 }
 
 int main(int argc, char **argv)

@@ -98,6 +98,17 @@ check "an invalid --policy is refused with file, line, column and path" 64 "" \
 printf '{"nifkit_policy": 1, "cgroup": "best-effort", "workers": 1}\n' >"$tmp/policy.json"
 check "the host runs under --policy" 0 "[1]" "*" -- \
         call --policy "$tmp/policy.json" "$JIFFY" nif_decode_init '<<"[1]">>' '[]'
+# A host with no sandbox at all is said on stderr at every start, whoever
+# asked for it: the policy, or the variable.
+printf '{"nifkit_policy": 1, "launcher": "unsandboxed-development", "cgroup": "best-effort"}\n' >"$tmp/unsandboxed.json"
+check "a host the policy runs unsandboxed is warned about" 0 "[1]" \
+        "nifkit: WARNING: the host for $JIFFY runs UNSANDBOXED (policy launcher \"unsandboxed-development\"): the NIF has every right of this process. For development only." -- \
+        call --policy "$tmp/unsandboxed.json" "$JIFFY" nif_decode_init '<<"[1]">>' '[]'
+export NIFKIT_UNSANDBOXED_DEVELOPMENT=1
+check "NIFKIT_UNSANDBOXED_DEVELOPMENT=1 is warned about" 0 "[1]" \
+        "nifkit: WARNING: the host for $JIFFY runs UNSANDBOXED (unsandboxed development allowed by the caller): the NIF has every right of this process. For development only." -- \
+        call --policy "$tmp/policy.json" "$JIFFY" nif_decode_init '<<"[1]">>' '[]'
+unset NIFKIT_UNSANDBOXED_DEVELOPMENT
 printf '{"nifkit_policy": 1, "cgroup": "required", "limits": {"memory_mb": 64}}\n' >"$tmp/required.json"
 if [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null | grep -w memory)" ] ||
    [ -n "$(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null | grep -w memory)" ]; then
