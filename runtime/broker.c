@@ -133,7 +133,6 @@ int nk_broker_new(const struct nk_policy *policy, const char *library, const cha
         return 0;
 }
 
-
 void nk_broker_free(struct nk_broker *b)
 {
         if (!b)

@@ -8,9 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
-#include "macro.h"
 #include "operator.h"
 
 static const char *var(const char *name)
@@ -55,7 +55,7 @@ int nk_operator_env_status(const struct nk_operator_env *e)
 }
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static int log_fd = -1;         /* the file NIFKIT_LOG names, for the process's life */
+static int file_fd = -1;        /* the file NIFKIT_LOG names, for the process's life */
 
 int nk_operator_log_open(const struct nk_operator_env *e, int *ret_fd)
 {
@@ -66,9 +66,9 @@ int nk_operator_log_open(const struct nk_operator_env *e, int *ret_fd)
                 return 1;
         }
         pthread_mutex_lock(&log_lock);
-        if (log_fd < 0)
-                log_fd = open(e->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-        int fd = log_fd, r = fd < 0 ? -errno : 1;
+        if (file_fd < 0)
+                file_fd = open(e->log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+        int fd = file_fd, r = fd < 0 ? -errno : 1;
         pthread_mutex_unlock(&log_lock);
         if (r > 0)
                 *ret_fd = fd;
@@ -77,11 +77,31 @@ int nk_operator_log_open(const struct nk_operator_env *e, int *ret_fd)
 
 void nk_operator_log_write(int fd, const struct nk_log_record *rec)
 {
-        size_t n = strlen(rec->line);
-        _cleanup_free_ char *l = malloc(n + 1);
-        if (!l)
-                return;
-        memcpy(l, rec->line, n);
-        l[n] = '\n';
-        (void) !write(fd, l, n + 1);
+        const struct iovec iov[] = { { (void *) rec->line, strlen(rec->line) }, { (void *) "\n", 1 } };
+        (void) !writev(fd, iov, 2);
+}
+
+void nk_operator_setup(struct nk_operator_env *ret, int *ret_log_fd, void (*say)(const char *line))
+{
+        char line[4200];
+
+        nk_operator_env_read(ret);
+        *ret_log_fd = -1;
+        if (ret->log_level_bad)
+                say("$NIFKIT_LOG_LEVEL names no level (debug, info, warning, error): info is used");
+        if (nk_operator_env_status(ret) < 0) {
+                snprintf(line, sizeof line, "the status directory '%s' is not an absolute path: the default one is used",
+                         ret->status_dir);
+                say(line);
+        }
+        int r = nk_operator_log_open(ret, ret_log_fd);
+        if (r < 0) {
+                snprintf(line, sizeof line, "$NIFKIT_LOG '%s': %s: events are not logged", ret->log, strerror(-r));
+                say(line);
+        }
+}
+
+enum nk_log_level nk_operator_sink_level(const struct nk_operator_env *e, int fd)
+{
+        return fd >= 0 && e->log_level < NK_LOG_WARNING ? e->log_level : NK_LOG_WARNING;
 }

@@ -69,8 +69,21 @@ int nk_operator_env_status(const struct nk_operator_env *e);
  */
 int nk_operator_log_open(const struct nk_operator_env *e, int *ret_fd);
 
-/* Writes rec's JSON line and a newline on fd with one write(2), so lines
+/* Writes rec's JSON line and a newline on fd with one writev(2), so lines
  * from several processes appending to one file do not interleave. */
 void nk_operator_log_write(int fd, const struct nk_log_record *rec);
+
+/*
+ * What a program that starts hosts does first: reads the variables into
+ * *ret, applies the status directory, opens NIFKIT_LOG (*ret_log_fd, or
+ * -1). What is wrong is said through say, one line each, and the default
+ * used: a level that names none, a status directory that is not an
+ * absolute path, a log that cannot be opened.
+ */
+void nk_operator_setup(struct nk_operator_env *ret, int *ret_log_fd, void (*say)(const char *line));
+
+/* The level to give nk_log_set_sink: the log's when it is open and
+ * chattier than warnings, else warning, the level of every note. */
+enum nk_log_level nk_operator_sink_level(const struct nk_operator_env *e, int fd);
 
 #endif

@@ -528,24 +528,17 @@ static void log_sink(void *arg, const struct nk_log_record *rec)
                 nk_operator_log_write(p->log_fd, rec);
 }
 
+static void report_line(const char *line)
+{
+        report("%s", line);
+}
+
 /* The operator's decisions, read once per copy of the proxy (its libnifkit
  * is its own): the variables, the status directory, the log. */
 static void read_environment(struct proxy *p)
 {
-        struct nk_operator_env *e = &p->env;
-        int r;
-
-        nk_operator_env_read(e);
-        if (e->log_level_bad)
-                report("$NIFKIT_LOG_LEVEL names no level (debug, info, warning, error): info is used");
-        if (nk_operator_env_status(e) < 0)
-                report("the status directory '%s' is not an absolute path: the default one is used",
-                       e->status_dir);
-        r = nk_operator_log_open(e, &p->log_fd);
-        if (r < 0)
-                report("$NIFKIT_LOG '%s': %s: events are not logged", e->log, strerror(-r));
-        enum nk_log_level min = p->log_fd >= 0 && e->log_level < NK_LOG_WARNING ? e->log_level : NK_LOG_WARNING;
-        nk_log_set_sink(log_sink, p, min);
+        nk_operator_setup(&p->env, &p->log_fd, report_line);
+        nk_log_set_sink(log_sink, p, nk_operator_sink_level(&p->env, p->log_fd));
 }
 
 /* BEAM turns an enif_send from the host into a message; called on one of

@@ -482,22 +482,17 @@ static void log_sink(void *arg, const struct nk_log_record *rec)
                 nk_operator_log_write(cli_log_fd, rec);
 }
 
+static void say(const char *line)
+{
+        fprintf(stderr, "nifkit: %s\n", line);
+}
+
 /* The operator's variables become libnifkit calls here, and only here
  * ($NIFKIT_HOST: parts.c, with --host first). */
 static void read_environment(void)
 {
-        nk_operator_env_read(&cli_env);
-        if (cli_env.log_level_bad)
-                fputs("nifkit: $NIFKIT_LOG_LEVEL names no level (debug, info, warning, error): info is used\n",
-                      stderr);
-        if (nk_operator_env_status(&cli_env) < 0)
-                fprintf(stderr, "nifkit: the status directory '%s' is not an absolute path: the default one is used\n",
-                        cli_env.status_dir);
-        int r = nk_operator_log_open(&cli_env, &cli_log_fd);
-        if (r < 0)
-                fprintf(stderr, "nifkit: $NIFKIT_LOG '%s': %s: events are not logged\n", cli_env.log, strerror(-r));
-        nk_log_set_sink(log_sink, NULL,
-                        cli_log_fd >= 0 && cli_env.log_level < NK_LOG_WARNING ? cli_env.log_level : NK_LOG_WARNING);
+        nk_operator_setup(&cli_env, &cli_log_fd, say);
+        nk_log_set_sink(log_sink, NULL, nk_operator_sink_level(&cli_env, cli_log_fd));
 }
 
 int main(int argc, char **argv)

@@ -367,6 +367,53 @@ static void test_operator_status_dir(void **state)
         unsetenv("XDG_RUNTIME_DIR");
 }
 
+static char said[3][256];
+static int nsaid;
+
+static void say(const char *line)
+{
+        if (nsaid < 3)
+                snprintf(said[nsaid++], sizeof said[0], "%s", line);
+}
+
+/* What is wrong with the variables is said, one line each, and the
+ * default used; the sink's level lets notes (warnings) through. */
+static void test_operator_setup(void **state)
+{
+        struct nk_operator_env e;
+        int fd = 42;
+
+        setenv("NIFKIT_LOG_LEVEL", "loud", 1);
+        setenv("NIFKIT_STATUS_DIR", "relative/dir", 1);
+        setenv("NIFKIT_LOG", "/nonexistent/dir/log", 1);
+        nsaid = 0;
+        nk_operator_setup(&e, &fd, say);
+        assert_int_equal(nsaid, 3);
+        assert_string_equal(said[0], "$NIFKIT_LOG_LEVEL names no level (debug, info, warning, error): info is used");
+        assert_string_equal(said[1], "the status directory 'relative/dir' is not an absolute path: "
+                                     "the default one is used");
+        assert_string_equal(said[2], "$NIFKIT_LOG '/nonexistent/dir/log': No such file or directory: "
+                                     "events are not logged");
+        assert_int_equal(fd, -1);
+        assert_int_equal(nk_operator_sink_level(&e, fd), NK_LOG_WARNING);
+
+        unsetenv("NIFKIT_LOG_LEVEL");
+        unsetenv("NIFKIT_STATUS_DIR");
+        setenv("NIFKIT_LOG", "stderr", 1);
+        setenv("NIFKIT_LOG_LEVEL", "debug", 1);
+        nsaid = 0;
+        nk_operator_setup(&e, &fd, say);
+        assert_int_equal(nsaid, 0);
+        assert_int_equal(fd, STDERR_FILENO);
+        assert_int_equal(nk_operator_sink_level(&e, fd), NK_LOG_DEBUG);
+        setenv("NIFKIT_LOG_LEVEL", "error", 1);
+        nk_operator_setup(&e, &fd, say);
+        assert_int_equal(nk_operator_sink_level(&e, fd), NK_LOG_WARNING);
+        unsetenv("NIFKIT_LOG");
+        unsetenv("NIFKIT_LOG_LEVEL");
+        assert_int_equal(nk_status_set_dir(NULL), 0);
+}
+
 /* The /tmp fallback refuses a directory another user could write into, or
  * one that is not a directory of ours. */
 static void test_status_dir_fallback(void **state)
@@ -432,6 +479,8 @@ int main(void)
                 cmocka_unit_test(test_escape),
                 cmocka_unit_test(test_format),
                 cmocka_unit_test(test_sink),
+                /* Before test_operator_log: a process opens NIFKIT_LOG's file once. */
+                cmocka_unit_test(test_operator_setup),
                 cmocka_unit_test(test_operator_log),
                 cmocka_unit_test(test_operator_status_dir),
                 cmocka_unit_test(test_record_roundtrip),
