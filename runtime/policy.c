@@ -6,8 +6,8 @@
  * no positions for the values it returns. Semantic errors must still point at
  * the offending value, so when one is found the loader re-scans the text (it
  * is valid JSON by then) for the JSON path of that value and reports where it
- * starts. The scan only runs on the error path; loading a good policy costs
- * one jansson parse and one walk of the tree.
+ * starts (json_where.c). The scan only runs on the error path; loading a
+ * good policy costs one jansson parse and one walk of the tree.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -25,37 +25,27 @@
 #include <jansson.h>
 
 #include "inet.h"
+#include "json_where.h"
 #include "macro.h"
 #include "nifkit_policy.h"
 #include "policy-keys.h"
 #include "protocol.h"
-#include "utf8.h"
 
 /* Policies are a few hundred bytes; anything this big is a mistake. */
 #define POLICY_MAX_BYTES (1024 * 1024)
 /* Deep enough for every path the key tables can name ($.files[0].path). */
 #define PATH_DEPTH 8
-/* jansson refuses nesting deeper than 2048; the re-scan stops a bit later. */
-#define SCAN_MAX_LEVEL 2100
-#define SCAN_STACK 64
 #define GOT_MAX 64
 
 /* jansson's json_auto_t, spelt like the other cleanups. */
 #define _cleanup_json_ _cleanup_(json_decrefp)
-
-/* One step of a JSON path: an object key, or an array index when key is NULL. */
-struct comp {
-        const char *key;
-        size_t keylen;
-        size_t index;
-};
 
 struct ctx {
         const char *text;
         size_t len;
         struct nk_policy_error *err;
         struct nk_policy *p;
-        struct comp path[PATH_DEPTH];
+        struct nk_json_comp path[PATH_DEPTH];
         size_t depth;
 };
 
@@ -133,357 +123,6 @@ const struct nk_policy_key *nk_policy_keys(void)
         return top_keys;
 }
 
-/* ---- paths: printing and locating them in the text ----------------------- */
-
-static bool simple_key(const char *k, size_t n)
-{
-        if (n == 0)
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (!isalnum((unsigned char) k[i]) && k[i] != '_' && k[i] != '-')
-                        return false;
-        return true;
-}
-
-static void append(char *buf, size_t size, size_t *len, const char *s, size_t n)
-{
-        if (*len >= size - 1)
-                return;
-        if (n > size - 1 - *len)
-                n = size - 1 - *len;
-        memcpy(buf + *len, s, n);
-        *len += n;
-        buf[*len] = '\0';
-}
-
-static size_t next_char(const char *raw, size_t rawlen, size_t *i, char buf[static 4]);
-
-/*
- * "$.limits.pids", "$.files[0].path"; keys that are not plain words are
- * written as ["..."] so the path stays unambiguous. Raw keys come straight
- * from the text (escapes and all), which is what a person sees in the file.
- */
-static void format_path(const struct comp *comps, size_t n, bool raw, char *buf, size_t size)
-{
-        size_t len = 0;
-        char tmp[32], tmp_path[1100];
-
-        buf[0] = '\0';
-        append(buf, size, &len, "$", 1);
-        for (size_t i = 0; i < n; i++) {
-                const struct comp *c = &comps[i];
-
-                if (!c->key) {
-                        snprintf(tmp, sizeof tmp, "[%zu]", c->index);
-                        append(buf, size, &len, tmp, strlen(tmp));
-                } else if (simple_key(c->key, c->keylen)) {
-                        append(buf, size, &len, ".", 1);
-                        append(buf, size, &len, c->key, c->keylen);
-                } else if (raw) {
-                        /* As written in the text: show it decoded, like the keys of other errors. */
-                        char key[256];
-                        size_t k = 0, klen = 0, step;
-                        struct comp decoded;
-
-                        while (klen + 4 <= sizeof key && (step = next_char(c->key, c->keylen, &k, key + klen)) > 0)
-                                klen += step;
-                        decoded = (struct comp) { .key = key, .keylen = klen };
-                        format_path(&decoded, 1, false, tmp_path, sizeof tmp_path);
-                        append(buf, size, &len, tmp_path + 1, strlen(tmp_path + 1));
-                } else {
-                        append(buf, size, &len, "[\"", 2);
-                        for (size_t j = 0; j < c->keylen; j++) {
-                                unsigned char ch = c->key[j];
-
-                                if (ch == '"' || ch == '\\')
-                                        snprintf(tmp, sizeof tmp, "\\%c", ch);
-                                else if (ch < 0x20)
-                                        snprintf(tmp, sizeof tmp, "\\u%04x", ch);
-                                else
-                                        snprintf(tmp, sizeof tmp, "%c", ch);
-                                append(buf, size, &len, tmp, strlen(tmp));
-                        }
-                        append(buf, size, &len, "\"]", 2);
-                }
-        }
-}
-
-static int hex4(const char *s, size_t n)
-{
-        int v = 0;
-
-        if (n < 4)
-                return -1;
-        for (int i = 0; i < 4; i++) {
-                int c = (unsigned char) s[i], d;
-
-                if (c >= '0' && c <= '9')
-                        d = c - '0';
-                else if (c >= 'a' && c <= 'f')
-                        d = c - 'a' + 10;
-                else if (c >= 'A' && c <= 'F')
-                        d = c - 'A' + 10;
-                else
-                        return -1;
-                v = v * 16 + d;
-        }
-        return v;
-}
-
-/*
- * Decodes the character of a key as written in the text (escapes and all)
- * that starts at *i into buf. Returns its length in bytes, 0 when the text
- * ends or the escape is malformed.
- */
-static size_t next_char(const char *raw, size_t rawlen, size_t *i, char buf[static 4])
-{
-        int hi, lo;
-        uint32_t cp;
-        char e;
-
-        if (*i >= rawlen)
-                return 0;
-        if (raw[*i] != '\\') {
-                buf[0] = raw[(*i)++];
-                return 1;
-        }
-        if (*i + 1 >= rawlen)
-                return 0;
-        e = raw[*i + 1];
-        *i += 2;
-        switch (e) {
-        case 'b': buf[0] = '\b'; return 1;
-        case 'f': buf[0] = '\f'; return 1;
-        case 'n': buf[0] = '\n'; return 1;
-        case 'r': buf[0] = '\r'; return 1;
-        case 't': buf[0] = '\t'; return 1;
-        case 'u': break;
-        default: buf[0] = e; return 1;
-        }
-        hi = hex4(raw + *i, rawlen - *i);
-        if (hi < 0)
-                return 0;
-        *i += 4;
-        cp = (uint32_t) hi;
-        if (hi >= 0xD800 && hi < 0xDC00 && *i + 6 <= rawlen && raw[*i] == '\\' && raw[*i + 1] == 'u') {
-                lo = hex4(raw + *i + 2, rawlen - *i - 2);
-                if (lo >= 0xDC00 && lo < 0xE000) {
-                        cp = 0x10000 + (((uint32_t) hi - 0xD800) << 10) + ((uint32_t) lo - 0xDC00);
-                        *i += 6;
-                }
-        }
-        return nk_utf8_encode(cp, buf);
-}
-
-/* Does the key as written in the text equal the decoded key? */
-static bool raw_key_equals(const char *raw, size_t rawlen, const char *key, size_t keylen)
-{
-        size_t i = 0, j = 0;
-
-        while (i < rawlen) {
-                char buf[4];
-                size_t blen = next_char(raw, rawlen, &i, buf);
-
-                if (blen == 0 || j + blen > keylen || memcmp(key + j, buf, blen) != 0)
-                        return false;
-                j += blen;
-        }
-        return j == keylen;
-}
-
-/*
- * A tolerant walk over JSON text that keeps the JSON path of where it is.
- * Two uses: find where the value (or key) at a given path starts, and find
- * the path of the place where jansson stopped on a syntax error (limit).
- */
-struct scanner {
-        const char *s;
-        size_t n, i;
-        size_t limit;                   /* stop at the first token at or after it */
-        const struct comp *target;      /* locate this path... */
-        size_t ntarget;
-        bool at_key;                    /* ...its key rather than its value */
-        struct comp stack[SCAN_STACK];
-        size_t depth, level;
-        bool stop;
-        size_t found;
-        size_t tok_start, tok_end;      /* the last string, number or literal */
-};
-
-static bool scan_token(struct scanner *sc)
-{
-        while (sc->i < sc->n && strchr(" \t\r\n", sc->s[sc->i]) && sc->s[sc->i])
-                sc->i++;
-        if (sc->i >= sc->limit || sc->i >= sc->n)
-                sc->stop = true;
-        return !sc->stop;
-}
-
-static bool scan_matches(const struct scanner *sc)
-{
-        if (!sc->target || sc->depth != sc->ntarget)
-                return false;
-        for (size_t k = 0; k < sc->depth; k++) {
-                const struct comp *a = &sc->stack[k], *b = &sc->target[k];
-
-                if (!a->key != !b->key)
-                        return false;
-                if (!a->key ? a->index != b->index : !raw_key_equals(a->key, a->keylen, b->key, b->keylen))
-                        return false;
-        }
-        return true;
-}
-
-static void scan_push(struct scanner *sc, const char *key, size_t keylen, size_t index)
-{
-        if (sc->depth < SCAN_STACK)
-                sc->stack[sc->depth] = (struct comp) { .key = key, .keylen = keylen, .index = index };
-        sc->depth++;
-}
-
-static void scan_string(struct scanner *sc)
-{
-        sc->tok_start = sc->i++;
-        while (sc->i < sc->n) {
-                char c = sc->s[sc->i++];
-
-                if (c == '\\' && sc->i < sc->n)
-                        sc->i++;
-                else if (c == '"')
-                        break;
-        }
-        sc->tok_end = sc->i;
-}
-
-static void scan_value(struct scanner *sc);
-
-static void scan_object(struct scanner *sc)
-{
-        sc->i++;
-        for (;;) {
-                size_t start;
-
-                if (!scan_token(sc))
-                        return;
-                if (sc->s[sc->i] == '}') {
-                        sc->i++;
-                        return;
-                }
-                if (sc->s[sc->i] == ',') {
-                        sc->i++;
-                        continue;
-                }
-                if (sc->s[sc->i] != '"') {
-                        sc->stop = true;
-                        return;
-                }
-                start = sc->i;
-                scan_string(sc);
-                scan_push(sc, sc->s + start + 1,
-                          sc->i - start - (sc->s[sc->i - 1] == '"' && sc->i - start >= 2 ? 2 : 1), 0);
-                if (sc->at_key && scan_matches(sc)) {
-                        sc->found = start;
-                        sc->stop = true;
-                        return;
-                }
-                if (!scan_token(sc))
-                        return;
-                if (sc->s[sc->i] != ':') {
-                        sc->stop = true;
-                        return;
-                }
-                sc->i++;
-                scan_value(sc);
-                /* An error right after a value is still about that member. */
-                if (sc->stop || !scan_token(sc))
-                        return;
-                sc->depth--;
-        }
-}
-
-static void scan_array(struct scanner *sc)
-{
-        size_t index = 0;
-
-        sc->i++;
-        for (;;) {
-                if (!scan_token(sc))
-                        return;
-                if (sc->s[sc->i] == ']') {
-                        sc->i++;
-                        return;
-                }
-                if (sc->s[sc->i] == ',') {
-                        sc->i++;
-                        index++;
-                        continue;
-                }
-                scan_push(sc, NULL, 0, index);
-                scan_value(sc);
-                if (sc->stop || !scan_token(sc))
-                        return;
-                sc->depth--;
-        }
-}
-
-static void scan_value(struct scanner *sc)
-{
-        if (!scan_token(sc))
-                return;
-        if (!sc->at_key && scan_matches(sc)) {
-                sc->found = sc->i;
-                sc->stop = true;
-                return;
-        }
-        if (++sc->level > SCAN_MAX_LEVEL) {
-                sc->stop = true;
-                return;
-        }
-        switch (sc->s[sc->i]) {
-        case '{':
-                scan_object(sc);
-                break;
-        case '[':
-                scan_array(sc);
-                break;
-        case '"':
-                scan_string(sc);
-                break;
-        default:
-                if (!strchr(",:]}", sc->s[sc->i])) {
-                        sc->tok_start = sc->i;
-                        while (sc->i < sc->n && !strchr(" \t\r\n,:]}", sc->s[sc->i]))
-                                sc->i++;
-                        sc->tok_end = sc->i;
-                } else {
-                        sc->stop = true;
-                }
-                break;
-        }
-        sc->level--;
-}
-
-/* Line and column as jansson counts them: from 1, columns in characters. */
-static void offset_position(const char *s, size_t n, size_t off, int *line, int *col)
-{
-        size_t linestart = 0;
-        int l = 1, c = 0;
-
-        if (off > n)
-                off = n;
-        for (size_t i = 0; i < off; i++)
-                if (s[i] == '\n') {
-                        l++;
-                        linestart = i + 1;
-                }
-        for (size_t i = linestart; i <= off && i < n; i++)
-                if (((unsigned char) s[i] & 0xC0) != 0x80)
-                        c++;
-        if (off >= n)
-                c++;
-        *line = l;
-        *col = c > 0 ? c : 1;
-}
 
 /* ---- errors ---------------------------------------------------------------- */
 
@@ -505,17 +144,13 @@ static int error_finish(struct nk_policy_error *err, int r, const char *what)
         else
                 snprintf(full, sizeof full, "%s: %s", err->file, what);
         err->msg[0] = '\0';
-        append(err->msg, sizeof err->msg, &len, full, strlen(full));
+        nk_text_append(err->msg, sizeof err->msg, &len, full, strlen(full));
         return r;
 }
 
 static int fail_at(struct ctx *c, bool at_key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail_at(struct ctx *c, bool at_key, const char *fmt, ...)
 {
-        struct scanner sc = {
-                .s = c->text, .n = c->len, .limit = SIZE_MAX,
-                .target = c->path, .ntarget = c->depth, .at_key = at_key, .found = SIZE_MAX,
-        };
         char what[256];
         va_list ap;
 
@@ -523,10 +158,10 @@ static int fail_at(struct ctx *c, bool at_key, const char *fmt, ...)
         vsnprintf(what, sizeof what, fmt, ap);
         va_end(ap);
 
-        scan_value(&sc);
+        size_t found = nk_json_locate(c->text, c->len, c->path, c->depth, at_key);
         /* The text parsed, so the path is in it; the fallback is the top. */
-        offset_position(c->text, c->len, sc.found != SIZE_MAX ? sc.found : 0, &c->err->line, &c->err->column);
-        format_path(c->path, c->depth, false, c->err->path, sizeof c->err->path);
+        nk_json_position(c->text, c->len, found != SIZE_MAX ? found : 0, &c->err->line, &c->err->column);
+        nk_json_path_format(c->path, c->depth, false, c->err->path, sizeof c->err->path);
         return error_finish(c->err, -EINVAL, what);
 }
 
@@ -536,14 +171,14 @@ static void push_key(struct ctx *c, const char *key)
 {
         if (c->depth >= PATH_DEPTH)
                 abort();        /* the key tables are never this deep */
-        c->path[c->depth++] = (struct comp) { .key = key, .keylen = strlen(key) };
+        c->path[c->depth++] = (struct nk_json_comp) { .key = key, .keylen = strlen(key) };
 }
 
 static void push_index(struct ctx *c, size_t index)
 {
         if (c->depth >= PATH_DEPTH)
                 abort();
-        c->path[c->depth++] = (struct comp) { .index = index };
+        c->path[c->depth++] = (struct nk_json_comp) { .index = index };
 }
 
 static void pop(struct ctx *c)
@@ -714,10 +349,10 @@ static int read_enum(struct ctx *c, json_t *v, const struct nk_policy_key *key, 
         }
         for (size_t i = 0; key->values[i]; i++) {
                 if (i > 0)
-                        append(list, sizeof list, &len, ", ", 2);
-                append(list, sizeof list, &len, "\"", 1);
-                append(list, sizeof list, &len, key->values[i], strlen(key->values[i]));
-                append(list, sizeof list, &len, "\"", 1);
+                        nk_text_append(list, sizeof list, &len, ", ", 2);
+                nk_text_append(list, sizeof list, &len, "\"", 1);
+                nk_text_append(list, sizeof list, &len, key->values[i], strlen(key->values[i]));
+                nk_text_append(list, sizeof list, &len, "\"", 1);
         }
         describe(v, got, sizeof got);
         return fail(c, "expected one of %s, got %s%s", list, got, hint);
@@ -841,11 +476,11 @@ static int read_object(struct ctx *c, json_t *obj, const struct nk_policy_key *k
 /* The current path with the index at position pos replaced, for "same as" hints. */
 static void sibling_path(const struct ctx *c, size_t pos, size_t index, char *buf, size_t size)
 {
-        struct comp comps[PATH_DEPTH];
+        struct nk_json_comp comps[PATH_DEPTH];
 
-        memcpy(comps, c->path, sizeof(struct comp) * c->depth);
+        memcpy(comps, c->path, sizeof(struct nk_json_comp) * c->depth);
         comps[pos].index = index;
-        format_path(comps, c->depth, false, buf, size);
+        nk_json_path_format(comps, c->depth, false, buf, size);
 }
 
 /* Whether path lies beneath dir (or is it), by whole components. */
@@ -1174,19 +809,18 @@ static void policy_freep(struct nk_policy **p)
 
 static int syntax_error(const char *text, size_t len, const json_error_t *jerr, struct nk_policy_error *err)
 {
-        struct scanner sc = { .s = text, .n = len, .limit = (size_t) jerr->position, .found = SIZE_MAX };
+        size_t tok_start, tok_end;
 
         if (json_error_code(jerr) == json_error_out_of_memory)
                 return error_finish(err, -ENOMEM, "out of memory");
-        scan_value(&sc);
-        format_path(sc.stack, sc.depth < SCAN_STACK ? sc.depth : SCAN_STACK, true, err->path, sizeof err->path);
+        nk_json_path_at(text, len, (size_t) jerr->position, err->path, sizeof err->path, &tok_start, &tok_end);
         /*
          * jansson's place is the last character it read; when that is inside
          * or at the end of a token ("too big integer", a bad string), point
          * at the token's start instead, as for every other error.
          */
-        if (sc.tok_end > 0 && (size_t) jerr->position > sc.tok_start && (size_t) jerr->position <= sc.tok_end) {
-                offset_position(text, len, sc.tok_start, &err->line, &err->column);
+        if (tok_end > 0 && (size_t) jerr->position > tok_start && (size_t) jerr->position <= tok_end) {
+                nk_json_position(text, len, tok_start, &err->line, &err->column);
         } else {
                 err->line = jerr->line > 0 ? jerr->line : 1;
                 err->column = jerr->column > 0 ? jerr->column : 1;
@@ -1209,7 +843,7 @@ static int load_text(const char *text, size_t len, const char *name, struct nk_p
         /* strspn stops at a NUL byte: such a file goes on to jansson, which says where. */
         if (strspn(text, " \t\r\n") >= len) {
                 /* jansson's "unexpected token near end of file" does not say the file is empty. */
-                offset_position(text, len, len, &err->line, &err->column);
+                nk_json_position(text, len, len, &err->line, &err->column);
                 snprintf(err->path, sizeof err->path, "$");
                 return error_finish(err, -EINVAL, "empty file, expected a policy object");
         }
