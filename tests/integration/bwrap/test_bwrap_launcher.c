@@ -30,16 +30,10 @@
 
 #include <cmocka.h>
 
+#include "bwrap_probe.h"
 #include "launcher.h"
 #include "sandbox.h"
 #include "sequencer.h"
-
-/* launch_bwrap.c's helpers, exposed for these tests only. */
-int nk_bwrap_find(const char *path_env, char *buf, size_t size);
-int nk_bwrap_parse_version(const char *text, unsigned *ret_version);
-int nk_bwrap_parse_child_pid(const char *text, pid_t *ret_pid);
-int nk_bwrap_parse_exit_code(const char *text, int *ret_code);
-void nk_bwrap_translate_exit(int status, struct nk_child_exit *ret);
 
 static const char *skip_reason;
 
