@@ -140,6 +140,12 @@ NK_EXPORT void nk_host_allow_unsandboxed_development(nk_host *h)
         h->unsandboxed = true;
 }
 
+NK_EXPORT void nk_host_set_sandbox_ids(nk_host *h, unsigned uid, unsigned gid)
+{
+        h->sandbox_uid = uid;
+        h->sandbox_gid = gid;
+}
+
 NK_EXPORT void nk_host_set_result_alloc(nk_host *h, const nk_result_alloc *alloc)
 {
         h->result_alloc = alloc;

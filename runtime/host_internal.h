@@ -49,6 +49,7 @@ struct nk_host {
         nk_getenv_fn getenv_fn;                 /* where the policy's env takes values, or NULL */
         void *getenv_arg;
         bool unsandboxed;                       /* nk_host_allow_unsandboxed_development */
+        unsigned sandbox_uid, sandbox_gid;      /* nk_host_set_sandbox_ids; 0: the default */
         struct nk_broker *broker;               /* files and sockets for the host, or NULL */
         struct nk_shm_chan *shm;                /* calls' shared memory, or NULL (transport socket) */
         const nk_result_alloc *result_alloc;    /* for results over shared memory, or NULL */

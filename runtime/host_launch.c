@@ -188,6 +188,11 @@ static int choose_launcher(nk_host *h, struct nk_sandbox_config *sc, nk_error *e
         if (h->cgroup_root)
                 sc->cgroup_root = h->cgroup_root;
         /* Ids left 0: the launcher's defaults (never root, see userns.c). */
+        if (geteuid() == 0) {
+                sc->outside_uid = h->sandbox_uid;
+                sc->outside_gid = h->sandbox_gid;
+        }
+        sc->search_path = h->getenv_fn ? h->getenv_fn(h->getenv_arg, "PATH") : NULL;
 
         if (p->launcher == NK_POLICY_LAUNCHER_UNSANDBOXED || h->unsandboxed) {
                 h->launcher = &nk_launcher_direct;
@@ -247,6 +252,10 @@ static int attach_shm(nk_host *h, nk_error *err)
  * all; the host shows only this. */
 static const char *const fixed_env[] = { "PATH=/usr/bin:/bin", "HOME=/", "TMPDIR=/tmp" };
 
+/* Given from the same lookup besides the policy's names: the sanitizers'
+ * settings, so that an instrumented host behaves as asked. */
+static const char *const sanitizer_env[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS" };
+
 static void env_freep(char ***env)
 {
         nk_sandbox_env_free(*env);
@@ -256,7 +265,7 @@ static int host_env(const nk_host *h, char ***ret)
 {
         const struct nk_policy *p = h->policy;
         size_t n = 0;
-        char **env = calloc(NK_ARRAY_SIZE(fixed_env) + p->nenv + 1, sizeof *env);
+        char **env = calloc(NK_ARRAY_SIZE(fixed_env) + p->nenv + NK_ARRAY_SIZE(sanitizer_env) + 1, sizeof *env);
         if (!env)
                 return -ENOMEM;
         for (size_t i = 0; i < NK_ARRAY_SIZE(fixed_env); i++)
@@ -277,6 +286,13 @@ static int host_env(const nk_host *h, char ***ret)
                 else
                         n++;
                 env[k] = e;
+        }
+        for (size_t i = 0; h->getenv_fn && i < NK_ARRAY_SIZE(sanitizer_env); i++) {
+                const char *v = h->getenv_fn(h->getenv_arg, sanitizer_env[i]);
+                if (v && asprintf(&env[n++], "%s=%s", sanitizer_env[i], v) < 0) {
+                        env[--n] = NULL;
+                        goto oom;
+                }
         }
         *ret = env;
         return 0;

@@ -19,6 +19,23 @@ static const char *var(const char *name)
         return v && *v ? v : NULL;
 }
 
+/* An id to run hosts as outside their user namespace: never 0 (root's
+ * files), never -1 (no id). 0 when unset; *bad when set but not such an id. */
+static unsigned id_var(const char *name, bool *bad)
+{
+        const char *s = var(name);
+        if (!s)
+                return 0;
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(s, &end, 10);
+        if (errno || *end || s[0] == '-' || v == 0 || v >= 0xffffffffUL) {
+                *bad = true;
+                return 0;
+        }
+        return (unsigned) v;
+}
+
 void nk_operator_env_read(struct nk_operator_env *ret)
 {
         *ret = (struct nk_operator_env) {
@@ -31,6 +48,8 @@ void nk_operator_env_read(struct nk_operator_env *ret)
         };
         const char *u = var("NIFKIT_UNSANDBOXED_DEVELOPMENT");
         ret->unsandboxed = u && strcmp(u, "1") == 0;
+        ret->sandbox_uid = id_var("NIFKIT_SANDBOX_UID", &ret->sandbox_ids_bad);
+        ret->sandbox_gid = id_var("NIFKIT_SANDBOX_GID", &ret->sandbox_ids_bad);
 
         const char *dir = var("NIFKIT_STATUS_DIR"), *xdg = var("XDG_RUNTIME_DIR");
         if (dir)
@@ -89,6 +108,9 @@ void nk_operator_setup(struct nk_operator_env *ret, int *ret_log_fd, void (*say)
         *ret_log_fd = -1;
         if (ret->log_level_bad)
                 say("$NIFKIT_LOG_LEVEL names no level (debug, info, warning, error): info is used");
+        if (ret->sandbox_ids_bad)
+                say("$NIFKIT_SANDBOX_UID or $NIFKIT_SANDBOX_GID is not an id other than 0: 65534 (nobody) is used "
+                    "for it");
         if (nk_operator_env_status(ret) < 0) {
                 snprintf(line, sizeof line, "the status directory '%s' is not an absolute path: the default one is used",
                          ret->status_dir);

@@ -10,6 +10,7 @@
  *   NIFKIT_CGROUP_ROOT                nk_host_set_cgroup_root
  *   NIFKIT_AUDIT_LOG                  nk_host_set_audit_log
  *   NIFKIT_UNSANDBOXED_DEVELOPMENT=1  nk_host_allow_unsandboxed_development
+ *   NIFKIT_SANDBOX_UID, _GID          nk_host_set_sandbox_ids
  *   NIFKIT_STATUS_DIR, else $XDG_RUNTIME_DIR/nifkit   nk_status_set_dir
  *   NIFKIT_LOG=stderr|FILE, NIFKIT_LOG_LEVEL          the JSON-lines log
  *
@@ -29,6 +30,9 @@ struct nk_operator_env {
         const char *cgroup_root;
         const char *audit_log;
         bool unsandboxed;
+        unsigned sandbox_uid;           /* 0 when unset or not a valid id, as sandbox_gid */
+        unsigned sandbox_gid;
+        bool sandbox_ids_bad;           /* one is set and is not a valid id */
         char status_dir[4096];          /* "" when neither variable is set */
         const char *log;                /* "stderr" or a file */
         enum nk_log_level log_level;    /* NIFKIT_LOG_LEVEL, default info */
@@ -40,7 +44,7 @@ void nk_operator_env_read(struct nk_operator_env *ret);
 
 /*
  * Applies what concerns one host: cgroup root, audit log, unsandboxed
- * development, the process's environment (secure_getenv at each start)
+ * development, the sandbox's outside ids, the process's environment (secure_getenv at each start)
  * as the source of the policy's "env", and the host binary when the variable is set and
  * override is true (the proxy lets NIFKIT_HOST override what wrap
  * recorded). 0 or -ENOMEM.

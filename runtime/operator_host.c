@@ -30,6 +30,7 @@ int nk_operator_env_apply(const struct nk_operator_env *e, nk_host *h, bool over
                 return r;
         if (e->unsandboxed)
                 nk_host_allow_unsandboxed_development(h);
+        nk_host_set_sandbox_ids(h, e->sandbox_uid, e->sandbox_gid);
         nk_host_set_environment(h, process_getenv, NULL);
         return 0;
 }

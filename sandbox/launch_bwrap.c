@@ -656,7 +656,7 @@ static int bwrap_launch(const struct nk_launch_config *cfg, int channel_fd, stru
         nk_sandbox_fill_defaults(&sc);
 
         char bwrap[PATH_MAX];
-        if (nk_bwrap_find(getenv("PATH"), bwrap, sizeof bwrap) < 0)
+        if (nk_bwrap_find(sc.search_path, bwrap, sizeof bwrap) < 0)
                 return nk_sandbox_error_set(err, -ENOENT, "bubblewrap (bwrap) not found: install the bubblewrap "
                                                           "package or use the native launcher");
 

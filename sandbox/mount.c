@@ -339,14 +339,9 @@ out:
         return r;
 }
 
-/* Variables a host is given from the caller's environment besides the
- * policy's: the sanitizers' settings, so that an instrumented host behaves
- * as asked. */
-static const char *const sanitizer_env[] = { "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS" };
-
 int nk_sandbox_env(const struct nk_sandbox_config *cfg, size_t room, char ***ret, size_t *ret_n)
 {
-        size_t cap = NK_ARRAY_SIZE(sanitizer_env) + room + 1, n = 0;
+        size_t cap = room + 1, n = 0;
         for (size_t i = 0; cfg->env && cfg->env[i]; i++)
                 cap++;
         char **env = calloc(cap, sizeof *env);
@@ -355,13 +350,6 @@ int nk_sandbox_env(const struct nk_sandbox_config *cfg, size_t room, char ***ret
         for (size_t i = 0; cfg->env && cfg->env[i]; i++)
                 if (!(env[n++] = strdup(cfg->env[i])))
                         goto oom;
-        for (size_t i = 0; i < NK_ARRAY_SIZE(sanitizer_env); i++) {
-                const char *v = getenv(sanitizer_env[i]);
-                if (v && asprintf(&env[n++], "%s=%s", sanitizer_env[i], v) < 0) {
-                        env[--n] = NULL;
-                        goto oom;
-                }
-        }
         *ret = env;
         *ret_n = n;
         return 0;

@@ -49,7 +49,7 @@ struct nk_sandbox_config {
         const char *library;            /* absolute path of the NIF library */
         const char *const *extra_ro;    /* more paths to bind read-only (NULL-terminated, may be NULL) */
         const char *const *env;         /* the host's environment, "NAME=value" (NULL-terminated,
-                                         * may be NULL); the sanitizers' settings are added */
+                                         * may be NULL), all of it: nothing is added */
         const char *const *scope;       /* libraries the host loads into its global scope before the
                                          * library, bound with their dependencies (NULL-terminated,
                                          * may be NULL) */
@@ -66,6 +66,7 @@ struct nk_sandbox_config {
         uint32_t open_files;            /* RLIMIT_NOFILE */
 
         const char *cgroup_root;        /* delegated cgroup v2 subtree; NULL = find it */
+        const char *search_path;        /* a $PATH to find bwrap in; NULL = /usr/local/bin:/usr/bin:/bin */
         bool cgroup_required;           /* refuse to start without the controllers */
 };
 
@@ -75,9 +76,9 @@ struct nk_sandbox_config {
 extern const char *const nk_sandbox_dev_nodes[];
 extern const char *const nk_sandbox_sys_files[];
 
-/* The host's environment as every launcher gives it: cfg->env, then the
- * sanitizers' settings from ours. NULL-terminated, with room more free
- * slots before the terminator; *ret_n entries set. */
+/* The host's environment as every launcher gives it: a copy of cfg->env,
+ * NULL-terminated, with room more free slots before the terminator;
+ * *ret_n entries set. The sandbox reads no environment of its own. */
 int nk_sandbox_env(const struct nk_sandbox_config *cfg, size_t room, char ***ret, size_t *ret_n);
 void nk_sandbox_env_free(char **env);
 

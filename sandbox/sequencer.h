@@ -116,7 +116,8 @@ int nk_mount_child_build(const struct nk_mount_plan *plan, int *fds, struct nk_c
 /* ---- user namespace (userns.c) ---------------------------------------------- */
 
 /* The ids the host gets by default: inside 1000; outside the caller's own
- * ids, or when the caller is root, NIFKIT_SANDBOX_UID (and _GID) or 65534. */
+ * ids, or when the caller is root 65534 (nobody; nk_host_set_sandbox_ids
+ * chooses others). */
 void nk_userns_default_ids(uid_t *ret_outside_uid, gid_t *ret_outside_gid, uid_t *ret_inside_uid,
                            gid_t *ret_inside_gid);
 /* Fills what the caller left 0 in sc: the default ids above and a 16 MiB

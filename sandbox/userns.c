@@ -22,26 +22,12 @@
 #define INSIDE_ID 1000
 #define NOBODY 65534
 
-static unsigned env_id(const char *name, unsigned fallback)
-{
-        const char *s = secure_getenv(name);
-        if (!s || !*s)
-                return fallback;
-        char *end;
-        errno = 0;
-        unsigned long v = strtoul(s, &end, 10);
-        /* 0 would hand the host root's files outside; -1 is no id at all. */
-        if (errno || *end || v == 0 || v >= 0xffffffffUL)
-                return fallback;
-        return (unsigned) v;
-}
-
 void nk_userns_default_ids(uid_t *ret_outside_uid, gid_t *ret_outside_gid, uid_t *ret_inside_uid,
                            gid_t *ret_inside_gid)
 {
         if (geteuid() == 0) {
-                *ret_outside_uid = env_id("NIFKIT_SANDBOX_UID", NOBODY);
-                *ret_outside_gid = env_id("NIFKIT_SANDBOX_GID", NOBODY);
+                *ret_outside_uid = NOBODY;
+                *ret_outside_gid = NOBODY;
         } else {
                 /* An unprivileged caller may only map itself. */
                 *ret_outside_uid = geteuid();

@@ -149,9 +149,12 @@ int nk_host_set_cgroup_root(nk_host *h, const char *path);
 int nk_host_set_audit_log(nk_host *h, const char *path);
 /* Where the variables a policy's "env" names take their values: lookup
  * returns name's value or NULL, at each start (a restart sees the values
- * of then; the proxy looks in the VM's environment). NULL, the default:
- * the names get no value, the host sees only the fixed PATH, HOME and
- * TMPDIR. */
+ * of then; the proxy looks in the VM's environment). The same lookup gives
+ * the PATH bubblewrap is looked for in and the sanitizers' settings
+ * (ASAN_OPTIONS, UBSAN_OPTIONS, LSAN_OPTIONS) a sanitizer build's host
+ * needs. NULL, the default: the names get no value, the host sees only the
+ * fixed PATH, HOME and TMPDIR, bwrap is looked for in /usr/local/bin,
+ * /usr/bin and /bin. libnifkit reads no environment of its own. */
 typedef const char *(*nk_getenv_fn)(void *arg, const char *name);
 void nk_host_set_environment(nk_host *h, nk_getenv_fn lookup, void *arg);
 /* Starts this host with no sandbox at all, whatever its policy says: the
@@ -159,6 +162,12 @@ void nk_host_set_environment(nk_host *h, nk_getenv_fn lookup, void *arg);
  * logs a warning with a note (nk_log_record). The policy's
  * "unsandboxed-development" launcher does the same. */
 void nk_host_allow_unsandboxed_development(nk_host *h);
+/* The ids a sandboxed host runs as outside its user namespace when this
+ * process is root (an unprivileged process maps only itself, and these are
+ * ignored). 0 leaves the default, 65534 (nobody). Giving each tenant an id
+ * of its own keeps one tenant's hosts from signalling or reading another's
+ * outside the sandbox. */
+void nk_host_set_sandbox_ids(nk_host *h, unsigned uid, unsigned gid);
 
 struct nk_policy;
 /*

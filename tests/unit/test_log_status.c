@@ -367,6 +367,36 @@ static void test_operator_status_dir(void **state)
         unsetenv("XDG_RUNTIME_DIR");
 }
 
+/* NIFKIT_SANDBOX_UID/GID: an id other than 0 and -1, else the default (0
+ * here, 65534 in the launcher) and a line saying so. */
+static void test_operator_sandbox_ids(void **state)
+{
+        struct nk_operator_env e;
+
+        unsetenv("NIFKIT_SANDBOX_UID");
+        unsetenv("NIFKIT_SANDBOX_GID");
+        nk_operator_env_read(&e);
+        assert_int_equal(e.sandbox_uid, 0);
+        assert_int_equal(e.sandbox_gid, 0);
+        assert_false(e.sandbox_ids_bad);
+        setenv("NIFKIT_SANDBOX_UID", "4242", 1);
+        setenv("NIFKIT_SANDBOX_GID", "4343", 1);
+        nk_operator_env_read(&e);
+        assert_int_equal(e.sandbox_uid, 4242);
+        assert_int_equal(e.sandbox_gid, 4343);
+        assert_false(e.sandbox_ids_bad);
+        static const char *const bad[] = { "0", "4294967295", "-5", "12x", "99999999999" };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                setenv("NIFKIT_SANDBOX_GID", bad[i], 1);
+                nk_operator_env_read(&e);
+                assert_int_equal(e.sandbox_uid, 4242);
+                assert_int_equal(e.sandbox_gid, 0);
+                assert_true(e.sandbox_ids_bad);
+        }
+        unsetenv("NIFKIT_SANDBOX_UID");
+        unsetenv("NIFKIT_SANDBOX_GID");
+}
+
 static char said[3][256];
 static int nsaid;
 
@@ -483,6 +513,7 @@ int main(void)
                 cmocka_unit_test(test_operator_setup),
                 cmocka_unit_test(test_operator_log),
                 cmocka_unit_test(test_operator_status_dir),
+                cmocka_unit_test(test_operator_sandbox_ids),
                 cmocka_unit_test(test_record_roundtrip),
                 cmocka_unit_test(test_percentiles),
                 cmocka_unit_test(test_status_lifecycle),

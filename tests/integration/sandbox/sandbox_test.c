@@ -178,10 +178,15 @@ static void test_ids(void **state)
         nk_host *h = *state;
         assert_text(call0(h, "ids"), "{1000,1000,1000,1000}", "uid, gid, euid, egid inside");
 
+        /* A root runtime maps its hosts to nobody, or to the ids the
+         * operator chose; an unprivileged one maps only itself. */
         unsigned want_outside = geteuid() == 0 ? 65534 : (unsigned) geteuid();
-        const char *env = getenv("NIFKIT_SANDBOX_UID");
+        unsigned want_outside_gid = geteuid() == 0 ? 65534 : (unsigned) getegid();
+        const char *env = getenv("NIFKIT_SANDBOX_UID"), *genv = getenv("NIFKIT_SANDBOX_GID");
         if (geteuid() == 0 && env && *env)
                 want_outside = (unsigned) strtoul(env, NULL, 10);
+        if (geteuid() == 0 && genv && *genv)
+                want_outside_gid = (unsigned) strtoul(genv, NULL, 10);
         char buf[256];
         unsigned inside, outside, count;
         call_file(h, "/proc/self/uid_map", buf, sizeof buf);
@@ -193,10 +198,12 @@ static void test_ids(void **state)
         call_file(h, "/proc/self/gid_map", buf, sizeof buf);
         assert_int_equal(sscanf(buf, "%u %u %u", &inside, &outside, &count), 3);
         assert_int_equal(inside, 1000);
+        assert_int_equal(outside, want_outside_gid);
         assert_int_equal(count, 1);
         call_file(h, "/proc/self/setgroups", buf, sizeof buf);
         assert_string_equal(buf, "deny\n");
-        printf("# uid_map: 1000 -> %u, one id; setgroups denied\n", want_outside);
+        printf("# uid_map: 1000 -> %u, gid_map: 1000 -> %u, one id each; setgroups denied\n", want_outside,
+               want_outside_gid);
 }
 
 static void test_escapes_to_files_fail(void **state)
@@ -707,8 +714,12 @@ static int group_teardown(void **state)
         return 0;
 }
 
-int main(void)
+/* sandbox_test [PATTERN]: only the tests whose names match (cmocka's
+ * filter, e.g. test_ids). */
+int main(int argc, char **argv)
 {
+        if (argc > 1)
+                cmocka_set_test_filter(argv[1]);
         /* A descriptor the runtime holds without close-on-exec. */
         int fd = open("/dev/null", O_RDONLY);
         if (fd < 0 || dup2(fd, MARKER_FD) < 0)
