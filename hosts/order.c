@@ -28,6 +28,7 @@
 
 #include "etf.h"
 #include "term.h"
+#include "term_order.h"
 
 /* ---- work stacks ------------------------------------------------------- */
 
@@ -84,12 +85,6 @@ static void wstack_free(struct wstack *s)
 
 /* ---- term access ------------------------------------------------------- */
 
-/* Type ranks in term order. BEAM orders local funs before export funs. */
-enum rank {
-        R_NUMBER, R_ATOM, R_REF, R_FUN, R_EXPORT, R_PORT, R_PID, R_TUPLE, R_MAP, R_NIL,
-        R_LIST, R_BINARY,
-};
-
 /* ETF tags the fun parser needs. */
 enum {
         ETF_SMALL_INTEGER = 97, ETF_INTEGER = 98, ETF_ATOM = 100, ETF_PID = 103,
@@ -98,19 +93,19 @@ enum {
         ETF_NEW_PID = 88,
 };
 
-static enum rank rank_of(ERL_NIF_TERM t)
+static enum nk_order_rank rank_of(ERL_NIF_TERM t)
 {
         switch (nk_tag(t)) {
         case NK_TAG_SMALL:
-                return R_NUMBER;
+                return NK_RANK_NUMBER;
         case NK_TAG_ATOM:
-                return R_ATOM;
+                return NK_RANK_ATOM;
         case NK_TAG_PID:
-                return R_PID;
+                return NK_RANK_PID;
         case NK_TAG_PORT:
-                return R_PORT;
+                return NK_RANK_PORT;
         case NK_TAG_SPEC:
-                return R_NIL;
+                return NK_RANK_NIL;
         default:
                 break;
         }
@@ -118,28 +113,28 @@ static enum rank rank_of(ERL_NIF_TERM t)
         switch ((enum nk_box_kind) b->kind) {
         case NK_BIG:
         case NK_FLOAT:
-                return R_NUMBER;
+                return NK_RANK_NUMBER;
         case NK_TUPLE:
-                return R_TUPLE;
+                return NK_RANK_TUPLE;
         case NK_CONS:
-                return R_LIST;
+                return NK_RANK_LIST;
         case NK_MAP:
-                return R_MAP;
+                return NK_RANK_MAP;
         case NK_BINARY:
-                return R_BINARY;
+                return NK_RANK_BITSTRING;
         case NK_REF:
         case NK_RESOURCE:
-                return R_REF;
+                return NK_RANK_REF;
         case NK_EXTPID:
-                return R_PID;
+                return NK_RANK_PID;
         case NK_EXTPORT:
-                return R_PORT;
+                return NK_RANK_PORT;
         case NK_FUN: {
                 const struct nk_fun *f = (const struct nk_fun *) b;
-                return f->h.n > 0 && f->etf[0] == ETF_EXPORT ? R_EXPORT : R_FUN;
+                return f->h.n > 0 && f->etf[0] == ETF_EXPORT ? NK_RANK_EXPORT : NK_RANK_FUN;
         }
         }
-        return R_BINARY;
+        return NK_RANK_BITSTRING;
 }
 
 /* A pid, port or reference in the shape BEAM compares them: node name and
@@ -219,11 +214,6 @@ static int sign_of(int64_t d)
         return d < 0 ? -1 : d > 0;
 }
 
-static int cmp_u64(uint64_t a, uint64_t b)
-{
-        return a < b ? -1 : a > b;
-}
-
 static int cmp_atoms(ERL_NIF_TERM a, ERL_NIF_TERM b)
 {
         if (a == b)
@@ -231,115 +221,26 @@ static int cmp_atoms(ERL_NIF_TERM a, ERL_NIF_TERM b)
         size_t la, lb;
         const char *ta = nk_atom_text(a, &la);
         const char *tb = nk_atom_text(b, &lb);
-        /* UTF-8 bytes, as BEAM compares atom texts: byte order is code point
-         * order. */
-        int c = memcmp(ta, tb, la < lb ? la : lb);
-        if (c)
-                return c < 0 ? -1 : 1;
-        return cmp_u64(la, lb);
+        return nk_order_atom_texts((const uint8_t *) ta, la, false, (const uint8_t *) tb, lb, false);
 }
 
-static int cmp_nodes(const struct ident *a, const struct ident *b)
+/* The ident as term_order.h takes it: the node's name as text. */
+static void order_ident(const struct ident *id, struct nk_order_ident *ret)
 {
-        int c = cmp_atoms(a->node, b->node);
-        if (c)
-                return c;
-        return cmp_u64(a->creation, b->creation);
+        const char *text = nk_atom_text(id->node, &ret->node_len);
+        ret->node = (const uint8_t *) text;
+        ret->node_latin1 = false;
+        ret->creation = id->creation;
+        ret->num = id->num;
+        ret->nids = id->nids;
+        memcpy(ret->ids, id->ids, sizeof ret->ids);
 }
 
 /* ---- numbers ------------------------------------------------------------ */
 
-static int cmp_int64_double(int64_t v, double d)
+static struct nk_order_int order_int(const struct nk_big *b)
 {
-        if (d >= 9223372036854775808.0)
-                return -1;
-        if (d < -9223372036854775808.0)
-                return 1;
-        int64_t t = (int64_t) d;        /* truncates; exact below 2^63 */
-        if (v != t)
-                return v < t ? -1 : 1;
-        double frac = d - (double) t;   /* exact: t is d without its fraction */
-        return frac > 0 ? -1 : frac < 0 ? 1 : 0;
-}
-
-static size_t mag_bits(const uint8_t *mag, size_t n)
-{
-        while (n > 0 && mag[n - 1] == 0)
-                n--;
-        if (n == 0)
-                return 0;
-        unsigned top = mag[n - 1], bits = 0;
-        while (top) {
-                bits++;
-                top >>= 1;
-        }
-        return (n - 1) * 8 + bits;
-}
-
-/* Compares a magnitude (little-endian bytes) with a positive finite double,
- * exactly: no conversion of the integer to a double. */
-static int cmp_mag_double(const uint8_t *mag, size_t n, double ad)
-{
-        int e;
-        double f = frexp(ad, &e);       /* ad = f * 2^e, 0.5 <= f < 1 */
-        size_t bits = mag_bits(mag, n);
-        if (e <= 0)                     /* ad < 1 */
-                return bits > 0 ? 1 : -1;
-        if (bits != (size_t) e)
-                return bits > (size_t) e ? 1 : -1;
-        if (e <= 53) {
-                /* Both below 2^53: the magnitude converts to a double exactly. */
-                uint64_t m = 0;
-                for (size_t i = (bits + 7) / 8; i-- > 0;)
-                        m = m << 8 | mag[i];
-                double md = (double) m;
-                return md < ad ? -1 : md > ad;
-        }
-        /* ad is an integer here: m * 2^(e-53) with a 53-bit m. Lay it out as
-         * bytes and compare from the top; e <= 1024 bounds the size. */
-        uint8_t fb[130] = { 0 };
-        uint64_t m = (uint64_t) ldexp(f, 53);
-        unsigned shift = (unsigned) e - 53;
-        for (unsigned i = 0; i < 53; i++)
-                if (m >> i & 1)
-                        fb[(shift + i) / 8] |= (uint8_t) (1u << ((shift + i) % 8));
-        for (size_t i = (bits + 7) / 8; i-- > 0;) {
-                uint8_t x = i < n ? mag[i] : 0;
-                if (x != fb[i])
-                        return x < fb[i] ? -1 : 1;
-        }
-        return 0;
-}
-
-static int cmp_big_double(const struct nk_big *b, double d)
-{
-        bool neg = b->sign;
-        if (d == 0 || (d < 0) != neg)
-                return neg ? -1 : 1;
-        int c = cmp_mag_double(b->digits, b->h.n, fabs(d));
-        return neg ? -c : c;
-}
-
-static int cmp_bigs(const struct nk_big *a, const struct nk_big *b)
-{
-        if (a->sign != b->sign)
-                return a->sign ? -1 : 1;
-        int c = 0;
-        if (a->h.n != b->h.n)
-                c = a->h.n < b->h.n ? -1 : 1;
-        else
-                for (size_t i = a->h.n; i-- > 0;)
-                        if (a->digits[i] != b->digits[i]) {
-                                c = a->digits[i] < b->digits[i] ? -1 : 1;
-                                break;
-                        }
-        return a->sign ? -c : c;
-}
-
-static int cmp_doubles(double a, double b)
-{
-        /* 0.0 and -0.0 are equal, as in OTP 25 (both == and =:=). */
-        return a < b ? -1 : a > b;
+        return (struct nk_order_int) { .negative = b->sign, .mag = b->digits, .len = b->h.n };
 }
 
 /*
@@ -351,15 +252,16 @@ static int cmp_numbers(ERL_NIF_TERM a, ERL_NIF_TERM b, bool exact)
 {
         bool af = nk_is_kind(a, NK_FLOAT), bf = nk_is_kind(b, NK_FLOAT);
         if (af && bf)
-                return cmp_doubles(((const struct nk_float *) nk_box_of(a))->value,
+                return nk_order_doubles(((const struct nk_float *) nk_box_of(a))->value,
                                    ((const struct nk_float *) nk_box_of(b))->value);
         if (af != bf && exact)
                 return af ? 1 : -1;     /* exact order: every integer before every float */
         if (bf) {
                 double d = ((const struct nk_float *) nk_box_of(b))->value;
                 if (nk_is_small(a))
-                        return cmp_int64_double(nk_small_value(a), d);
-                return cmp_big_double((const struct nk_big *) nk_box_of(a), d);
+                        return nk_order_int64_double(nk_small_value(a), d);
+                struct nk_order_int ai = order_int((const struct nk_big *) nk_box_of(a));
+                return nk_order_int_double(&ai, d);
         }
         if (af)
                 return -cmp_numbers(b, a, exact);
@@ -369,7 +271,9 @@ static int cmp_numbers(ERL_NIF_TERM a, ERL_NIF_TERM b, bool exact)
                 return ((const struct nk_big *) nk_box_of(b))->sign ? 1 : -1;
         if (nk_is_small(b))
                 return ((const struct nk_big *) nk_box_of(a))->sign ? -1 : 1;
-        return cmp_bigs((const struct nk_big *) nk_box_of(a), (const struct nk_big *) nk_box_of(b));
+        struct nk_order_int ai = order_int((const struct nk_big *) nk_box_of(a));
+        struct nk_order_int bi = order_int((const struct nk_big *) nk_box_of(b));
+        return nk_order_ints(&ai, &bi);
 }
 
 /* ---- binaries ----------------------------------------------------------- */
@@ -381,19 +285,7 @@ static size_t bin_bits(const struct nk_binary *b)
 
 static int cmp_binaries(const struct nk_binary *a, const struct nk_binary *b)
 {
-        size_t abits = bin_bits(a), bbits = bin_bits(b);
-        size_t min = abits < bbits ? abits : bbits;
-        size_t whole = min / 8;
-        int c = whole ? memcmp(a->data, b->data, whole) : 0;
-        if (c)
-                return c < 0 ? -1 : 1;
-        if (min % 8) {
-                uint8_t mask = (uint8_t) (0xff00u >> (min % 8));
-                uint8_t x = a->data[whole] & mask, y = b->data[whole] & mask;
-                if (x != y)
-                        return x < y ? -1 : 1;
-        }
-        return cmp_u64(abits, bbits);
+        return nk_order_bits(a->data, bin_bits(a), b->data, bin_bits(b));
 }
 
 /* ---- funs ------------------------------------------------------------------ */
@@ -596,7 +488,18 @@ static int cmp_text(const char *a, size_t la, const char *b, size_t lb)
         int c = memcmp(a, b, la < lb ? la : lb);
         if (c)
                 return c < 0 ? -1 : 1;
-        return cmp_u64(la, lb);
+        return nk_order_u64(la, lb);
+}
+
+static struct nk_order_fun order_fun(const struct fun_info *f)
+{
+        return (struct nk_order_fun) {
+                .is_export = f->is_export,
+                .module = (const uint8_t *) f->module, .module_len = f->module_len,
+                .function = (const uint8_t *) f->function, .function_len = f->function_len,
+                .arity = f->arity, .old_index = f->old_index, .old_uniq = f->old_uniq,
+                .num_free = f->num_free,
+        };
 }
 
 static int compare(ERL_NIF_TERM a, ERL_NIF_TERM b, bool exact);
@@ -610,23 +513,12 @@ static int cmp_funs(const struct nk_fun *a, const struct nk_fun *b, bool exact)
          * bytes) is for the impossible case, not a second semantics. */
         if (parse_fun(a, &fa) < 0 || parse_fun(b, &fb) < 0) {
                 c = memcmp(a->etf, b->etf, a->h.n < b->h.n ? a->h.n : b->h.n);
-                return c ? (c < 0 ? -1 : 1) : cmp_u64(a->h.n, b->h.n);
+                return c ? (c < 0 ? -1 : 1) : nk_order_u64(a->h.n, b->h.n);
         }
-        c = cmp_text(fa.module, fa.module_len, fb.module, fb.module_len);
-        if (c)
+        struct nk_order_fun ha = order_fun(&fa), hb = order_fun(&fb);
+        c = nk_order_fun_heads(&ha, &hb);
+        if (c || fa.is_export || fa.num_free == 0)
                 return c;
-        if (fa.is_export) {
-                c = cmp_text(fa.function, fa.function_len, fb.function, fb.function_len);
-                return c ? c : cmp_u64(fa.arity, fb.arity);
-        }
-        if (fa.old_index != fb.old_index)
-                return fa.old_index < fb.old_index ? -1 : 1;
-        if (fa.old_uniq != fb.old_uniq)
-                return fa.old_uniq < fb.old_uniq ? -1 : 1;
-        if (fa.num_free != fb.num_free)
-                return fa.num_free < fb.num_free ? -1 : 1;
-        if (fa.num_free == 0)
-                return 0;
 
         ErlNifEnv env;
         const ERL_NIF_TERM *ea, *eb;
@@ -668,48 +560,43 @@ static void push_pairs(struct wstack *st, const ERL_NIF_TERM *a, const ERL_NIF_T
 
 /* Orders two terms of the same rank that hold no other terms; 2 when the
  * rank is a container the caller walks. */
-static int cmp_leaf(ERL_NIF_TERM a, ERL_NIF_TERM b, enum rank r, bool exact)
+static int cmp_leaf(ERL_NIF_TERM a, ERL_NIF_TERM b, enum nk_order_rank r, bool exact)
 {
         struct ident ia, ib;
-        int c;
+        struct nk_order_ident oa, ob;
 
         switch (r) {
-        case R_NUMBER:
+        case NK_RANK_NUMBER:
                 return cmp_numbers(a, b, exact);
-        case R_ATOM:
+        case NK_RANK_ATOM:
                 return cmp_atoms(a, b);
-        case R_PID:
+        case NK_RANK_PID:
                 /* BEAM orders pids by serial and number before the node. */
                 pid_ident(a, &ia);
                 pid_ident(b, &ib);
-                if (ia.num != ib.num)
-                        return cmp_u64(ia.num, ib.num);
-                return cmp_nodes(&ia, &ib);
-        case R_PORT:
+                order_ident(&ia, &oa);
+                order_ident(&ib, &ob);
+                return nk_order_pids(&oa, &ob);
+        case NK_RANK_PORT:
                 port_ident(a, &ia);
                 port_ident(b, &ib);
-                c = cmp_nodes(&ia, &ib);
-                return c ? c : cmp_u64(ia.num, ib.num);
-        case R_REF:
+                order_ident(&ia, &oa);
+                order_ident(&ib, &ob);
+                return nk_order_ports(&oa, &ob);
+        case NK_RANK_REF:
                 ref_ident(a, &ia);
                 ref_ident(b, &ib);
-                c = cmp_nodes(&ia, &ib);
-                if (c)
-                        return c;
-                if (ia.nids != ib.nids)
-                        return ia.nids < ib.nids ? -1 : 1;
-                for (unsigned i = ia.nids; i-- > 0;)
-                        if (ia.ids[i] != ib.ids[i])
-                                return ia.ids[i] < ib.ids[i] ? -1 : 1;
-                return 0;
-        case R_FUN:
-        case R_EXPORT:
+                order_ident(&ia, &oa);
+                order_ident(&ib, &ob);
+                return nk_order_refs(&oa, &ob);
+        case NK_RANK_FUN:
+        case NK_RANK_EXPORT:
                 return cmp_funs((const struct nk_fun *) nk_box_of(a), (const struct nk_fun *) nk_box_of(b),
                                 exact);
-        case R_BINARY:
+        case NK_RANK_BITSTRING:
                 return cmp_binaries((const struct nk_binary *) nk_box_of(a),
                                     (const struct nk_binary *) nk_box_of(b));
-        case R_NIL:
+        case NK_RANK_NIL:
                 return 0;
         default:
                 return 2;
@@ -726,7 +613,7 @@ static int compare(ERL_NIF_TERM a, ERL_NIF_TERM b, bool exact)
         for (;;) {
                 if (a == b)
                         goto next;
-                enum rank ra = rank_of(a), rb = rank_of(b);
+                enum nk_order_rank ra = rank_of(a), rb = rank_of(b);
                 if (ra != rb) {
                         c = ra < rb ? -1 : 1;
                         break;
@@ -738,7 +625,7 @@ static int compare(ERL_NIF_TERM a, ERL_NIF_TERM b, bool exact)
                         break;
                 c = 0;
 
-                if (ra == R_TUPLE) {
+                if (ra == NK_RANK_TUPLE) {
                         const struct nk_tuple *ta = (const struct nk_tuple *) nk_box_of(a);
                         const struct nk_tuple *tb = (const struct nk_tuple *) nk_box_of(b);
                         if (ta->h.n != tb->h.n) {
@@ -746,7 +633,7 @@ static int compare(ERL_NIF_TERM a, ERL_NIF_TERM b, bool exact)
                                 break;
                         }
                         push_pairs(&st, ta->elems, tb->elems, ta->h.n, exact);
-                } else if (ra == R_MAP) {
+                } else if (ra == NK_RANK_MAP) {
                         /* Size, then the keys in key order compared exactly,
                          * then the values in the same order. */
                         const struct nk_map *ma = (const struct nk_map *) nk_box_of(a);

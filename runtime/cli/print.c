@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "macro.h"
 #include "print.h"
+#include "term_order.h"
 #include "utf8.h"
 
 enum {
@@ -74,6 +75,7 @@ struct node {
                 uint64_t a;     /* pid/port id, fun old index, export arity */
         };
         uint64_t b;             /* pid serial, fun old uniq */
+        uint32_t creation;      /* pid, port, reference: the node's creation */
 };
 
 struct decoder {
@@ -263,6 +265,7 @@ static int decode_pid_port_ref(struct decoder *dc, size_t slot, uint8_t tag)
                 if (r >= 0) {
                         t->a = get32(dc, dc->pos);
                         t->b = get32(dc, dc->pos + 4);
+                        t->creation = creation == 1 ? dc->d[dc->pos + 8] : get32(dc, dc->pos + 8);
                 }
                 dc->pos += 8 + creation;
                 return r;
@@ -272,8 +275,10 @@ static int decode_pid_port_ref(struct decoder *dc, size_t slot, uint8_t tag)
                 size_t idlen = tag == V4_PORT_EXT ? 8 : 4;
                 r = need(dc, idlen + creation);
                 t->kind = T_PORT;
-                if (r >= 0)
+                if (r >= 0) {
                         t->a = idlen == 8 ? nk_get_be64(dc->d + dc->pos) : get32(dc, dc->pos);
+                        t->creation = creation == 1 ? dc->d[dc->pos + idlen] : get32(dc, dc->pos + idlen);
+                }
                 dc->pos += idlen + creation;
                 return r;
         }
@@ -282,6 +287,8 @@ static int decode_pid_port_ref(struct decoder *dc, size_t slot, uint8_t tag)
                 t->kind = T_REF;
                 t->n = 1;
                 t->p = dc->d + dc->pos;
+                if (r >= 0)
+                        t->creation = dc->d[dc->pos + 4];
                 dc->pos += 4 + creation;
                 return r;
         default:
@@ -289,6 +296,8 @@ static int decode_pid_port_ref(struct decoder *dc, size_t slot, uint8_t tag)
                 t->kind = T_REF;
                 t->n = (uint32_t) words;
                 t->p = dc->d + dc->pos + creation;
+                if (r >= 0)
+                        t->creation = creation == 1 ? dc->d[dc->pos] : get32(dc, dc->pos);
                 dc->pos += creation + 4 * words;
                 return r;
         }
@@ -352,6 +361,9 @@ static int decode_fun(struct decoder *dc, size_t slot)
         dc->t[slot].kind = T_FUN;
         dc->t[slot].a = idx;
         dc->t[slot].b = uniq;
+        /* The free variables, after the creator pid: term order reads them. */
+        dc->t[slot].n = (uint32_t) numfree;
+        dc->t[slot].len = first + 1;
         return 0;
 }
 
@@ -555,82 +567,83 @@ static int decode(struct decoder *dc, size_t slot)
 
 /* ---- term order ---------------------------------------------------- */
 
+/* Leaves are ordered by common/term_order.c, as the host orders them;
+ * this walks tuples, maps and lists. */
 static int cmp(const struct node *t, size_t a, size_t b);
 
-static uint32_t atom_char(const struct node *a, size_t *i)
+static enum nk_order_rank rank(uint8_t kind)
 {
-        uint32_t cp;
-
-        if (a->flag)
-                return a->p[(*i)++];
-        *i += nk_utf8_decode(a->p + *i, a->n - *i, &cp);
-        return cp;
+        static const enum nk_order_rank ranks[] = {
+                [T_INT] = NK_RANK_NUMBER, [T_BIG] = NK_RANK_NUMBER, [T_FLOAT] = NK_RANK_NUMBER,
+                [T_ATOM] = NK_RANK_ATOM, [T_REF] = NK_RANK_REF, [T_FUN] = NK_RANK_FUN,
+                [T_EXPORT] = NK_RANK_EXPORT, [T_PORT] = NK_RANK_PORT, [T_PID] = NK_RANK_PID,
+                [T_TUPLE] = NK_RANK_TUPLE, [T_MAP] = NK_RANK_MAP, [T_NIL] = NK_RANK_NIL,
+                [T_LIST] = NK_RANK_LIST, [T_STRING] = NK_RANK_LIST, [T_BIN] = NK_RANK_BITSTRING,
+        };
+        return ranks[kind];
 }
 
 static int cmp_atoms(const struct node *x, const struct node *y)
 {
-        size_t i = 0, j = 0;
-
-        while (i < x->n && j < y->n) {
-                uint32_t a = atom_char(x, &i), b = atom_char(y, &j);
-                if (a != b)
-                        return a < b ? -1 : 1;
-        }
-        return (i < x->n) - (j < y->n);
+        return nk_order_atom_texts(x->p, x->n, x->flag, y->p, y->n, y->flag);
 }
 
 /* Integers as sign and little-endian magnitude, for comparing any two. */
+static struct nk_order_int order_int(const struct node *x, uint8_t buf[static 8])
+{
+        if (x->kind == T_BIG)
+                return (struct nk_order_int) { .negative = x->flag, .mag = x->p, .len = x->len };
+        uint64_t u = x->i < 0 ? -(uint64_t) x->i : (uint64_t) x->i;
+        size_t l = 0;
+        for (; u; u >>= 8)
+                buf[l++] = (uint8_t) u;
+        return (struct nk_order_int) { .negative = x->i < 0, .mag = buf, .len = l };
+}
+
 static int cmp_ints(const struct node *x, const struct node *y)
 {
         uint8_t bx[8], by[8];
-        const uint8_t *mx, *my;
-        size_t lx, ly;
-        int nx, ny, c = 0;
-
-#define MAG(node, buf, m, l, neg)                                                     \
-        do {                                                                          \
-                if ((node)->kind == T_INT) {                                          \
-                        uint64_t u = (node)->i < 0 ? -(uint64_t) (node)->i : (uint64_t) (node)->i; \
-                        neg = (node)->i < 0;                                          \
-                        l = 0;                                                        \
-                        for (; u; u >>= 8)                                            \
-                                buf[l++] = (uint8_t) u;                               \
-                        m = buf;                                                      \
-                } else {                                                              \
-                        neg = (node)->flag && (node)->len > 0;                        \
-                        m = (node)->p;                                                \
-                        l = (node)->len;                                              \
-                }                                                                     \
-        } while (0)
-        MAG(x, bx, mx, lx, nx);
-        MAG(y, by, my, ly, ny);
-#undef MAG
-        if (nx != ny)
-                return nx ? -1 : 1;
-        if (lx != ly)
-                c = lx < ly ? -1 : 1;
-        else
-                for (size_t i = lx; i > 0 && c == 0; i--)
-                        if (mx[i - 1] != my[i - 1])
-                                c = mx[i - 1] < my[i - 1] ? -1 : 1;
-        return nx ? -c : c;
+        struct nk_order_int ix = order_int(x, bx), iy = order_int(y, by);
+        return nk_order_ints(&ix, &iy);
 }
 
-static int cmp_bits(const struct node *x, const struct node *y)
+static size_t bits_of(const struct node *x)
 {
-        size_t bx = x->len ? (x->len - 1) * 8 + x->flag : 0;
-        size_t by = y->len ? (y->len - 1) * 8 + y->flag : 0;
-        size_t m = bx < by ? bx : by;
-        int c = memcmp(x->p, y->p, m / 8);
+        return x->len ? (x->len - 1) * 8 + x->flag : 0;
+}
 
-        if (c != 0)
-                return c < 0 ? -1 : 1;
-        for (size_t i = m / 8 * 8; i < m; i++) {
-                int a = x->p[i / 8] >> (7 - i % 8) & 1, b = y->p[i / 8] >> (7 - i % 8) & 1;
-                if (a != b)
-                        return a - b;
+/* A pid, port or reference with its node. */
+static struct nk_order_ident order_ident(const struct node *t, const struct node *x)
+{
+        const struct node *node = &t[x->first];
+        struct nk_order_ident id = {
+                .node = node->p, .node_len = node->n, .node_latin1 = node->flag,
+                .creation = x->creation,
+        };
+        if (x->kind == T_PID)
+                id.num = x->b << 32 | (x->a & 0xffffffffu);
+        else if (x->kind == T_PORT)
+                id.num = x->a;
+        id.nids = x->kind == T_REF ? x->n : 0;
+        for (unsigned i = 0; i < id.nids; i++)
+                id.ids[i] = nk_get_be32(x->p + 4 * i);
+        return id;
+}
+
+static struct nk_order_fun order_fun(const struct node *t, const struct node *x)
+{
+        const struct node *m = &t[x->first];
+        struct nk_order_fun f = { .is_export = x->kind == T_EXPORT, .module = m->p, .module_len = m->n };
+        if (f.is_export) {
+                f.function = t[x->first + 1].p;
+                f.function_len = t[x->first + 1].n;
+                f.arity = (uint32_t) x->a;
+        } else {
+                f.old_index = (int64_t) x->a;
+                f.old_uniq = (int64_t) x->b;
+                f.num_free = x->n;
         }
-        return bx < by ? -1 : bx > by;
+        return f;
 }
 
 /* Walks a list's elements through tails that are lists themselves. */
@@ -691,7 +704,7 @@ static int cmp_lists(const struct node *t, const struct node *a, const struct no
                 if (!x || !y) {
                         /* One list goes on; the other's tail meets a list. */
                         const struct node *end = !x ? (ta == SIZE_MAX ? &nil : &t[ta]) : (tb == SIZE_MAX ? &nil : &t[tb]);
-                        c = end->kind < T_LIST ? -1 : 1;
+                        c = rank(end->kind) < NK_RANK_LIST ? -1 : 1;
                         return !x ? c : -c;
                 }
                 c = cmp_nodes(t, x, y);
@@ -700,61 +713,42 @@ static int cmp_lists(const struct node *t, const struct node *a, const struct no
         }
 }
 
-static int rank(uint8_t kind)
-{
-        switch (kind) {
-        case T_BIG:
-                return T_INT;
-        case T_EXPORT:
-                return T_FUN;
-        case T_STRING:
-                return T_LIST;
-        default:
-                return kind;
-        }
-}
-
+/* Map keys are ordered exactly (every integer before every float), at
+ * every depth: that is the only order this printer sorts by. */
 static int cmp_nodes(const struct node *t, const struct node *x, const struct node *y)
 {
-        int rx = rank(x->kind), ry = rank(y->kind), c;
+        enum nk_order_rank rx = rank(x->kind), ry = rank(y->kind);
+        struct nk_order_ident ix, iy;
+        struct nk_order_fun fx, fy;
+        int c;
 
         if (rx != ry)
                 return rx < ry ? -1 : 1;
         switch (rx) {
-        case T_INT:
+        case NK_RANK_NUMBER:
+                if ((x->kind == T_FLOAT) != (y->kind == T_FLOAT))
+                        return x->kind == T_FLOAT ? 1 : -1;
+                if (x->kind == T_FLOAT)
+                        return nk_order_doubles(x->f, y->f);
                 return cmp_ints(x, y);
-        case T_FLOAT:
-                return x->f < y->f ? -1 : x->f > y->f;
-        case T_ATOM:
+        case NK_RANK_ATOM:
                 return cmp_atoms(x, y);
-        case T_REF:
-                if (x->n != y->n)
-                        return x->n < y->n ? -1 : 1;
-                for (size_t i = x->n; i > 0; i--) {
-                        uint32_t a = nk_get_be32(x->p + 4 * (i - 1)), b = nk_get_be32(y->p + 4 * (i - 1));
-                        if (a != b)
-                                return a < b ? -1 : 1;
-                }
-                return cmp_atoms(&t[x->first], &t[y->first]);
-        case T_FUN:
-                if (x->kind != y->kind)
-                        return x->kind < y->kind ? -1 : 1;
-                c = cmp_atoms(&t[x->first], &t[y->first]);
-                if (c == 0 && x->kind == T_EXPORT)
-                        c = cmp_atoms(&t[x->first + 1], &t[y->first + 1]);
-                if (c == 0)
-                        c = (x->a > y->a) - (x->a < y->a);
-                if (c == 0)
-                        c = (x->b > y->b) - (x->b < y->b);
+        case NK_RANK_REF:
+        case NK_RANK_PORT:
+        case NK_RANK_PID:
+                ix = order_ident(t, x);
+                iy = order_ident(t, y);
+                return rx == NK_RANK_REF ? nk_order_refs(&ix, &iy)
+                       : rx == NK_RANK_PORT ? nk_order_ports(&ix, &iy) : nk_order_pids(&ix, &iy);
+        case NK_RANK_FUN:
+        case NK_RANK_EXPORT:
+                fx = order_fun(t, x);
+                fy = order_fun(t, y);
+                c = nk_order_fun_heads(&fx, &fy);
+                for (size_t i = 0; c == 0 && !fx.is_export && i < fx.num_free; i++)
+                        c = cmp(t, x->len + i, y->len + i);
                 return c;
-        case T_PORT:
-        case T_PID:
-                if (x->b != y->b)
-                        return x->b < y->b ? -1 : 1;
-                if (x->a != y->a)
-                        return x->a < y->a ? -1 : 1;
-                return cmp_atoms(&t[x->first], &t[y->first]);
-        case T_TUPLE:
+        case NK_RANK_TUPLE:
                 if (x->n != y->n)
                         return x->n < y->n ? -1 : 1;
                 for (size_t i = 0; i < x->n; i++) {
@@ -763,7 +757,7 @@ static int cmp_nodes(const struct node *t, const struct node *x, const struct no
                                 return c;
                 }
                 return 0;
-        case T_MAP:
+        case NK_RANK_MAP:
                 /* Keys first, then values, both in key order (maps are sorted). */
                 if (x->n != y->n)
                         return x->n < y->n ? -1 : 1;
@@ -778,15 +772,14 @@ static int cmp_nodes(const struct node *t, const struct node *x, const struct no
                                 return c;
                 }
                 return 0;
-        case T_NIL:
+        case NK_RANK_NIL:
                 return 0;
-        case T_LIST:
+        case NK_RANK_LIST:
                 return cmp_lists(t, x, y);
-        case T_BIN:
-                return cmp_bits(x, y);
-        default:
-                return 0;
+        case NK_RANK_BITSTRING:
+                return nk_order_bits(x->p, bits_of(x), y->p, bits_of(y));
         }
+        return 0;
 }
 
 static int cmp(const struct node *t, size_t a, size_t b)
@@ -813,6 +806,16 @@ static void sort_maps(struct decoder *dc)
 }
 
 /* ---- printing ------------------------------------------------------- */
+
+static uint32_t atom_char(const struct node *a, size_t *i)
+{
+        uint32_t cp;
+
+        if (a->flag)
+                return a->p[(*i)++];
+        *i += nk_utf8_decode(a->p + *i, a->n - *i, &cp);
+        return cp;
+}
 
 /* Output with a sticky error, so the printer reads as a straight walk. */
 struct out {

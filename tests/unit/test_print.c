@@ -270,6 +270,15 @@ static const struct bytes_case handmade[] = {
         { B(131, 114, 0, 3, NONODE, 0, 0, 0, 0, 3, 0, 0, 0, 2, 0, 0, 0, 1), "#Ref<0.1.2.3>" },
         { B(131, 101, NONODE, 0, 0, 0, 7, 0), "#Ref<0.7>" },
         { B(131, 120, NONODE, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0), "#Port<0.5>" },
+        /* map keys that are references and ports of two nodes, in the bytes
+         * out of BEAM's order: BEAM orders both by node before their
+         * numbers (checked with erl: the order term_to_binary writes) */
+        { B(131, 116, 0, 0, 0, 4,
+            89, 100, 0, 3, 'b', '@', 'h', 0, 0, 0, 1, 0, 0, 0, 1, 97, 1,
+            89, 100, 0, 3, 'a', '@', 'h', 0, 0, 0, 2, 0, 0, 0, 1, 97, 2,
+            90, 0, 3, 100, 0, 3, 'b', '@', 'h', 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 97, 3,
+            90, 0, 3, 100, 0, 3, 'a', '@', 'h', 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 97, 4),
+          "#{#Ref<0.0.0.2> => 4,#Ref<0.0.0.1> => 3,#Port<0.2> => 2,#Port<0.1> => 1}" },
         /* the unused low bits of a bitstring's last byte are not printed */
         { B(131, 77, 0, 0, 0, 1, 3, 0x3F), "<<1:3>>" },
         { B(131, 77, 0, 0, 0, 2, 8, 'h', 'i'), "<<\"hi\">>" },
