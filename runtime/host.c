@@ -28,6 +28,7 @@
 #include "beam_scope.h"
 #include "broker.h"
 #include "buf.h"
+#include "deadline.h"
 #include "error.h"
 #include "host_internal.h"
 #include "launcher.h"
@@ -552,20 +553,6 @@ static void pending_done(struct pending *p)
         pthread_cond_destroy(&p->cond);
 }
 
-/* CLOCK_MONOTONIC, timeout_ms from now. */
-static struct timespec deadline_in(unsigned timeout_ms)
-{
-        struct timespec d;
-        clock_gettime(CLOCK_MONOTONIC, &d);
-        d.tv_sec += timeout_ms / 1000;
-        d.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
-        if (d.tv_nsec >= 1000000000L) {
-                d.tv_sec++;
-                d.tv_nsec -= 1000000000L;
-        }
-        return d;
-}
-
 static bool before(const struct timespec *a, const struct timespec *b)
 {
         return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
@@ -595,7 +582,7 @@ static int wait_until(nk_host *h, struct pending *p, const struct timespec *dead
  * limit); p is unlinked on return in every case. */
 static int wait_reply(nk_host *h, struct pending *p, unsigned timeout_ms)
 {
-        struct timespec deadline = deadline_in(timeout_ms);
+        struct timespec deadline = nk_deadline_in(timeout_ms);
         int r = wait_until(h, p, timeout_ms ? &deadline : NULL);
         pthread_mutex_lock(&h->lock);
         unlink_pending_locked(h, p);
@@ -1089,7 +1076,7 @@ static int call_start(nk_host *h, unsigned index, const uint8_t *caller_pid, siz
         /* Over the socket the order is the stream's: what still waits goes
          * out before the request, waiting as the request's own send may. */
         drain_releases(h);
-        c->deadline = deadline_in(c->timeout_ms);
+        c->deadline = nk_deadline_in(c->timeout_ms);
         char what[NK_PROTO_NAME_MAX + 32];
         r = request_send(h, &c->p, NK_MSG_CALL, NK_MSG_RESULT, iov, niov, c->timeout_ms,
                          call_what(c, what, sizeof what), err);
@@ -1277,7 +1264,7 @@ NK_EXPORT int nk_host_call_poll(nk_call *c, int wait_ms, nk_result *res, nk_erro
         if (c->shm)
                 return shm_poll(c, wait_ms, res, err);
         if (wait_ms >= 0) {
-                until = deadline_in((unsigned) wait_ms);
+                until = nk_deadline_in((unsigned) wait_ms);
                 if (c->timeout_ms && before(&c->deadline, &until))
                         until = c->deadline;
                 up = &until;

@@ -40,15 +40,16 @@
  * RELEASE; the same host object gives the same term (=:=) while it lives,
  * and passing it back gives the host its own object.
  *
- * Supervision (here): a host that dies, for any reason, fails the calls it
+ * Supervision (the proxy's policy, libnifkit's nk_restart_intensity and
+ * nk_heartbeat): a host that dies, for any reason, fails the calls it
  * had with error:{nifkit, Reason, Details}, Reason the atom of nk_error's
  * reason (crashed, oom, timeout, seccomp, exited, pids_limit, protocol,
  * heartbeat, result_too_large, atom_budget) and Details
  * #{library, message, signal, syscall}. A new host then replaces it, with
  * the original load_info, as long as the policy's restart intensity allows
  * (max_restarts within period_s); beyond it every call raises
- * {nifkit, restart_limit, Details} until the module is loaded again. A
- * thread pings the host (every HEARTBEAT_MS while it is used, less and less
+ * {nifkit, restart_limit, Details} until the module is loaded again. The
+ * heartbeat's thread pings the host (every HEARTBEAT_MS while it is used, less and less
  * often while it is not), so a host that hangs is killed (reason heartbeat)
  * and replaced too. Unloading the module stops
  * the host (nk_host_free removes its cgroup); so does the VM's exit (see
@@ -75,7 +76,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <erl_nif.h>
@@ -97,8 +97,6 @@
 #define HEARTBEAT_MS 2000
 #define HEARTBEAT_IDLE_MAX_MS 64000
 #define PING_TIMEOUT_MS 5000
-/* Restarts remembered for the intensity check. */
-#define MAX_RESTARTS_TRACKED 1024
 
 struct proxy {
         pthread_mutex_t lock;           /* everything below but restart_lock's */
@@ -123,15 +121,9 @@ struct proxy {
         char limit_msg[sizeof(((nk_error *) 0)->msg)];
 
         pthread_mutex_t restart_lock;   /* one restart at a time; taken before lock */
-        time_t *restarts;               /* when each recent restart happened */
-        unsigned nrestarts;
+        nk_restart_intensity *intensity;        /* under restart_lock; made at the first death */
 
-        pthread_t heartbeat;
-        bool heartbeat_running;
-        bool stopping;
-        pthread_cond_t wake;            /* the heartbeat's sleep, cut short by unload or a call */
-        bool used;                      /* a call took the host since the last heartbeat */
-        bool backing_off;               /* the heartbeat sleeps longer than HEARTBEAT_MS */
+        nk_heartbeat *heartbeat;        /* while loaded; freed outside lock, so used under it */
         uintptr_t instance;             /* loads so far; each load's priv_data */
 
         struct gen *graveyard;          /* replaced hosts left by their own threads */
@@ -141,7 +133,6 @@ static struct proxy P = {
         .log_fd = -1,
         .lock = PTHREAD_MUTEX_INITIALIZER,
         .restart_lock = PTHREAD_MUTEX_INITIALIZER,
-        .wake = PTHREAD_COND_INITIALIZER,
 };
 
 static ERL_NIF_TERM proxy_call(ErlNifEnv *env, unsigned index, int argc, const ERL_NIF_TERM argv[]);
@@ -214,12 +205,6 @@ static ERL_NIF_TERM nifkit_error(ErlNifEnv *env, const char *kind, const char *m
 
 /* The host is gone (as opposed to refusing one call): err has a reason,
  * and not one of a call refused before it was sent. */
-static bool is_death(const nk_error *err)
-{
-        return err->reason[0] != '\0' && strcmp(err->reason, "stopped") != 0 &&
-               strcmp(err->reason, "args_too_large") != 0;
-}
-
 /* "… seccomp denied NAME(2)" names the system call. */
 static ERL_NIF_TERM syscall_of(ErlNifEnv *env, const nk_error *err)
 {
@@ -256,7 +241,7 @@ static ERL_NIF_TERM death_error(ErlNifEnv *env, const char *reason, const nk_err
 
 static ERL_NIF_TERM error_term(ErlNifEnv *env, const nk_error *err)
 {
-        if (is_death(err) || strcmp(err->reason, "args_too_large") == 0)
+        if (nk_error_is_death(err) || strcmp(err->reason, "args_too_large") == 0)
                 return death_error(env, err->reason, err);
         const char *kind = nk_error_kind_name(err->kind);
         return nifkit_error(env, kind ? kind : "unknown", err->msg);
@@ -363,23 +348,20 @@ static void free_funcs(struct proxy *p)
 static void stop_heartbeat(struct proxy *p)
 {
         pthread_mutex_lock(&p->lock);
-        bool running = p->heartbeat_running;
-        p->stopping = true;
-        pthread_cond_broadcast(&p->wake);
+        nk_heartbeat *hb = p->heartbeat;
+        p->heartbeat = NULL;
         pthread_mutex_unlock(&p->lock);
-        if (running)
-                pthread_join(p->heartbeat, NULL);
-        pthread_mutex_lock(&p->lock);
-        p->heartbeat_running = false;
-        p->stopping = false;
-        p->backing_off = false;
-        pthread_mutex_unlock(&p->lock);
+        nk_heartbeat_stop(hb);
 }
 
 /* Back to the state of a freshly mapped copy. The heartbeat is stopped and
  * no call runs. */
 static void reset(struct proxy *p)
 {
+        pthread_mutex_lock(&p->restart_lock);
+        nk_restart_intensity_free(p->intensity);
+        p->intensity = NULL;
+        pthread_mutex_unlock(&p->restart_lock);
         gen_install(NULL);
         free_graveyard(p);
         res_forget_all();
@@ -392,9 +374,6 @@ static void reset(struct proxy *p)
         free(p->load_info);
         p->load_info = NULL;
         p->load_info_len = 0;
-        free(p->restarts);
-        p->restarts = NULL;
-        p->nrestarts = 0;
         free_funcs(p);
         free(p->self);
         p->self = NULL;
@@ -732,37 +711,15 @@ PROXY_EXPORT const ErlNifEntry *nif_init(void)
         return NULL;
 }
 
-/* ---- supervision --------------------------------------------------------- */
+/* ---- supervision (restart intensity and heartbeat: libnifkit's) ---------- */
 
-static time_t now_s(void)
-{
-        struct timespec t;
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        return t.tv_sec;
-}
-
-/* Whether the restart intensity allows one more now; records it if so. */
+/* Whether the restart intensity allows one more now; records it if so.
+ * Under restart_lock. */
 static bool restart_allowed(struct proxy *p)
 {
-        unsigned max = p->policy->restart.max_restarts;
-        time_t now = now_s(), since = now - (time_t) p->policy->restart.period_s;
-        unsigned kept = 0;
-
-        if (max > MAX_RESTARTS_TRACKED)
-                max = MAX_RESTARTS_TRACKED;
-        for (unsigned i = 0; i < p->nrestarts; i++)
-                if (p->restarts[i] > since)
-                        p->restarts[kept++] = p->restarts[i];
-        p->nrestarts = kept;
-        if (kept >= max)
-                return false;
-        if (!p->restarts) {
-                p->restarts = calloc(max, sizeof *p->restarts);
-                if (!p->restarts)
-                        return false;
-        }
-        p->restarts[p->nrestarts++] = now;
-        return true;
+        if (!p->intensity)
+                p->intensity = nk_restart_intensity_new(p->policy->restart.max_restarts, p->policy->restart.period_s);
+        return p->intensity && nk_restart_intensity_allow(p->intensity);
 }
 
 /* A new host like the first: open, same functions, load() with the
@@ -833,70 +790,43 @@ out:
         pthread_mutex_unlock(&P.restart_lock);
 }
 
-static struct timespec deadline_in(unsigned ms)
-{
-        struct timespec t;
-        clock_gettime(CLOCK_REALTIME, &t);
-        t.tv_sec += ms / 1000;
-        t.tv_nsec += (long) (ms % 1000) * 1000000L;
-        if (t.tv_nsec >= 1000000000L) {
-                t.tv_sec++;
-                t.tv_nsec -= 1000000000L;
-        }
-        return t;
-}
-
 /*
- * Pings the host every HEARTBEAT_MS while it is used. While nothing calls
- * it, the interval doubles up to HEARTBEAT_IDLE_MAX_MS: a thousand idle
- * libraries then cost a ping a minute each, not one every two seconds. An
- * idle host's death needs no ping (its channel closes), and the first call
- * after the spell cuts the long sleep short (call_gen).
+ * The heartbeat (nk_heartbeat) pings the current host every HEARTBEAT_MS
+ * while it is used, backing off to HEARTBEAT_IDLE_MAX_MS while it is not;
+ * an idle host's death needs no ping (its channel closes), and the first
+ * call after the spell brings the short interval back (call_gen).
  */
-static void *heartbeat_main(void *arg)
+static nk_host *beat_acquire(void *arg, void **ret_token, bool *ret_busy)
 {
-        pthread_setname_np(pthread_self(), "nk-heartbeat");
         struct proxy *p = arg;
-        unsigned timeout = p->policy->limits.call_timeout_ms ? p->policy->limits.call_timeout_ms : PING_TIMEOUT_MS;
-        unsigned interval = HEARTBEAT_MS;
-        struct timespec deadline = deadline_in(interval);
-
         pthread_mutex_lock(&p->lock);
-        while (!p->stopping) {
-                int r = pthread_cond_timedwait(&p->wake, &p->lock, &deadline);
-                if (p->stopping)
-                        break;
-                if (r != ETIMEDOUT) {
-                        if (!p->backing_off && interval > HEARTBEAT_MS) {
-                                interval = HEARTBEAT_MS;
-                                deadline = deadline_in(interval);
-                        }
-                        continue;
-                }
-                bool used = p->used || (p->cur && p->cur->users > 0);
-                p->used = false;
-                interval = used ? HEARTBEAT_MS : interval * 2 > HEARTBEAT_IDLE_MAX_MS ? HEARTBEAT_IDLE_MAX_MS
-                                                                                      : interval * 2;
-                p->backing_off = interval > HEARTBEAT_MS;
-                deadline = deadline_in(interval);
-                if (p->limited || !p->cur)
-                        continue;
-                struct gen *g = p->cur;
+        struct gen *g = p->limited ? NULL : p->cur;
+        if (g) {
+                *ret_busy = g->users > 0;
                 g->users++;
-                pthread_mutex_unlock(&p->lock);
-
-                nk_error err = { 0 };
-                /* A dead host answers at once with why; a hung one is
-                 * killed with reason heartbeat. */
-                if (nk_host_ping(g->host, timeout, &err) < 0 && is_death(&err))
-                        host_died(g->number, &err);
-                gen_put(g);
-                free_graveyard(p);
-                pthread_mutex_lock(&p->lock);
         }
         pthread_mutex_unlock(&p->lock);
-        return NULL;
+        *ret_token = g;
+        return g ? g->host : NULL;
 }
+
+static void beat_release(void *arg, void *token)
+{
+        gen_put(token);
+        free_graveyard(arg);
+}
+
+static void beat_died(void *arg, void *token, const nk_error *why)
+{
+        (void) arg;
+        host_died(((struct gen *) token)->number, why);
+}
+
+static const struct nk_heartbeat_ops beat_ops = {
+        .acquire = beat_acquire,
+        .release = beat_release,
+        .died = beat_died,
+};
 
 /* ---- load and unload ----------------------------------------------------- */
 
@@ -936,10 +866,13 @@ static int load_again(void)
         if (start_again(&P, &g) < 0)
                 return -1;
         gen_install(g);
+        pthread_mutex_lock(&P.restart_lock);
+        if (P.intensity)
+                nk_restart_intensity_reset(P.intensity);
+        pthread_mutex_unlock(&P.restart_lock);
         pthread_mutex_lock(&P.lock);
         P.limited = false;
         P.limit_msg[0] = '\0';
-        P.nrestarts = 0;
         pthread_mutex_unlock(&P.lock);
         return 0;
 }
@@ -975,15 +908,17 @@ static int load_load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM load_info)
                 report("'%s': load: %s: %s", P.real, nk_error_kind_name(err.kind), err.msg);
                 goto fail;
         }
+        nk_heartbeat *hb = NULL;
+        unsigned ping_timeout = P.policy->limits.call_timeout_ms ? P.policy->limits.call_timeout_ms : PING_TIMEOUT_MS;
+        int hr = nk_heartbeat_start(&beat_ops, &P, HEARTBEAT_MS, HEARTBEAT_IDLE_MAX_MS, ping_timeout, &hb);
         pthread_mutex_lock(&P.lock);
         P.loaded = true;
-        P.stopping = false;
         *priv_data = (void *) (uintptr_t) ++P.instance;
-        P.heartbeat_running = pthread_create(&P.heartbeat, NULL, heartbeat_main, &P) == 0;
+        P.heartbeat = hb;
         pthread_mutex_unlock(&P.lock);
-        if (!P.heartbeat_running)
-                report("'%s': no heartbeat thread: a host that hangs while idle is found by the next call only",
-                       P.real);
+        if (hr < 0)
+                report("'%s': no heartbeat thread (%s): a host that hangs while idle is found by the next call only",
+                       P.real, strerror(-hr));
         return 0;
 fail:
         stop_heartbeat(&P);
@@ -1130,7 +1065,7 @@ static ERL_NIF_TERM finish(ErlNifEnv *env, struct gen *g, int r, nk_result *res,
         ERL_NIF_TERM t;
 
         if (r < 0) {
-                if (is_death(err))
+                if (nk_error_is_death(err))
                         return died(env, g, err, dirty);
                 gen_put(g);
                 return enif_raise_exception(env, error_term(env, err));
@@ -1210,14 +1145,9 @@ static struct gen *call_gen(ErlNifEnv *env, ERL_NIF_TERM *exc)
         struct gen *g = P.loaded && !P.limited ? P.cur : NULL;
         if (g)
                 g->users++;
-        /* The first call after an idle spell brings the heartbeat back to
-         * its short interval: a host that hangs in this call is found as
-         * soon as in a busy one. */
-        P.used = true;
-        if (P.backing_off) {
-                P.backing_off = false;
-                pthread_cond_signal(&P.wake);
-        }
+        /* Under P.lock: stop_heartbeat frees the heartbeat only after
+         * taking it from P under the same lock. */
+        nk_heartbeat_used(P.heartbeat);
         bool limited = P.limited;
         nk_error why = { .kind = NK_ERR_NOT_RUNNING };
         if (limited) {

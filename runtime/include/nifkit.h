@@ -31,6 +31,7 @@
 #ifndef NIFKIT_H
 #define NIFKIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -376,6 +377,55 @@ int nk_status_list(int (*fn)(const struct nk_status_record *rec, void *arg), voi
 /* The record as one JSON object (a state file's text), newly allocated
  * (free()). 0 or -ENOMEM. */
 int nk_status_record_format(const struct nk_status_record *rec, char **ret);
+
+/* ---- supervision ---------------------------------------------------------- */
+
+/*
+ * What a program that keeps a library's host alive needs besides the host
+ * itself, as an OTP supervisor would do it: a restart intensity, and a
+ * heartbeat that finds a host that hangs while nothing calls it. The proxy
+ * uses both; a C embedder may.
+ */
+
+/* Whether err says the host is gone (crashed, killed, timed out, stopped
+ * answering...), as opposed to a call refused while the host lives on. */
+bool nk_error_is_death(const nk_error *err);
+
+/* At most max_restarts within period_s seconds (max_restarts 0: none). */
+typedef struct nk_restart_intensity nk_restart_intensity;
+nk_restart_intensity *nk_restart_intensity_new(unsigned max_restarts, unsigned period_s);
+/* Whether one more restart is allowed now; counts it when it is. */
+bool nk_restart_intensity_allow(nk_restart_intensity *ri);
+/* Forgets the restarts counted (a new load starts with the whole budget). */
+void nk_restart_intensity_reset(nk_restart_intensity *ri);
+void nk_restart_intensity_free(nk_restart_intensity *ri);
+
+/*
+ * A thread that pings a host every interval_ms while it is used and, while
+ * nothing uses it, at intervals doubling up to idle_max_ms: a thousand idle
+ * libraries then cost a ping a minute each. A ping may take timeout_ms; a
+ * host that does not answer is killed (reason "heartbeat"). The host is
+ * whatever acquire returns at each beat, so a host replaced after a
+ * restart is followed.
+ */
+typedef struct nk_heartbeat nk_heartbeat;
+struct nk_heartbeat_ops {
+        /* The host to ping now, kept alive until release(token); NULL skips
+         * this beat. *ret_busy: calls are running on it now. */
+        nk_host *(*acquire)(void *arg, void **ret_token, bool *ret_busy);
+        void (*release)(void *arg, void *token);
+        /* The ping found the host gone: why (nk_error_is_death). On the
+         * heartbeat's thread, before release. */
+        void (*died)(void *arg, void *token, const nk_error *why);
+};
+int nk_heartbeat_start(const struct nk_heartbeat_ops *ops, void *arg, unsigned interval_ms,
+                       unsigned idle_max_ms, unsigned timeout_ms, nk_heartbeat **ret);
+/* A call is using the host: brings an idle heartbeat back to interval_ms,
+ * so a host that hangs in this call is found as soon as in a busy one.
+ * Costs a lock only after an idle spell. hb may be NULL. */
+void nk_heartbeat_used(nk_heartbeat *hb);
+/* Stops the thread and waits for it; hb may be NULL. */
+void nk_heartbeat_stop(nk_heartbeat *hb);
 
 /* ---- policy authoring -------------------------------------------------- */
 
