@@ -194,6 +194,32 @@ void nk_child_exit_from_siginfo(const siginfo_t *si, struct nk_child_exit *ret)
         }
 }
 
+int nk_child_wait(struct nk_child *child, int timeout_ms, const struct nk_child_wait_how *how,
+                  struct nk_child_exit *ret)
+{
+        if (child->reaped)
+                return -ECHILD;
+        siginfo_t si;
+        int r = nk_child_waitid(child, timeout_ms, &si);
+        if (r == -ECHILD) {
+                if (how && how->reaped_elsewhere)
+                        r = how->reaped_elsewhere(child, ret);
+                else if (child->pidfd >= 0)
+                        r = nk_pidfd_exit(child->pidfd, ret);
+                if (r == 0)
+                        child->reaped = true;
+                return r;
+        }
+        if (r < 0)
+                return r;
+        child->reaped = true;
+        if (how && how->exited)
+                how->exited(child, &si, ret);
+        else
+                nk_child_exit_from_siginfo(&si, ret);
+        return 0;
+}
+
 /* ---- how a host ended, and what it leaves ------------------------------------------ */
 
 struct nk_exit_report {

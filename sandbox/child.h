@@ -92,4 +92,20 @@ int nk_child_waitid(const struct nk_child *child, int timeout_ms, siginfo_t *ret
 /* How a waitid() status reads as an exit. */
 void nk_child_exit_from_siginfo(const siginfo_t *si, struct nk_child_exit *ret);
 
+/* How a launcher reads its child's end, for nk_child_wait. */
+struct nk_child_wait_how {
+        /* Reaped here: the status as an exit. NULL: nk_child_exit_from_siginfo. */
+        void (*exited)(struct nk_child *child, const siginfo_t *si, struct nk_child_exit *ret);
+        /* Something else reaped it (a VM that ignores SIGCHLD): how it
+         * ended, or -ECHILD when nobody knows. NULL: the pidfd's record
+         * (nk_pidfd_exit), where there is a pidfd. */
+        int (*reaped_elsewhere)(struct nk_child *child, struct nk_child_exit *ret);
+};
+
+/* The wait of every launcher: -ECHILD once reaped; otherwise waits up to
+ * timeout_ms (-1: forever) as nk_child_waitid does, and marks the child
+ * reaped once how it ended is known. how may be NULL. */
+int nk_child_wait(struct nk_child *child, int timeout_ms, const struct nk_child_wait_how *how,
+                  struct nk_child_exit *ret);
+
 #endif

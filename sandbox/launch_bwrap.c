@@ -740,29 +740,23 @@ static int wait_reaped(struct nk_child *child, struct nk_child_exit *ret)
                 /* Killed before it could say (SIGKILL): nobody knows. */
                 return -ECHILD;
         }
-        child->reaped = true;
         return 0;
+}
+
+/* Reaped here: bwrap's exit status says how the host ended. */
+static void bwrap_exited(struct nk_child *child, const siginfo_t *si, struct nk_child_exit *ret)
+{
+        nk_closep((int[]) { status_take(child->pid) });
+        if (si->si_code == CLD_EXITED)
+                nk_bwrap_translate_exit(si->si_status, ret);
+        else    /* the monitor itself was killed (by us, or by the OOM killer) */
+                nk_child_exit_from_siginfo(si, ret);
 }
 
 static int bwrap_wait(struct nk_child *child, int timeout_ms, struct nk_child_exit *ret)
 {
-        if (child->reaped)
-                return -ECHILD;
-        siginfo_t si;
-        int r = nk_child_waitid(child, timeout_ms, &si);
-        if (r == -ECHILD)
-                return wait_reaped(child, ret);
-        if (r < 0)
-                return r;
-        child->reaped = true;
-        nk_closep((int[]) { status_take(child->pid) });
-        if (si.si_code == CLD_EXITED) {
-                nk_bwrap_translate_exit(si.si_status, ret);
-        } else {
-                /* The monitor itself was killed (by us, or by the OOM killer). */
-                *ret = (struct nk_child_exit) { .signo = si.si_status, .core_dumped = si.si_code == CLD_DUMPED };
-        }
-        return 0;
+        static const struct nk_child_wait_how how = { .exited = bwrap_exited, .reaped_elsewhere = wait_reaped };
+        return nk_child_wait(child, timeout_ms, &how, ret);
 }
 
 const struct nk_launcher nk_launcher_bwrap = {

@@ -108,21 +108,7 @@ static int direct_launch(const struct nk_launch_config *cfg, int channel_fd, str
 
 static int direct_wait(struct nk_child *child, int timeout_ms, struct nk_child_exit *ret)
 {
-        if (child->reaped)
-                return -ECHILD;
-        siginfo_t si;
-        int r = nk_child_waitid(child, timeout_ms, &si);
-        if (r == -ECHILD && child->pidfd >= 0) {
-                r = nk_pidfd_exit(child->pidfd, ret);
-                if (r == 0)
-                        child->reaped = true;
-                return r;
-        }
-        if (r < 0)
-                return r;
-        child->reaped = true;
-        nk_child_exit_from_siginfo(&si, ret);
-        return 0;
+        return nk_child_wait(child, timeout_ms, NULL, ret);
 }
 
 const struct nk_launcher nk_launcher_direct = {

@@ -95,34 +95,18 @@ static int native_kill(struct nk_child *child, int signo)
         return 0;
 }
 
+/* Reaped by someone else: the pidfd's record, else the host's own report
+ * of how it ended. */
+static int native_reaped_elsewhere(struct nk_child *child, struct nk_child_exit *ret)
+{
+        int r = nk_pidfd_exit(child->pidfd, ret);
+        return r == -ECHILD ? nk_exit_report_read(child->report, ret) : r;
+}
+
 static int native_wait(struct nk_child *child, int timeout_ms, struct nk_child_exit *ret)
 {
-        if (child->reaped)
-                return -ECHILD;
-        if (timeout_ms >= 0) {
-                int r = nk_child_poll_exit(child->pidfd, timeout_ms);
-                if (r < 0)
-                        return r;
-        }
-        /* __WALL: the host has no exit signal (see sequencer.c). */
-        siginfo_t si = {};
-        int r;
-        do
-                r = waitid((idtype_t) P_PIDFD, (id_t) child->pidfd, &si, WEXITED | __WALL);
-        while (r < 0 && errno == EINTR);
-        if (r < 0 && errno == ECHILD) {
-                r = nk_pidfd_exit(child->pidfd, ret);
-                if (r == -ECHILD)
-                        r = nk_exit_report_read(child->report, ret);
-                if (r == 0)
-                        child->reaped = true;
-                return r;
-        }
-        if (r < 0)
-                return -errno;
-        child->reaped = true;
-        nk_child_exit_from_siginfo(&si, ret);
-        return 0;
+        static const struct nk_child_wait_how how = { .reaped_elsewhere = native_reaped_elsewhere };
+        return nk_child_wait(child, timeout_ms, &how, ret);
 }
 
 const struct nk_launcher nk_launcher_native = {
