@@ -362,6 +362,7 @@ void nk_status_call(struct nk_status_ref *ref, uint64_t ns, const nk_error *err)
         pthread_mutex_lock(&lock);
         s->st.calls++;
         s->st.latency_us[b]++;
+        s->st.latency_sum_ns += ns;
         if (err) {
                 count_error(&s->st, reason_of(err));
                 if (is_death(err) && ref->attached && !s->died) {

@@ -123,7 +123,7 @@ int nk_status_record_format(const struct nk_status_record *rec, char **ret)
         for (unsigned i = 0; i < NK_STATS_LATENCY_BUCKETS; i++)
                 if (json_array_append_new(hist, json_integer((json_int_t) st->latency_us[i])) < 0)
                         return -ENOMEM;
-        o = json_pack("{s:i, s:i, s:s, s:I, s:I, s:I, s:I, s:O, s:I, s:s, s:I, s:I, s:I, s:O}",
+        o = json_pack("{s:i, s:i, s:s, s:I, s:I, s:I, s:I, s:O, s:I, s:s, s:I, s:I, s:I, s:O, s:I}",
                       "runtime_pid", rec->runtime_pid,
                       "host_pid", st->host_pid,
                       "library", rec->library,
@@ -137,7 +137,8 @@ int nk_status_record_format(const struct nk_status_record *rec, char **ret)
                       "p50_us", (json_int_t) st->p50_us,
                       "p99_us", (json_int_t) st->p99_us,
                       "memory_peak", (json_int_t) st->memory_peak,
-                      "latency_us_log2", hist);
+                      "latency_us_log2", hist,
+                      "latency_sum_ns", (json_int_t) (st->latency_sum_ns > INT64_MAX ? INT64_MAX : st->latency_sum_ns));
         if (!o)
                 return -ENOMEM;
         /* Escapes every string, so a library path cannot break the object. */
@@ -184,6 +185,7 @@ int nk_status_record_parse(const char *text, struct nk_status_record *ret)
         rec.st.p50_us = get_u64(o, "p50_us");
         rec.st.p99_us = get_u64(o, "p99_us");
         rec.st.memory_peak = get_u64(o, "memory_peak");
+        rec.st.latency_sum_ns = get_u64(o, "latency_sum_ns");
         reason = json_object_get(o, "last_reason");
         if (json_is_string(reason))
                 snprintf(rec.st.last_reason, sizeof rec.st.last_reason, "%s", json_string_value(reason));

@@ -13,7 +13,11 @@ packages="
   libnl-3-dev libnl-route-3-dev bubblewrap
   clang libclang-rt-14-dev
   qemu-system-x86 linux-image-amd64 busybox-static cpio
+  python3-prometheus-client
 "
+# python3-prometheus-client: the Prometheus project's own reader of the text
+# exposition format, which checks `nifkit status --format prometheus` in the
+# tests as a scraper would read it.
 
 if [ "$(id -u)" -ne 0 ]; then
         if command -v sudo >/dev/null 2>&1; then

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * nifkit status [--json]: the hosts that runtimes on this machine run, from
- * the state files libnifkit writes (status_file.h). Records whose runtime
- * process is gone are stale and not shown.
+ * nifkit status [--format table|json|prometheus]: the hosts that runtimes on
+ * this machine run, from the state files libnifkit writes (status_file.h).
+ * Records whose runtime process is gone are stale and not shown.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -14,20 +14,24 @@
 
 #include "cmd_status.h"
 #include "nifkit.h"
+#include "prometheus.h"
 
 #define EXIT_FAILED 1
 #define EXIT_USAGE 64
 
 static void usage(FILE *f)
 {
-        fputs("usage: nifkit status [--json]\n"
+        fputs("usage: nifkit status [--format table|json|prometheus] [--json]\n"
               "List the NIF hosts that runtimes (VMs with wrapped libraries, other libnifkit\n"
               "users) run on this machine: runtime and host pids, library, start time, calls,\n"
               "errors by reason, restarts, the last reason a host died, call latency p50/p99\n"
               "and peak memory. The numbers are at most about a second old.\n"
               "\n"
-              "  --json      one JSON object per line instead of a table\n"
-              "  -h, --help  show this help\n"
+              "  --format table       the default: one row per library\n"
+              "  --format json        one JSON object per line (--json says the same)\n"
+              "  --format prometheus  the counters and the latency histogram in Prometheus's\n"
+              "                       text format, labelled library, runtime_pid and reason\n"
+              "  -h, --help           show this help\n"
               "\n"
               "State files: $NIFKIT_STATUS_DIR, $XDG_RUNTIME_DIR/nifkit, /run/nifkit, /tmp/nifkit-UID.\n",
               f);
@@ -87,26 +91,87 @@ static int print_row(const struct nk_status_record *rec, void *arg)
         return 0;
 }
 
+/* Every record, for formats that group by metric rather than by record. */
+struct records {
+        struct nk_status_record *v;
+        size_t n, cap;
+};
+
+static int collect(const struct nk_status_record *rec, void *arg)
+{
+        struct records *rs = arg;
+        if (rs->n == rs->cap) {
+                size_t cap = rs->cap ? rs->cap * 2 : 16;
+                struct nk_status_record *v = realloc(rs->v, cap * sizeof *v);
+                if (!v)
+                        return -ENOMEM;
+                rs->v = v;
+                rs->cap = cap;
+        }
+        rs->v[rs->n++] = *rec;
+        return 0;
+}
+
+/* By library, then runtime: the same scrape twice reads the same. */
+static int record_order(const void *a, const void *b)
+{
+        const struct nk_status_record *x = a, *y = b;
+        int c = strcmp(x->library, y->library);
+        return c ? c : (x->runtime_pid > y->runtime_pid) - (x->runtime_pid < y->runtime_pid);
+}
+
+static int print_prometheus(void)
+{
+        struct records rs = {};
+        int r = nk_status_list(collect, &rs);
+        if (r >= 0) {
+                qsort(rs.v, rs.n, sizeof *rs.v, record_order);
+                r = nk_prometheus_write(stdout, rs.v, rs.n);
+        }
+        free(rs.v);
+        return r;
+}
+
+enum format { FORMAT_TABLE, FORMAT_JSON, FORMAT_PROMETHEUS };
+
 int nk_cmd_status(int argc, char **argv)
 {
         static const struct option longopts[] = {
                 { "json", no_argument, NULL, 'j' },
+                { "format", required_argument, NULL, 'f' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
-        bool json = false;
+        enum format format = FORMAT_TABLE;
         int c, r;
 
         optind = 1;
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
                 switch (c) {
                 case 'j':
-                        json = true;
+                        format = FORMAT_JSON;
+                        break;
+                case 'f':
+                        if (strcmp(optarg, "table") == 0) {
+                                format = FORMAT_TABLE;
+                        } else if (strcmp(optarg, "json") == 0) {
+                                format = FORMAT_JSON;
+                        } else if (strcmp(optarg, "prometheus") == 0) {
+                                format = FORMAT_PROMETHEUS;
+                        } else {
+                                fprintf(stderr, "nifkit status: unknown format '%s' (table, json, prometheus)\n",
+                                        optarg);
+                                return EXIT_USAGE;
+                        }
                         break;
                 case 'h':
                         usage(stdout);
                         return 0;
+                case ':':
+                        fprintf(stderr, "nifkit status: '%s' needs a value\n", argv[optind - 1]);
+                        usage(stderr);
+                        return EXIT_USAGE;
                 default:
                         fprintf(stderr, "nifkit status: unknown option '%s'\n", argv[optind - 1]);
                         usage(stderr);
@@ -118,10 +183,13 @@ int nk_cmd_status(int argc, char **argv)
                 usage(stderr);
                 return EXIT_USAGE;
         }
-        if (!json)
+        if (format == FORMAT_TABLE)
                 printf("%-8s %-8s %-8s %8s %-24s %8s %-10s %8s %8s %7s  %s\n", "RUNTIME", "HOST", "STARTED",
                        "CALLS", "ERRORS", "RESTARTS", "LAST", "P50_US", "P99_US", "MEMPEAK", "LIBRARY");
-        r = nk_status_list(json ? print_json : print_row, NULL);
+        if (format == FORMAT_PROMETHEUS)
+                r = print_prometheus();
+        else
+                r = nk_status_list(format == FORMAT_JSON ? print_json : print_row, NULL);
         if (r < 0) {
                 fprintf(stderr, "nifkit status: %s\n", strerror(-r));
                 return EXIT_FAILED;

@@ -344,6 +344,7 @@ struct nk_stats {
         uint64_t restarts;              /* hosts started after one of the library died */
         char last_reason[32];           /* why the last host died, or "" */
         uint64_t latency_us[NK_STATS_LATENCY_BUCKETS];
+        uint64_t latency_sum_ns;        /* every call's time added up */
         uint64_t p50_us, p99_us;
         uint64_t memory_peak;           /* bytes: the cgroup's memory.peak, else the host's VmHWM; 0 unknown */
 };

@@ -43,6 +43,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/nifkit-wrap-test.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 # Our own state directory: other runtimes' hosts are not this test's.
 export NIFKIT_STATUS_DIR="$tmp/status"
+export NK_PROM_OUT="$tmp/prom.txt"
 # The tool finds its build's proxy and host by itself, and a wrapped
 # library runs the host wrap recorded: neither variable is passed on.
 host_bin=$(realpath "$NIFKIT_HOST")
@@ -86,6 +87,7 @@ out=$(erl_eval "$tmp/jiffy" '
     io:format("stats_errors=~w restarts=~w~n", [Errs, Rs]),
     io:format("~s", [os:cmd(os:getenv("NIFKIT") ++ " status")]),
     io:format("~s", [os:cmd(os:getenv("NIFKIT") ++ " status --json")]),
+    os:cmd(os:getenv("NIFKIT") ++ " status --format prometheus >" ++ os:getenv("NK_PROM_OUT")),
     halt().')
 echo "$out" | sed 's/^/# /'
 case $out in *'decode_ok=true'*) ok "an unmodified jiffy decodes through the proxy" ;;
@@ -106,6 +108,18 @@ if echo "$out" | grep '^{"runtime_pid"' | grep -q '"library":"[^"]*jiffy.real.so
         ok "nifkit status --json has the calls, written by the periodic writer"
 else
         not_ok "nifkit status --json has the calls, written by the periodic writer"
+fi
+# A scrape while the VM ran jiffy, read by prometheus_client's parser.
+if /usr/bin/python3 -c 'import prometheus_client' 2>/dev/null; then
+        if "$here/../status/check_prometheus.py" --live "$NK_PROM_OUT" jiffy.real.so 2 >"$tmp/prom.tap" 2>&1 &&
+                ! grep -q '^not ok' "$tmp/prom.tap"; then
+                ok "nifkit status --format prometheus has jiffy's calls and latency, as Prometheus reads them"
+        else
+                not_ok "nifkit status --format prometheus has jiffy's calls and latency, as Prometheus reads them"
+                sed 's/^/# /' "$tmp/prom.tap"
+        fi
+else
+        ok "the Prometheus scrape # SKIP python3-prometheus-client is not installed (scripts/install-deps.sh)"
 fi
 if [ -z "$(ls -A "$NIFKIT_STATUS_DIR" 2>/dev/null)" ]; then
         ok "the state file is gone once the VM stopped its host"
