@@ -542,6 +542,34 @@ static uint64_t schema_uint(json_t *o, const char *field, const char *where)
 
 static void check_schema_object(json_t *obj, const struct nk_policy_key *keys, const char *where);
 
+/* A policy of nothing but the example at path ("$.limits.memory_mb"). */
+static void check_example_loads(const char *path, json_t *example)
+{
+        char copy[256], *save = NULL;
+        json_t *top = json_pack("{s:i}", "nifkit_policy", 1), *at = top;
+        const char *last = NULL;
+
+        xsnprintf(copy, "%s", path + 2);        /* after "$." */
+        for (char *part = strtok_r(copy, ".", &save); part; part = strtok_r(NULL, ".", &save)) {
+                if (last) {
+                        json_t *next = json_object();
+                        json_object_set_new(at, last, next);
+                        at = next;
+                }
+                last = part;
+        }
+        json_object_set(at, last, example);
+        char *text = json_dumps(top, 0);
+        struct nk_policy *p = NULL;
+        struct nk_policy_error err;
+        int r = nk_policy_load_string(text, "example", &p, &err);
+        if (r < 0)
+                fail_msg("schema %s: the example %s does not load: %s", path, text, err.msg);
+        nk_policy_free(p);
+        free(text);
+        json_decref(top);
+}
+
 static void check_schema_key(json_t *prop, const struct nk_policy_key *k, const char *where)
 {
         json_t *type = json_object_get(prop, "type"), *def = json_object_get(prop, "default");
@@ -553,6 +581,19 @@ static void check_schema_key(json_t *prop, const struct nk_policy_key *k, const 
         /* Optional keys document their default; required keys have none. */
         if (k->required != !def)
                 fail_msg("schema %s: default %s", sub, k->required ? "given for a required key" : "missing");
+        /* Editors show a key's description and examples: every key has both,
+         * and every example outside an array's items loads on its own. */
+        json_t *desc = json_object_get(prop, "description"), *examples = json_object_get(prop, "examples");
+        if (!json_is_string(desc) || strlen(json_string_value(desc)) < 10)
+                fail_msg("schema %s: no description", sub);
+        if (!json_is_array(examples) || json_array_size(examples) == 0)
+                fail_msg("schema %s: no examples", sub);
+        if (!strstr(sub, "[]")) {
+                size_t i;
+                json_t *ex;
+                json_array_foreach(examples, i, ex)
+                        check_example_loads(sub, ex);
+        }
         switch (k->type) {
         case NK_POLICY_KEY_INTEGER:
                 if (json_object_get(prop, "const")) {
