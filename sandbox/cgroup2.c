@@ -439,7 +439,9 @@ static int find_root(const char *root_hint, char *buf, size_t size, struct nk_sa
         return 0;
 }
 
-int nk_cgroup_detect(const char *root_hint, struct nk_cgroup_info *ret, struct nk_sandbox_error *err)
+/* change: enable controllers and make <root>/nifkit where needed, as a
+ * start does; else only say what a start would get. */
+static int detect(const char *root_hint, bool change, struct nk_cgroup_info *ret, struct nk_sandbox_error *err)
 {
         if (!ret)
                 return nk_sandbox_error_set(err, -EINVAL, "cgroup: nothing to fill");
@@ -497,6 +499,10 @@ int nk_cgroup_detect(const char *root_hint, struct nk_cgroup_info *ret, struct n
                                 "cgroup v2 subtree %s is not writable by this process, so nifkit cannot enable "
                                 "memory pids cpu for its leaves. Delegate it: under systemd run the runtime with "
                                 "Delegate=yes, or set NIFKIT_CGROUP_ROOT to a delegated subtree.", root);
+                if (!change) {
+                        ret->available = ctrl & NEEDED;         /* a start enables them */
+                        return 0;
+                }
                 int e;
                 ret->available = (sub | enable_controllers(root, NEEDED & ~sub, &e)) & NEEDED;
                 if (e < 0)
@@ -504,7 +510,21 @@ int nk_cgroup_detect(const char *root_hint, struct nk_cgroup_info *ret, struct n
         }
         /* The hierarchy root with processes of its own: keep nifkit's
          * leaves together under a parent without any, every time. */
+        if (procs && !change) {
+                ret->available = ctrl & NEEDED;                 /* a start makes <root>/nifkit */
+                return 0;
+        }
         return procs ? use_parent(root, ret, err) : 0;
+}
+
+int nk_cgroup_detect(const char *root_hint, struct nk_cgroup_info *ret, struct nk_sandbox_error *err)
+{
+        return detect(root_hint, true, ret, err);
+}
+
+int nk_cgroup_inspect(const char *root_hint, struct nk_cgroup_info *ret, struct nk_sandbox_error *err)
+{
+        return detect(root_hint, false, ret, err);
 }
 
 /* ---- leaves ------------------------------------------------------------------ */

@@ -103,6 +103,9 @@ struct nk_cgroup_info {
  * *ret still names the root, what is available and whether it is writable,
  * so a best-effort caller can make leaves with what there is. */
 int nk_cgroup_detect(const char *root_hint, struct nk_cgroup_info *ret, struct nk_sandbox_error *err);
+/* The same answer without changing anything (no controller enabled, no
+ * directory made): what a start would find, for reports. */
+int nk_cgroup_inspect(const char *root_hint, struct nk_cgroup_info *ret, struct nk_sandbox_error *err);
 
 /* Names the controllers in mask, "memory pids cpu", for messages. */
 const char *nk_cgroup_mask_name(unsigned mask, char *buf, size_t size);

@@ -401,7 +401,7 @@ static int cmd_help(int argc, char **argv);
 static const struct command commands[] = {
         { "call", "Call a function of a NIF library with Erlang terms and print the result.", cmd_call },
         { "inspect", "Print a NIF library's module name and functions.", cmd_inspect },
-        { "policy", "Check policy files: nifkit policy check FILE...", nk_cmd_policy },
+        { "policy", "Check, explain or suggest policies: nifkit policy check|explain FILE, suggest LOG.", nk_cmd_policy },
         { "wrap", "Put the proxy NIF in place of a NIF library: nifkit wrap LIB.so -o DIR.", nk_cmd_wrap },
         { "status", "List the NIF hosts running on this machine, with their statistics.", nk_cmd_status },
         { "help", "Show the commands, or one command's help.", cmd_help },

@@ -379,6 +379,24 @@ int nk_status_list(int (*fn)(const struct nk_status_record *rec, void *arg), voi
  * (free()). 0 or -ENOMEM. */
 int nk_status_record_format(const struct nk_status_record *rec, char **ret);
 
+/* ---- what this machine enforces ------------------------------------------------ */
+
+#define NK_LIMIT_MEMORY 1u
+#define NK_LIMIT_PIDS 2u
+#define NK_LIMIT_CPU 4u
+
+struct nk_cgroup_report {
+        char root[4096];        /* where hosts' cgroup leaves go, or "" when there is none */
+        unsigned limits;        /* NK_LIMIT_*: what their cgroup can enforce */
+        bool can_create;        /* this process may create the leaves there */
+        char problem[1024];     /* why a limit is missing, and the fix; "" when none is */
+};
+
+/* What cgroup v2 gives hosts started now, under cgroup_root (a delegated
+ * subtree; NULL: this process's own cgroup), as a start would find it.
+ * Reads only: nothing is enabled or created. */
+void nk_cgroup_report(const char *cgroup_root, struct nk_cgroup_report *ret);
+
 /* ---- supervision ---------------------------------------------------------- */
 
 /*
