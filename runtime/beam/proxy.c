@@ -79,6 +79,7 @@
 #include <unistd.h>
 
 #include <erl_nif.h>
+#include <jansson.h>
 
 #include "nifkit.h"
 #include "nifkit_policy.h"
@@ -334,6 +335,8 @@ static void gen_install(struct gen *g)
 
 /* ---- state --------------------------------------------------------------- */
 
+static void wait_events(void);
+
 static void free_funcs(struct proxy *p)
 {
         for (unsigned i = 0; i < p->nfuncs; i++)
@@ -385,6 +388,8 @@ static void reset(struct proxy *p)
         p->policy = NULL;
         memset(&p->entry, 0, sizeof p->entry);
         pthread_mutex_unlock(&p->lock);
+        /* The stopped host's events may still be on their way. */
+        wait_events();
 }
 
 /*
@@ -493,10 +498,127 @@ static int locate(struct proxy *p)
         return load_policy(p);
 }
 
+/* ---- events for nifkit:subscribe/0 ------------------------------------------ */
+
+/* A JSON value of an event as a term: objects become maps with atom keys,
+ * strings binaries (the values of "reason" and "level" atoms, as callers
+ * match them), integers integers. */
+static ERL_NIF_TERM json_term(ErlNifEnv *env, const char *key, json_t *v)
+{
+        if (json_is_integer(v))
+                return enif_make_int64(env, json_integer_value(v));
+        if (json_is_string(v) && key && (strcmp(key, "reason") == 0 || strcmp(key, "level") == 0))
+                return enif_make_atom_len(env, json_string_value(v), json_string_length(v));
+        if (json_is_string(v))
+                return make_binary(env, json_string_value(v));
+        if (json_is_object(v)) {
+                ERL_NIF_TERM m = enif_make_new_map(env);
+                const char *k;
+                json_t *x;
+                json_object_foreach(v, k, x)
+                        if (strcmp(k, "event") != 0)
+                                enif_make_map_put(env, m, enif_make_atom(env, k), json_term(env, k, x), &m);
+                return m;
+        }
+        return enif_make_atom(env, json_is_true(v) ? "true" : json_is_false(v) ? "false" : "undefined");
+}
+
+/* Sends {nifkit, Event, Info} to the relay nifkit_events, when the nifkit
+ * application runs it; nothing otherwise. Only on a thread ERTS did not
+ * start: enif_whereis_pid and enif_send take a NULL caller env there and
+ * nowhere else. */
+static void send_event(const char *event, json_t *info)
+{
+        ErlNifEnv *env = enif_alloc_env();
+        ErlNifPid relay;
+
+        if (!env)
+                return;
+        if (enif_whereis_pid(NULL, enif_make_atom(env, "nifkit_events"), &relay)) {
+                ERL_NIF_TERM msg = enif_make_tuple3(env, enif_make_atom(env, "nifkit"), enif_make_atom(env, event),
+                                                    json_term(env, NULL, info));
+                enif_send(NULL, &relay, env, msg);
+        }
+        enif_free_env(env);
+}
+
+/* Events raised on a scheduler (a call that saw the death, a load, an
+ * unload) go out from a short-lived thread of their own: there are a few
+ * per host's life. Each such thread first joins the one before it, so at
+ * most one is left unjoined; reset() joins that one, so that none runs
+ * this library's code once BEAM may unmap it. */
+struct pending_event {
+        char event[32];
+        json_t *info;
+        pthread_t prev;
+        bool has_prev;
+};
+
+static pthread_mutex_t events_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_t last_event_thread;
+static bool has_last_event_thread;
+
+static void *event_main(void *arg)
+{
+        struct pending_event *e = arg;
+        if (e->has_prev)
+                pthread_join(e->prev, NULL);
+        send_event(e->event, e->info);
+        json_decref(e->info);
+        free(e);
+        return NULL;
+}
+
+static void notify(const char *event, json_t *info)
+{
+        if (enif_thread_type() == ERL_NIF_THR_UNDEFINED) {
+                send_event(event, info);
+                return;
+        }
+        struct pending_event *e = calloc(1, sizeof *e);
+        if (!e)
+                return;
+        snprintf(e->event, sizeof e->event, "%s", event);
+        e->info = json_incref(info);
+        pthread_mutex_lock(&events_lock);
+        e->prev = last_event_thread;
+        e->has_prev = has_last_event_thread;
+        pthread_t t;
+        if (pthread_create(&t, NULL, event_main, e) == 0) {
+                last_event_thread = t;
+                has_last_event_thread = true;
+        } else {
+                /* Dropped: an event is worth no more than the call it rode
+                 * on. The chain stays as it was. */
+                json_decref(e->info);
+                free(e);
+        }
+        pthread_mutex_unlock(&events_lock);
+}
+
+/* Every event thread has ended. */
+static void wait_events(void)
+{
+        pthread_mutex_lock(&events_lock);
+        bool has = has_last_event_thread;
+        pthread_t t = last_event_thread;
+        has_last_event_thread = false;
+        pthread_mutex_unlock(&events_lock);
+        if (has)
+                pthread_join(t, NULL);
+}
+
+static bool subscribed_event(const char *event)
+{
+        return strcmp(event, "host_started") == 0 || strcmp(event, "host_died") == 0 ||
+               strcmp(event, "host_stopped") == 0;
+}
+
 /* libnifkit's one sink: a note for a person (what the sandbox cannot
  * enforce on this machine, an unsandboxed host) goes where load failures
  * go, the VM's stderr; every event at NIFKIT_LOG_LEVEL or above to
- * NIFKIT_LOG as a JSON line. */
+ * NIFKIT_LOG as a JSON line; host events to nifkit:subscribe/0's
+ * subscribers. */
 static void log_sink(void *arg, const struct nk_log_record *rec)
 {
         const struct proxy *p = arg;
@@ -505,6 +627,12 @@ static void log_sink(void *arg, const struct nk_log_record *rec)
                 report("%s", rec->note);
         if (p->log_fd >= 0 && rec->level >= p->env.log_level)
                 nk_operator_log_write(p->log_fd, rec);
+        if (subscribed_event(rec->event)) {
+                json_t *info = json_loads(rec->line, 0, NULL);
+                if (info)
+                        notify(rec->event, info);
+                json_decref(info);
+        }
 }
 
 static void report_line(const char *line)
@@ -517,7 +645,9 @@ static void report_line(const char *line)
 static void read_environment(struct proxy *p)
 {
         nk_operator_setup(&p->env, &p->log_fd, report_line);
-        nk_log_set_sink(log_sink, p, nk_operator_sink_level(&p->env, p->log_fd));
+        /* Host events are info: subscribers get them whatever the log's level. */
+        enum nk_log_level level = nk_operator_sink_level(&p->env, p->log_fd);
+        nk_log_set_sink(log_sink, p, level < NK_LOG_INFO ? level : NK_LOG_INFO);
 }
 
 /* BEAM turns an enif_send from the host into a message; called on one of
@@ -777,6 +907,12 @@ static void host_died(unsigned number, const nk_error *why)
                          P.policy->restart.period_s, why->msg, why->reason);
                 pthread_mutex_unlock(&P.lock);
                 report("%s", P.limit_msg);
+                json_t *info = json_pack("{s:s, s:s, s:s, s:i, s:i}", "library", P.real, "reason", why->reason,
+                                         "message", why->msg, "max_restarts", (int) P.policy->restart.max_restarts,
+                                         "period_s", (int) P.policy->restart.period_s);
+                if (info)
+                        notify("restart_limit", info);
+                json_decref(info);
                 goto out;
         }
         struct gen *g;

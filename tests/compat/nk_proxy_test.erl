@@ -11,7 +11,7 @@
 -export([main/1]).
 -export([resources/0, churn/0, stale/0, crash/0, restart_limit/0, timeout/0, scheduler/0, heartbeat/0,
          result_size/0, args_size/0, atom_budget/0, deep/0,
-         heartbeat_idle/0, companions/0]).
+         heartbeat_idle/0, companions/0, events/0]).
 
 -define(M, nk_res_nif).
 
@@ -156,6 +156,59 @@ restart_limit() ->
     %% A resource of the first load's host is stale for the new load's.
     {error, {nifkit, stale_resource, _}} = step(fun() -> ?M:value(R) end),
     ok.
+
+%% nifkit:subscribe/0 under the nifkit application: every host event of
+%% the wrapped library arrives as {nifkit, Event, Info}. The policy allows
+%% 2 restarts (as restart_limit's).
+events() ->
+    {ok, Started} = application:ensure_all_started(nifkit),
+    true = lists:member(nifkit, Started),
+    ok = nifkit:subscribe(),
+    ok = nifkit:subscribe(),            % twice is once
+    ok = ?M:fast(),                     % loads the module, and with it the library
+    #{host_pid := P1} = event(host_started),
+    [P1] = [list_to_integer(H) || H <- hosts()],    % as the VM sees it, outside the host's pid namespace
+    {error, {nifkit, crashed, _}} = step(fun() -> ?M:crash() end),
+    #{library := Lib, reason := crashed, host_pid := P1, message := Msg} = event(host_died),
+    true = is_binary(Lib) andalso binary:match(Lib, <<"nk_res_nif">>) =/= nomatch andalso is_binary(Msg),
+    #{host_pid := P1, library := Lib} = event(host_stopped),
+    ok = ?M:fast(),
+    [P2] = [list_to_integer(H) || H <- hosts()],
+    #{host_pid := P2, library := Lib} = event(host_started),
+    true = P1 =/= P2,
+    {error, {nifkit, crashed, _}} = step(fun() -> ?M:crash() end),
+    ok = ?M:fast(),
+    {error, {nifkit, crashed, _}} = step(fun() -> ?M:crash() end),
+    #{library := Lib, reason := crashed, max_restarts := 2, period_s := 60, message := _} = event(restart_limit),
+    none = duplicate(restart_limit),
+    io:format("events: host_died, host_stopped, host_started, restart_limit for ~s~n", [Lib]),
+    %% A subscriber that exits is forgotten; the relay lives on.
+    Relay = whereis(nifkit_events),
+    {Pid, Ref} = spawn_monitor(fun() -> ok = nifkit:subscribe() end),
+    receive {'DOWN', Ref, process, Pid, normal} -> ok after 5000 -> error(subscriber_never_ended) end,
+    #{} = sys:get_state(nifkit_events),
+    false = maps:is_key(Pid, sys:get_state(nifkit_events)),
+    Relay = whereis(nifkit_events),
+    %% After unsubscribe/0 nothing more arrives: a reload starts a host.
+    ok = nifkit:unsubscribe(),
+    flush(),
+    true = code:delete(?M),
+    _ = code:purge(?M),
+    {module, ?M} = code:load_file(?M),
+    ok = ?M:fast(),
+    receive {nifkit, _, _} = Late -> error({after_unsubscribe, Late}) after 1000 -> ok end,
+    ok.
+
+event(Name) ->
+    receive {nifkit, Name, Info} when is_map(Info) -> Info
+    after 10000 -> error({no_event, Name, flush()})
+    end.
+
+duplicate(Name) ->
+    receive {nifkit, Name, Info} -> {twice, Info} after 500 -> none end.
+
+flush() ->
+    receive M -> [M | flush()] after 0 -> [] end.
 
 %% The policy's call timeout is 1 s.
 timeout() ->

@@ -25,7 +25,7 @@ trap 'rm -rf "$tmp"' EXIT
 launcher=native timeout=5000 args=67108864 result=67108864 atoms=10000 restarts=5 sched=
 case $test in
 timeout) timeout=1000 ;;
-restart_limit) restarts=2 ;;
+restart_limit | events) restarts=2 ;;
 result_size) result=1048576 ;;
 args_size) args=1048576 ;;
 atom_budget) atoms=50 ;;
@@ -93,7 +93,8 @@ if [ "$test" = vm_exit ]; then
 fi
 
 # shellcheck disable=SC2086
-NK_RES_NIF_DIR=$tmp erl -noshell $sched -pa "$tmp" -run nk_proxy_test main "$test" 2>"$tmp/stderr" || {
+NK_RES_NIF_DIR=$tmp erl -noshell $sched -pa "$tmp" ${NIFKIT_BEAM_DIR:+-pa "$NIFKIT_BEAM_DIR"} \
+        -run nk_proxy_test main "$test" 2>"$tmp/stderr" || {
         cat "$tmp/stderr" >&2
         exit 1
 }
