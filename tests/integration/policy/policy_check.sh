@@ -113,11 +113,16 @@ expect 0 "explain an unsandboxed policy" -- "$NIFKIT" policy explain unsandboxed
 has 'Sandbox: NONE' "explain: no sandbox is said first"
 has 'nothing is enforced' "explain: and again for the machine"
 
-# It reads the cgroup files and changes nothing (a start would make <root>/nifkit).
-root=$(sed -n 's/^0:://p' /proc/self/cgroup)
-cgdir=$(awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' \
-        /proc/self/mountinfo)$root
-cgdir=${cgdir%/}
+# It reads the cgroup files and changes nothing (a start would make <root>/nifkit):
+# $NIFKIT_CGROUP_ROOT's, else this process's own cgroup.
+if [ -n "${NIFKIT_CGROUP_ROOT:-}" ]; then
+        cgdir=${NIFKIT_CGROUP_ROOT%/}
+else
+        root=$(sed -n 's/^0:://p' /proc/self/cgroup)
+        cgdir=$(awk '{ for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' \
+                /proc/self/mountinfo)$root
+        cgdir=${cgdir%/}
+fi
 if [ -d "$cgdir" ] && [ ! -e "$cgdir/nifkit" ]; then
         before=$(cat "$cgdir/cgroup.subtree_control" 2>/dev/null)
         expect 0 "explain on this process's own cgroup" -- "$NIFKIT" policy explain "$POLICIES/default.json"
