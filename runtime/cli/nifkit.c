@@ -20,6 +20,7 @@
 
 #include <ei.h>
 
+#include "cmd_doctor.h"
 #include "cmd_policy.h"
 #include "cmd_status.h"
 #include "cmd_wrap.h"
@@ -404,6 +405,7 @@ static const struct command commands[] = {
         { "policy", "Check, explain or suggest policies: nifkit policy check|explain FILE, suggest LOG.", nk_cmd_policy },
         { "wrap", "Put the proxy NIF in place of a NIF library: nifkit wrap LIB.so -o DIR.", nk_cmd_wrap },
         { "status", "List the NIF hosts running on this machine, with their statistics.", nk_cmd_status },
+        { "doctor", "Check what this machine allows a sandboxed host, and how to fix what it lacks.", nk_cmd_doctor },
         { "help", "Show the commands, or one command's help.", cmd_help },
 };
 

@@ -397,6 +397,27 @@ struct nk_cgroup_report {
  * Reads only: nothing is enabled or created. */
 void nk_cgroup_report(const char *cgroup_root, struct nk_cgroup_report *ret);
 
+/* One finding of nk_machine_checks, as `nifkit doctor` prints it. */
+enum nk_check_status { NK_CHECK_OK, NK_CHECK_WARN, NK_CHECK_FAIL };
+struct nk_check {
+        char name[48];
+        enum nk_check_status status;    /* FAIL: sandboxed hosts cannot start here */
+        char detail[1024];              /* what was found */
+        char fix[1024];                 /* what to do about it, or "" */
+};
+
+/*
+ * What this machine allows a sandboxed host, each as a host start would
+ * meet it: the kernel, the sysctls that restrict user namespaces (read from
+ * proc_sys, NULL: /proc/sys), creating every namespace a host gets (tried in
+ * a child process), a seccomp filter (likewise), cgroup v2 under
+ * cgroup_root (NULL: this process's cgroup; nk_cgroup_report), and
+ * bubblewrap in search_path (a $PATH; NULL: the default). Nothing is
+ * changed. Fills at most max checks; returns how many.
+ */
+size_t nk_machine_checks(const char *proc_sys, const char *cgroup_root, const char *search_path,
+                         struct nk_check *ret, size_t max);
+
 /* ---- supervision ---------------------------------------------------------- */
 
 /*

@@ -51,6 +51,7 @@ GUEST_TESTS = {
     'cgroup_sanity': ('root', 'user'),
     'nifkit_call': ('root', 'user'),
     'delegated_leaf': ('user',),
+    'doctor_userns': ('root',),
 }
 NO_RESULT = 'no result: the guest did not run this test (see {})'
 
