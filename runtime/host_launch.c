@@ -23,6 +23,7 @@
 #include "fdpass.h"
 #include "host_internal.h"
 #include "log.h"
+#include "machine.h"
 #include "macro.h"
 #include "protocol.h"
 #include "shm_chan.h"
@@ -358,6 +359,13 @@ int nk_host_launch(nk_host *h, nk_error *err)
         const struct nk_launch_config cfg = { .host_binary = hb, .library = h->library, .sandbox = &sc,
                                               .log = sandbox_note, .log_arg = h, .err = &serr };
         r = h->launcher->launch(&cfg, theirs, &h->child);
+        char hint[400] = "";
+        if (r < 0 && strstr(serr.msg, "clone3 into new namespaces failed"))
+                nk_machine_start_hint(NULL, -r, hint, sizeof hint);
+        if (hint[0])
+                /* The cause first: the paths may be long, and the message is cut at its end. */
+                return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot start the host for %s (%s launcher): %s; %s",
+                                    h->library, h->launcher->name, hint, serr.msg);
         if (r < 0 && serr.msg[0])
                 return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot start host '%s' for %s (%s launcher): %s",
                                     cfg.host_binary, h->library, h->launcher->name, serr.msg);

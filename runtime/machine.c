@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "bwrap_probe.h"
+#include "machine.h"
 #include "macro.h"
 #include "nifkit.h"
 #include "sandbox.h"
@@ -276,4 +277,39 @@ NK_EXPORT size_t nk_machine_checks(const char *proc_sys, const char *cgroup_root
         cgroup(&c, cgroup_root);
         bubblewrap(&c, search_path);
         return c.n;
+}
+
+/* ---- why a host's namespaces could not be made ------------------------------- */
+
+void nk_machine_start_hint(const char *proc_sys, int err, char *buf, size_t size)
+{
+        const char *dir = proc_sys ? proc_sys : "/proc/sys";
+        bool root = geteuid() == 0;
+
+        if (sysctl_value(dir, "user/max_user_namespaces") == 0)
+                snprintf(buf, size, "user namespaces are switched off here (user.max_user_namespaces is 0); fix: "
+                         "sysctl -w user.max_user_namespaces=15000");
+        else if (!root && sysctl_value(dir, "kernel/unprivileged_userns_clone") == 0)
+                snprintf(buf, size, "only root may create user namespaces here "
+                         "(kernel.unprivileged_userns_clone is 0); fix: sysctl -w kernel.unprivileged_userns_clone=1");
+        else if (!root && sysctl_value(dir, "kernel/apparmor_restrict_unprivileged_userns") == 1)
+                snprintf(buf, size, "AppArmor restricts unprivileged user namespaces "
+                         "(kernel.apparmor_restrict_unprivileged_userns is 1); fix: an AppArmor profile allowing "
+                         "\"userns,\" for beam.smp, or that sysctl at 0");
+        else if (err == EPERM)
+                snprintf(buf, size, "creating namespaces is refused by policy, not by a limit: in a container, its "
+                         "seccomp profile or missing capabilities (Docker: --security-opt seccomp=unconfined or a "
+                         "profile allowing CLONE_NEWUSER)");
+        else if (err == ENOSPC)
+                snprintf(buf, size, "a namespace limit is reached (user.max_user_namespaces or another "
+                         "/proc/sys/user/max_*_namespaces); fix: raise it");
+        else if (err == EINVAL)
+                snprintf(buf, size, "this kernel lacks a namespace type nifkit needs (user, pid, net, cgroup)");
+        else {
+                buf[0] = '\0';
+                return;
+        }
+        size_t n = strlen(buf);
+        if (n + 1 < size)
+                snprintf(buf + n, size - n, " (nifkit doctor checks the whole machine)");
 }

@@ -28,6 +28,19 @@ check "and the fix" has 'fix: sysctl -w user.max_user_namespaces='
 check "creating a host's namespaces really fails, and why" has 'FAIL  namespaces .*No space left on device'
 check "the last line says hosts cannot start" has '^Sandboxed hosts cannot start here: 2 problems above.$'
 
+# A host start meets the same wall, and its error says the cause and the fix.
+jiffy_dir=$(erl -noshell -eval 'case code:lib_dir(jiffy) of {error, _} -> ok; D -> io:format("~s", [D]) end, halt().')
+if [ -n "$jiffy_dir" ] && [ -f "$jiffy_dir/priv/jiffy.so" ]; then
+        out=$("$NIFKIT" call "$jiffy_dir/priv/jiffy.so" nif_decode_init '<<"[1]">>' '[]' 2>&1)
+        rc=$?
+        echo "$out" | sed 's/^/# /'
+        check "a start fails as a host failure (status $rc)" [ "$rc" -eq 2 ]
+        check "its error names the sysctl" has 'user namespaces are switched off here (user.max_user_namespaces is 0)'
+        check "and the fix" has 'fix: sysctl -w user.max_user_namespaces=15000'
+else
+        echo "skip: jiffy is not installed (erlang-jiffy): the start's message is not checked"
+fi
+
 restore
 out=$("$NIFKIT" doctor 2>&1)
 rc=$?
