@@ -33,18 +33,16 @@ NK_EXPORT void nk_cgroup_report(const char *cgroup_root, struct nk_cgroup_report
         *ret = (struct nk_cgroup_report) { 0 };
         int r = nk_cgroup_inspect(cgroup_root, &info, &err);
         snprintf(ret->root, sizeof ret->root, "%s", info.root);
-        ret->limits = (info.available & NK_CG_MEMORY ? NK_LIMIT_MEMORY : 0) |
-                      (info.available & NK_CG_PIDS ? NK_LIMIT_PIDS : 0) | (info.available & NK_CG_CPU ? NK_LIMIT_CPU : 0);
-        ret->can_create = r >= 0 && info.writable;
-        if (r < 0) {
-                ret->limits = 0;
+        if (r < 0)
                 snprintf(ret->problem, sizeof ret->problem, "%s", err.msg);
-        } else if (!info.writable) {
+        else if (!info.writable)
                 snprintf(ret->problem, sizeof ret->problem,
                          "this process cannot create cgroups under %.900s: hosts run without a cgroup leaf",
                          info.root);
-                ret->limits = 0;
-        }
+        else
+                ret->limits = (info.available & NK_CG_MEMORY ? NK_LIMIT_MEMORY : 0) |
+                              (info.available & NK_CG_PIDS ? NK_LIMIT_PIDS : 0) |
+                              (info.available & NK_CG_CPU ? NK_LIMIT_CPU : 0);
 }
 
 /* ---- nk_machine_checks ------------------------------------------------------- */
@@ -101,24 +99,68 @@ static void kernel(struct checks *c)
         add(c, "kernel", NK_CHECK_OK, "Linux %s", u.release);
 }
 
+/* The sysctls that restrict user namespaces, in the order they are
+ * weighed, and the value at which each does. Debian's and Ubuntu's
+ * switches stop unprivileged callers only. */
+enum userns_switch { SW_MAX, SW_CLONE, SW_APPARMOR, SW_NONE };
+static const struct {
+        const char *file;
+        long restricts;
+        bool stops_root;
+} userns_switches[] = {
+        [SW_MAX] = { "user/max_user_namespaces", 0, true },
+        [SW_CLONE] = { "kernel/unprivileged_userns_clone", 0, false },
+        [SW_APPARMOR] = { "kernel/apparmor_restrict_unprivileged_userns", 1, false },
+};
+
+/* The first switch set to restrict, and whether it stops this process. */
+static enum userns_switch userns_restricted(const char *dir, bool *ret_stops)
+{
+        for (int i = SW_MAX; i < SW_NONE; i++)
+                if (sysctl_value(dir, userns_switches[i].file) == userns_switches[i].restricts) {
+                        *ret_stops = userns_switches[i].stops_root || geteuid() != 0;
+                        return (enum userns_switch) i;
+                }
+        *ret_stops = false;
+        return SW_NONE;
+}
+
+/* What an errno from creating a host's namespaces means, with what to do. */
+static const char *namespaces_cause(int e)
+{
+        switch (e) {
+        case EPERM:
+                return "refused by policy, not by the kernel's limits: in a container, its seccomp profile or "
+                       "missing capabilities (Docker: --security-opt seccomp=unconfined or a profile that allows "
+                       "clone/unshare with CLONE_NEWUSER; Kubernetes: a pod with user namespaces or an allowing "
+                       "seccompProfile)";
+        case ENOSPC:
+                return "a namespace limit is reached: raise user.max_user_namespaces (or the other "
+                       "max_*_namespaces under /proc/sys/user)";
+        case EINVAL:
+                return "this kernel lacks a namespace type nifkit needs (CONFIG_USER_NS, CONFIG_PID_NS, "
+                       "CONFIG_NET_NS, CONFIG_CGROUPS)";
+        default:
+                return NULL;
+        }
+}
+
 static void userns_sysctls(struct checks *c, const char *dir)
 {
-        bool root = geteuid() == 0;
-        long max = sysctl_value(dir, "user/max_user_namespaces");
-        long clone = sysctl_value(dir, "kernel/unprivileged_userns_clone");
-        long apparmor = sysctl_value(dir, "kernel/apparmor_restrict_unprivileged_userns");
+        bool root = geteuid() == 0, stops;
+        enum userns_switch sw = userns_restricted(dir, &stops);
+        enum nk_check_status st = stops ? NK_CHECK_FAIL : NK_CHECK_WARN;
         struct nk_check *k;
 
-        if (max == 0) {
+        if (sw == SW_MAX) {
                 k = add(c, "user namespaces", NK_CHECK_FAIL, "user.max_user_namespaces is 0: no process may "
                         "create a user namespace, so no host can start sandboxed");
                 snprintf(k->fix, sizeof k->fix, "sysctl -w user.max_user_namespaces=15000, and the same line in "
                          "/etc/sysctl.d/ to keep it; in a container, the host's value applies");
                 return;
         }
-        if (clone == 0) {
-                /* Debian's switch: unprivileged callers only. */
-                k = add(c, "user namespaces", root ? NK_CHECK_WARN : NK_CHECK_FAIL,
+        if (sw == SW_CLONE) {
+                k = add(c, "user namespaces", st,
                         "kernel.unprivileged_userns_clone is 0: only root may create user namespaces%s", root
                         ? "; this runtime is root, so the native launcher works, but the bwrap launcher runs "
                           "bubblewrap as the hosts' unprivileged id and is refused"
@@ -127,8 +169,8 @@ static void userns_sysctls(struct checks *c, const char *dir)
                          "in /etc/sysctl.d/ to keep it");
                 return;
         }
-        if (apparmor == 1) {
-                k = add(c, "user namespaces", root ? NK_CHECK_WARN : NK_CHECK_FAIL,
+        if (sw == SW_APPARMOR) {
+                k = add(c, "user namespaces", st,
                         "kernel.apparmor_restrict_unprivileged_userns is 1: AppArmor lets an unconfined "
                         "unprivileged process create a user namespace only to lose every capability in it%s",
                         root ? "; this runtime is root, so the native launcher works, but bubblewrap is refused"
@@ -138,6 +180,7 @@ static void userns_sysctls(struct checks *c, const char *dir)
                          "kernel.apparmor_restrict_unprivileged_userns=0");
                 return;
         }
+        long max = sysctl_value(dir, userns_switches[SW_MAX].file);
         if (max > 0)
                 add(c, "user namespaces", NK_CHECK_OK, "allowed (user.max_user_namespaces %ld)", max);
         else
@@ -177,17 +220,10 @@ static void namespaces(struct checks *c)
                 return;
         }
         k = add(c, "namespaces", NK_CHECK_FAIL, "creating a host's namespaces failed: %s", strerror(e));
-        if (e == EPERM)
-                snprintf(k->fix, sizeof k->fix, "refused by policy, not by the kernel's limits: in a container, "
-                         "its seccomp profile or missing capabilities (Docker: --security-opt seccomp=unconfined "
-                         "or a profile that allows clone/unshare with CLONE_NEWUSER; Kubernetes: a pod with "
-                         "user namespaces or an allowing seccompProfile); otherwise AppArmor or SELinux");
-        else if (e == ENOSPC)
-                snprintf(k->fix, sizeof k->fix, "a namespace limit is reached: raise user.max_user_namespaces "
-                         "(or the other max_*_namespaces under /proc/sys/user)");
-        else if (e == EINVAL)
-                snprintf(k->fix, sizeof k->fix, "this kernel lacks a namespace type nifkit needs "
-                         "(CONFIG_USER_NS, CONFIG_PID_NS, CONFIG_NET_NS, CONFIG_CGROUPS)");
+        const char *cause = namespaces_cause(e);
+        /* On a whole machine, a security module is one more suspect. */
+        if (cause)
+                snprintf(k->fix, sizeof k->fix, "%s%s", cause, e == EPERM ? "; otherwise AppArmor or SELinux" : "");
 }
 
 static int try_seccomp(void)
@@ -283,31 +319,33 @@ NK_EXPORT size_t nk_machine_checks(const char *proc_sys, const char *cgroup_root
 
 void nk_machine_start_hint(const char *proc_sys, int err, char *buf, size_t size)
 {
-        const char *dir = proc_sys ? proc_sys : "/proc/sys";
-        bool root = geteuid() == 0;
+        bool stops;
+        enum userns_switch sw = userns_restricted(proc_sys ? proc_sys : "/proc/sys", &stops);
+        const char *cause = namespaces_cause(err);
 
-        if (sysctl_value(dir, "user/max_user_namespaces") == 0)
+        if (!stops)
+                sw = SW_NONE;   /* set, but not for this process: the errno says what stopped it */
+        switch (sw) {
+        case SW_MAX:
                 snprintf(buf, size, "user namespaces are switched off here (user.max_user_namespaces is 0); fix: "
                          "sysctl -w user.max_user_namespaces=15000");
-        else if (!root && sysctl_value(dir, "kernel/unprivileged_userns_clone") == 0)
+                break;
+        case SW_CLONE:
                 snprintf(buf, size, "only root may create user namespaces here "
                          "(kernel.unprivileged_userns_clone is 0); fix: sysctl -w kernel.unprivileged_userns_clone=1");
-        else if (!root && sysctl_value(dir, "kernel/apparmor_restrict_unprivileged_userns") == 1)
+                break;
+        case SW_APPARMOR:
                 snprintf(buf, size, "AppArmor restricts unprivileged user namespaces "
                          "(kernel.apparmor_restrict_unprivileged_userns is 1); fix: an AppArmor profile allowing "
                          "\"userns,\" for beam.smp, or that sysctl at 0");
-        else if (err == EPERM)
-                snprintf(buf, size, "creating namespaces is refused by policy, not by a limit: in a container, its "
-                         "seccomp profile or missing capabilities (Docker: --security-opt seccomp=unconfined or a "
-                         "profile allowing CLONE_NEWUSER)");
-        else if (err == ENOSPC)
-                snprintf(buf, size, "a namespace limit is reached (user.max_user_namespaces or another "
-                         "/proc/sys/user/max_*_namespaces); fix: raise it");
-        else if (err == EINVAL)
-                snprintf(buf, size, "this kernel lacks a namespace type nifkit needs (user, pid, net, cgroup)");
-        else {
-                buf[0] = '\0';
-                return;
+                break;
+        case SW_NONE:
+                if (!cause) {
+                        buf[0] = '\0';
+                        return;
+                }
+                snprintf(buf, size, "%s", cause);
+                break;
         }
         size_t n = strlen(buf);
         if (n + 1 < size)

@@ -387,8 +387,7 @@ int nk_status_record_format(const struct nk_status_record *rec, char **ret);
 
 struct nk_cgroup_report {
         char root[4096];        /* where hosts' cgroup leaves go, or "" when there is none */
-        unsigned limits;        /* NK_LIMIT_*: what their cgroup can enforce */
-        bool can_create;        /* this process may create the leaves there */
+        unsigned limits;        /* NK_LIMIT_*: what their cgroup can enforce (0: no leaf at all) */
         char problem[1024];     /* why a limit is missing, and the fix; "" when none is */
 };
 
