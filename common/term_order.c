@@ -107,9 +107,9 @@ static int mag_double(const uint8_t *mag, size_t n, double ad)
 
 int nk_order_int_double(const struct nk_order_int *a, double d)
 {
-        bool neg = a->negative && mag_len(a->mag, a->len) > 0;
         if (mag_len(a->mag, a->len) == 0)
                 return d > 0 ? -1 : d < 0;
+        bool neg = a->negative;
         if (d == 0 || (d < 0) != neg)
                 return neg ? -1 : 1;
         int c = mag_double(a->mag, a->len, fabs(d));

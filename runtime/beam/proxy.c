@@ -204,8 +204,6 @@ static ERL_NIF_TERM nifkit_error(ErlNifEnv *env, const char *kind, const char *m
                                 make_binary(env, msg));
 }
 
-/* The host is gone (as opposed to refusing one call): err has a reason,
- * and not one of a call refused before it was sent. */
 /* "… seccomp denied NAME(2)" names the system call. */
 static ERL_NIF_TERM syscall_of(ErlNifEnv *env, const nk_error *err)
 {
