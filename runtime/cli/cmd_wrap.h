@@ -14,8 +14,4 @@
  */
 int nk_cmd_wrap(int argc, char **argv);
 
-/* Whether the ELF image carries the proxy's marker section (status.c).
- * -ENOEXEC when it is not an ELF file. */
-int nk_elf_is_proxy(const uint8_t *image, size_t len);
-
 #endif
