@@ -38,6 +38,7 @@
 #include "nifkit_policy.h"
 #include "protocol.h"
 #include "sandbox.h"
+#include "sequencer.h"
 #include "shm_chan.h"
 #include "status.h"
 #include "transport.h"
@@ -58,6 +59,17 @@ NK_EXPORT void nk_result_free(nk_result *res)
         else
                 free(res->owner);
         *res = (nk_result) {};
+}
+
+NK_EXPORT int nk_library_is_nif(const char *path)
+{
+        char name[] = "nif_init";
+        char *names[] = { name };
+        struct nk_pathset want = { .paths = names, .n = 1, .cap = 1 };
+        bool found = false;
+        int r = nk_elf_mark_defined(path, &want, &found);
+
+        return r < 0 ? r : found;
 }
 
 NK_EXPORT nk_host *nk_host_new(void)

@@ -14,10 +14,13 @@ packages="
   clang libclang-rt-14-dev
   qemu-system-x86 linux-image-amd64 busybox-static cpio
   python3-prometheus-client
+  rebar3 elixir
 "
 # python3-prometheus-client: the Prometheus project's own reader of the text
 # exposition format, which checks `nifkit status --format prometheus` in the
 # tests as a scraper would read it.
+# rebar3, elixir: a real rebar3 release and a real mix release, which the
+# tests wrap with nifkit wrap-release and boot with their own start scripts.
 
 if [ "$(id -u)" -ne 0 ]; then
         if command -v sudo >/dev/null 2>&1; then

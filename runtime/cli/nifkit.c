@@ -22,6 +22,7 @@
 
 #include "cmd_doctor.h"
 #include "cmd_policy.h"
+#include "cmd_release.h"
 #include "cmd_status.h"
 #include "cmd_wrap.h"
 #include "literal.h"
@@ -404,6 +405,10 @@ static const struct command commands[] = {
         { "inspect", "Print a NIF library's module name and functions.", cmd_inspect },
         { "policy", "Check, explain or suggest policies: nifkit policy check|explain FILE, suggest LOG.", nk_cmd_policy },
         { "wrap", "Put the proxy NIF in place of a NIF library: nifkit wrap LIB.so -o DIR.", nk_cmd_wrap },
+        { "wrap-release", "Wrap every NIF library of an OTP release in place: nifkit wrap-release DIR.",
+          nk_cmd_wrap_release },
+        { "unwrap-release", "Give an OTP release wrapped by wrap-release its original libraries back.",
+          nk_cmd_unwrap_release },
         { "status", "List the NIF hosts running on this machine, with their statistics.", nk_cmd_status },
         { "doctor", "Check what this machine allows a sandboxed host, and how to fix what it lacks.", nk_cmd_doctor },
         { "help", "Show the commands, or one command's help.", cmd_help },
@@ -425,7 +430,7 @@ static void main_help(FILE *f)
               "Commands:\n",
               f);
         for (size_t i = 0; i < NK_ARRAY_SIZE(commands); i++)
-                fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+                fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].summary);
         fputs("\nRun 'nifkit help COMMAND' or 'nifkit COMMAND --help' for a command's options.\n", f);
 }
 

@@ -122,6 +122,11 @@ typedef void (*nk_send_fn)(void *arg, const uint8_t *to_pid, size_t to_len,
 /* Returns NULL only when memory runs out. */
 nk_host *nk_host_new(void);
 
+/* Whether the file at path is a NIF library: an ELF shared object whose
+ * dynamic symbols define nif_init. 1 yes, 0 no, -ENOEXEC not ELF, else
+ * -errno. Reads the file only; nothing of it runs. */
+int nk_library_is_nif(const char *path);
+
 /* The NIF library to load (a path; copied). Required. */
 int nk_host_set_library(nk_host *h, const char *path);
 /* The nifkit-host executable. Default: the installed one. */
