@@ -46,7 +46,11 @@ static void find(const char *opt, const char *env_name, const char *in_build, co
                    (size_t) snprintf(buf, size, "%s/%s", root, in_build) < size && access(buf, F_OK) == 0) {
                 return;
         } else {
+                /* As it is: the installed name is a link that a newer
+                 * version's install points at its own file (meson.build),
+                 * so a wrap that records it survives an upgrade. */
                 snprintf(buf, size, "%s", installed);
+                return;
         }
         char real[PATH_MAX];
         if (realpath(buf, real) && strlen(real) < size)

@@ -23,7 +23,15 @@ root=$tmp/root$prefix
 app=$(ls -d "$root"/lib/erlang/lib/nifkit-* 2>/dev/null | head -n 1)
 
 check "the tool" test -x "$root/bin/nifkit"
-check "the host" test -x "$root/libexec/nifkit/nifkit-host"
+check "the host in the application's priv/" test -x "$app/priv/nifkit-host" -a ! -L "$app/priv/nifkit-host"
+check "the proxy in the application's priv/" test -f "$app/priv/nifkit_proxy.so" -a ! -L "$app/priv/nifkit_proxy.so"
+# The stable names a wrap records: relative links into this version's priv/.
+host_link=$(find "$root" -path '*/nifkit/nifkit-host' -type l)
+proxy_link=$(find "$root" -path '*/nifkit/nifkit_proxy.so' -type l)
+check "libexecdir/nifkit/nifkit-host is a relative link to it" sh -c \
+        "case \$(readlink '$host_link') in /*|'') exit 1 ;; esac; [ '$host_link' -ef '$app/priv/nifkit-host' ]"
+check "libdir/nifkit/nifkit_proxy.so is a relative link to it" sh -c \
+        "case \$(readlink '$proxy_link') in /*|'') exit 1 ;; esac; [ '$proxy_link' -ef '$app/priv/nifkit_proxy.so' ]"
 check "the OTP application's .app" test -f "$app/ebin/nifkit.app"
 for m in nifkit nifkit_app nifkit_sup nifkit_events; do
         check "its module $m" test -f "$app/ebin/$m.beam"
