@@ -176,6 +176,18 @@ if [ -n "$rel" ]; then
         check "to the new text" cmp -s "$tmp/policies/jiffy.json" "$rel/lib/jiffy-1.1.1/priv/jiffy.policy.json"
         check "and the proxy is left as it was" cmp -s "$proxy_bin" "$rel/lib/jiffy-1.1.1/priv/jiffy.so"
 
+        # A release wrapped by another nifkit (here: its proxy is not this
+        # build's, and its host link names another host) is brought to this
+        # one, and the table says what changed.
+        printf 'older' >>"$rel/lib/jiffy-1.1.1/priv/jiffy.so"
+        ln -sf /bin/true "$rel/lib/jiffy-1.1.1/priv/jiffy.host"
+        "$NIFKIT" wrap-release --policies "$tmp/policies" "$rel" >"$tmp/out" 2>&1
+        sed 's/^/# /' "$tmp/out"
+        check "a wrap by another nifkit is said" \
+                table_has "$tmp/out" jiffy lib/jiffy-1.1.1/priv/jiffy.so "updated: host, proxy (from another nifkit)"
+        check "and gets this nifkit's proxy" cmp -s "$proxy_bin" "$rel/lib/jiffy-1.1.1/priv/jiffy.so"
+        check "and host" test "$(readlink "$rel/lib/jiffy-1.1.1/priv/jiffy.host")" != /bin/true
+
         # Refusals change nothing.
         wrapped=$(snapshot "$rel")
         mkdir -p "$tmp/badpol"
