@@ -75,5 +75,20 @@ check "application:ensure_all_started(nifkit) from the installed tree" env ERL_L
             ok = nifkit:subscribe(),
             true = is_pid(whereis(nifkit_events)),
             halt(0).'
+# libnifkit for C embedders: a program built from the installed header,
+# archive and nifkit.pc alone starts a real NIF (the statistics NIF) in a host.
+pc_dir=$(dirname "$(find "$root" -name nifkit.pc | head -n 1)")
+check "nifkit.pc, the header and libnifkit.a" test -f "$pc_dir/nifkit.pc" -a -f "$root/include/nifkit/nifkit.h" \
+        -a -f "$pc_dir/../libnifkit.a"
+if command -v pkg-config >/dev/null 2>&1 && command -v cc >/dev/null 2>&1; then
+        flags=$(PKG_CONFIG_PATH="$pc_dir" pkg-config --define-variable=prefix="$root" --cflags --libs nifkit)
+        check "a C program builds against them with pkg-config" \
+                cc -o "$tmp/embed" "$src/tests/install/embed.c" $flags  # split on purpose
+        unshare -U true 2>/dev/null || export NIFKIT_UNSANDBOXED_DEVELOPMENT=1
+        check "and starts a NIF library in a host" sh -c \
+                "'$tmp/embed' '$src/demo/policy.json' '$app/priv/nifkit-host' '$app/priv/nifkit_stats.so' >'$tmp/embed.out' &&
+                 grep -qx 'is_nif(nif)=1 is_nif(host)=0' '$tmp/embed.out' && grep -q '^module=nifkit functions=[1-9]' '$tmp/embed.out'"
+        sed 's/^/# /' "$tmp/embed.out" 2>/dev/null
+fi
 echo "1..$n"
 exit $fail
