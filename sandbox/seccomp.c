@@ -100,6 +100,10 @@ static const char *const allowed[] = {
          * see the conditional rules. */
         "readlink", "readlinkat", "access", "faccessat", "faccessat2", "statx",
         "stat", "lstat", "getdents64", "getcwd",
+        /* A file system's type and size by path, in the same root
+         * (libselinux's constructor looks for selinuxfs this way: OTP's wx
+         * loads it); fstatfs does as much for any descriptor. */
+        "statfs",
 };
 
 /*
@@ -201,10 +205,14 @@ static int add_conditional(scmp_filter_ctx ctx, struct nk_sandbox_error *err)
                      SCMP_A1(SCMP_CMP_MASKED_EQ, writes[i].mask, writes[i].value));
         }
 
-        /* Thread names only; every other prctl (no_new_privs is already
-         * set, seccomp, dumpable, ptracer, capabilities…) traps. */
+        /* Thread names, and reading the capability bounding set (libcap's
+         * and libcap-ng's constructors probe it to find the last
+         * capability: OTP's wx loads them; the set is empty in a host).
+         * Every other prctl (no_new_privs is already set, seccomp, dumpable,
+         * ptracer, changing capabilities…) traps. */
         RULE(SCMP_ACT_ALLOW, "prctl", 1, SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
         RULE(SCMP_ACT_ALLOW, "prctl", 1, SCMP_A0(SCMP_CMP_EQ, PR_GET_NAME));
+        RULE(SCMP_ACT_ALLOW, "prctl", 1, SCMP_A0(SCMP_CMP_EQ, PR_CAPBSET_READ));
 
         /* glibc reads RLIMIT_STACK at start-up through prlimit64; reading our
          * own limits is fine, changing them (or another process's) is not. */
