@@ -360,8 +360,12 @@ int nk_host_launch(nk_host *h, nk_error *err)
                                               .log = sandbox_note, .log_arg = h, .err = &serr };
         r = h->launcher->launch(&cfg, theirs, &h->child);
         char hint[400] = "";
+        /* bwrap's own words do not carry an errno: only a switch that
+         * restricts user namespaces explains its refusal for certain. */
         if (r < 0 && strstr(serr.msg, "clone3 into new namespaces failed"))
                 nk_machine_start_hint(NULL, -r, hint, sizeof hint);
+        else if (r < 0 && strstr(serr.msg, "bwrap could not build the sandbox"))
+                nk_machine_start_hint(NULL, 0, hint, sizeof hint);
         if (hint[0])
                 /* The cause first: the paths may be long, and the message is cut at its end. */
                 return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot start the host for %s (%s launcher): %s; %s",

@@ -586,6 +586,34 @@ static int prepare(const struct nk_launch_config *cfg, const struct nk_sandbox_c
         return 0;
 }
 
+/* What bwrap said before it gave up: its stderr is the host's, a pipe no
+ * one drains until the host runs, so its message would be lost. The last
+ * line, control characters shown as '?'; empty when it said nothing. */
+static void bwrap_said(int fd, char *buf, size_t size)
+{
+        char text[2048];
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        ssize_t n;
+
+        buf[0] = '\0';
+        if (fd < 0 || poll(&p, 1, 200) <= 0)
+                return;
+        n = read(fd, text, sizeof text - 1);
+        if (n <= 0)
+                return;
+        while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+                n--;
+        text[n] = '\0';
+        const char *line = strrchr(text, '\n');
+        line = line ? line + 1 : text;
+        size_t len = strlen(line) < size - 1 ? strlen(line) : size - 1;
+        memcpy(buf, line, len);
+        buf[len] = '\0';
+        for (char *c = buf; *c; c++)
+                if ((unsigned char) *c < 0x20 || *c == 0x7f)
+                        *c = '?';
+}
+
 /* After the clone: waits for bwrap to run and report its child, places the
  * child in the leaf and lets it go on. */
 static int start(const struct nk_sandbox_config *sc, const char *bwrap, pid_t pid, struct launch_state *s,
@@ -610,10 +638,12 @@ static int start(const struct nk_sandbox_config *sc, const char *bwrap, pid_t pi
                 r = nk_bwrap_parse_child_pid(info, &child);
         if (r < 0) {
                 int status = abandon(pid);
+                char said[300];
+                bwrap_said(s->pipes[5][0], said, sizeof said);
                 if (status >= 0)
-                        return nk_sandbox_error_set(err, -ECHILD,
-                                                    "bwrap could not build the sandbox for %s (exit status %d; "
-                                                    "its message is on stderr)", sc->library, status);
+                        return nk_sandbox_error_set(err, -ECHILD, "bwrap could not build the sandbox for %s "
+                                                    "(exit status %d): %s", sc->library, status,
+                                                    said[0] ? said : "it said nothing");
                 return nk_sandbox_error_set(err, r, "bwrap did not report its sandbox for %s: %s", sc->library,
                                             strerror(-r));
         }

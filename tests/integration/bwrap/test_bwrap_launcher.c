@@ -902,6 +902,35 @@ static void test_bwrap_missing(void **state)
                             "bubblewrap (bwrap) not found: install the bubblewrap package or use the native launcher");
 }
 
+/* A bwrap that refuses, as one does where user namespaces are off: its
+ * message reaches the error instead of an undrained pipe. */
+static void test_bwrap_refusal_said(void **state)
+{
+        char dir[] = "/tmp/nk-bwrap-refuses-XXXXXX", fake[64];
+        assert_non_null(mkdtemp(dir));
+        assert_int_equal(chmod(dir, 0755), 0);  /* bwrap runs as the sandbox's user */
+        snprintf(fake, sizeof fake, "%s/bwrap", dir);
+        FILE *f = fopen(fake, "w");
+        assert_non_null(f);
+        fputs("#!/bin/sh\n"
+              "[ \"$1\" = --version ] && { echo 'bubblewrap 0.8.0'; exit 0; }\n"
+              "echo 'bwrap: setting up uid map: Permission denied' >&2\n"
+              "exit 1\n", f);
+        assert_int_equal(fclose(f), 0);
+        assert_int_equal(chmod(fake, 0755), 0);
+        struct probe p;
+        struct nk_sandbox_error err = {};
+        struct nk_sandbox_config sc = default_config();
+        sc.search_path = dir;
+        int r = launch_probe(&p, &sc, &err);
+        unlink(fake);
+        rmdir(dir);
+        printf("# %s\n", err.msg);
+        assert_true(r < 0);
+        assert_non_null(strstr(err.msg, "bwrap could not build the sandbox for "));
+        assert_non_null(strstr(err.msg, "(exit status 1): bwrap: setting up uid map: Permission denied"));
+}
+
 /* Whether bwrap can build a sandbox here, as the id the launcher runs it as. */
 static int detect(void **state)
 {
@@ -941,6 +970,7 @@ int main(void)
                 cmocka_unit_test(test_translate_exit),
                 cmocka_unit_test(test_find),
                 cmocka_unit_test(test_bwrap_missing),
+                cmocka_unit_test(test_bwrap_refusal_said),
                 cmocka_unit_test(test_sandbox_report),
                 cmocka_unit_test(test_same_sandbox_as_native),
                 cmocka_unit_test(test_exit_status),
