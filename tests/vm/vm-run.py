@@ -52,6 +52,7 @@ GUEST_TESTS = {
     'nifkit_call': ('root', 'user'),
     'delegated_leaf': ('user',),
     'doctor_userns': ('root',),
+    'cgroup_undelegated': ('root',),
 }
 NO_RESULT = 'no result: the guest did not run this test (see {})'
 
