@@ -45,4 +45,7 @@ struct nk_policy_key {
 /* The top-level object's keys; nested tables hang off .keys. */
 const struct nk_policy_key *nk_policy_keys(void);
 
+/* The keys of "limits", in the order of struct nk_policy's limits. */
+const struct nk_policy_key *nk_policy_limit_keys(void);
+
 #endif

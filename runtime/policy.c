@@ -118,6 +118,24 @@ static const struct nk_policy_key top_keys[] = {
         {},
 };
 
+/* A library's entitlements (nifkit_entitlements.h): the policy's own keys
+ * for what a library may ask, and a version of the document's own, which
+ * may be left out. */
+static const struct nk_policy_key entitlement_keys[] = {
+        { .name = "nifkit_entitlements", .type = NK_POLICY_KEY_INTEGER, .min = NK_ENTITLEMENTS_VERSION,
+          .max = NK_ENTITLEMENTS_VERSION, .def = NK_ENTITLEMENTS_VERSION,
+          .offset = offsetof(struct nk_policy, version), .size = sizeof(int) },
+        { .name = "limits", .type = NK_POLICY_KEY_OBJECT, .keys = limits_keys },
+        { .name = "files", .type = NK_POLICY_KEY_ARRAY, .keys = file_keys, .format = NK_POLICY_FORMAT_FILES },
+        { .name = "network", .type = NK_POLICY_KEY_OBJECT, .keys = network_keys },
+        {},
+};
+
+const struct nk_policy_key *nk_policy_limit_keys(void)
+{
+        return limits_keys;
+}
+
 const struct nk_policy_key *nk_policy_keys(void)
 {
         return top_keys;
@@ -828,8 +846,18 @@ static int syntax_error(const char *text, size_t len, const json_error_t *jerr, 
         return error_finish(err, -EINVAL, jerr->text);
 }
 
-static int load_text(const char *text, size_t len, const char *name, struct nk_policy **ret,
-                     struct nk_policy_error *err)
+/* What a document is: a policy, or a library's entitlements. */
+struct doc_kind {
+        const struct nk_policy_key *top;
+        const char *what;               /* "a policy object" */
+        bool entitlements;              /* no version required; limits left unset */
+};
+
+static const struct doc_kind policy_kind = { top_keys, "a policy object", false };
+static const struct doc_kind entitlements_kind = { entitlement_keys, "an entitlements object", true };
+
+static int load_doc(const char *text, size_t len, const char *name, const struct doc_kind *kind,
+                    struct nk_policy **ret, struct nk_policy_error *err)
 {
         _cleanup_(policy_freep) struct nk_policy *p = NULL;
         _cleanup_json_ json_t *root = NULL;
@@ -845,7 +873,9 @@ static int load_text(const char *text, size_t len, const char *name, struct nk_p
                 /* jansson's "unexpected token near end of file" does not say the file is empty. */
                 nk_json_position(text, len, len, &err->line, &err->column);
                 snprintf(err->path, sizeof err->path, "$");
-                return error_finish(err, -EINVAL, "empty file, expected a policy object");
+                char what[64];
+                snprintf(what, sizeof what, "empty file, expected %s", kind->what);
+                return error_finish(err, -EINVAL, what);
         }
         root = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
         if (!root)
@@ -864,16 +894,25 @@ static int load_text(const char *text, size_t len, const char *name, struct nk_p
                 return fail(&c, "expected an object, got %s", got);
         }
         /* The version decides what the rest means, so it is checked first. */
-        v = json_object_get(root, "nifkit_policy");
-        if (!v)
-                return fail(&c, "missing required key \"nifkit_policy\"");
-        push_key(&c, "nifkit_policy");
-        r = read_integer(&c, v, &top_keys[0], p);
-        if (r < 0)
-                return r;
-        pop(&c);
-        apply_defaults(top_keys, p);
-        r = read_object(&c, root, top_keys, p);
+        v = json_object_get(root, kind->top[0].name);
+        if (!v && !kind->entitlements)
+                return fail(&c, "missing required key \"%s\"", kind->top[0].name);
+        if (v) {
+                push_key(&c, kind->top[0].name);
+                r = read_integer(&c, v, &kind->top[0], p);
+                if (r < 0)
+                        return r;
+                pop(&c);
+        }
+        if (kind->entitlements) {
+                /* A limit the library does not ask about stays unset:
+                 * every byte one (NK_ENTITLEMENT_UNSET). */
+                memset(&p->limits, 0xff, sizeof p->limits);
+                p->version = NK_ENTITLEMENTS_VERSION;
+        } else {
+                apply_defaults(top_keys, p);
+        }
+        r = read_object(&c, root, kind->top, p);
         if (r < 0)
                 return r;
         r = check_names(&c, "connect", p->connect, p->nconnect);
@@ -899,7 +938,23 @@ NK_EXPORT int nk_policy_load_string(const char *text, const char *name, struct n
                 error_init(err, name);
                 return error_finish(err, -EINVAL, "no policy text");
         }
-        return load_text(text, strlen(text), name, ret, err);
+        return load_doc(text, strlen(text), name, &policy_kind, ret, err);
+}
+
+NK_EXPORT int nk_entitlements_load_string(const char *text, const char *name, struct nk_policy **ret,
+                                          struct nk_policy_error *err)
+{
+        struct nk_policy_error scratch;
+
+        if (!err)
+                err = &scratch;
+        if (!name)
+                name = "<entitlements>";
+        if (!text || !ret) {
+                error_init(err, name);
+                return error_finish(err, -EINVAL, "no entitlements text");
+        }
+        return load_doc(text, strlen(text), name, &entitlements_kind, ret, err);
 }
 
 NK_EXPORT int nk_policy_load(const char *path, struct nk_policy **ret, struct nk_policy_error *err)
@@ -941,7 +996,7 @@ NK_EXPORT int nk_policy_load(const char *path, struct nk_policy **ret, struct nk
                         return error_finish(err, -EFBIG, "larger than 1 MiB, not a policy");
         }
         buf[len] = '\0';
-        return load_text(buf, len, path, ret, err);
+        return load_doc(buf, len, path, &policy_kind, ret, err);
 }
 
 NK_EXPORT int nk_policy_default(struct nk_policy **ret)
@@ -949,7 +1004,8 @@ NK_EXPORT int nk_policy_default(struct nk_policy **ret)
         struct nk_policy_error err;
 
         /* policies/default.json says the same; a unit test holds them equal. */
-        return load_text("{\"nifkit_policy\": 1}", strlen("{\"nifkit_policy\": 1}"), "<default>", ret, &err);
+        return load_doc("{\"nifkit_policy\": 1}", strlen("{\"nifkit_policy\": 1}"), "<default>", &policy_kind, ret,
+                        &err);
 }
 
 NK_EXPORT void nk_policy_free(struct nk_policy *p)

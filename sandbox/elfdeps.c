@@ -742,3 +742,53 @@ int nk_elf_mark_defined(const char *file, const struct nk_pathset *names, bool *
         munmap((void *) im.p, im.size);
         return r;
 }
+
+int nk_elf_section(const char *file, const char *name, void **ret, size_t *ret_len)
+{
+        struct image im;
+        int r = map_file(file, &im);
+        if (r < 0)
+                return r;
+        *ret = NULL;
+        *ret_len = 0;
+        const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *) im.p;
+        r = 0;
+        if (im.size < sizeof *eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0) {
+                r = -ENOEXEC;
+        } else if (eh->e_shnum != 0) {
+                if (eh->e_shentsize != sizeof(ElfW(Shdr)) || eh->e_shoff % _Alignof(ElfW(Shdr)) != 0 ||
+                    !in_bounds(&im, eh->e_shoff, (uint64_t) eh->e_shnum * sizeof(ElfW(Shdr))) ||
+                    eh->e_shstrndx >= eh->e_shnum) {
+                        r = -EBADMSG;
+                } else {
+                        const ElfW(Shdr) *sh = (const ElfW(Shdr) *) (im.p + eh->e_shoff);
+                        const ElfW(Shdr) *names = &sh[eh->e_shstrndx];
+                        if (!in_bounds(&im, names->sh_offset, names->sh_size))
+                                r = -EBADMSG;
+                        for (size_t i = 0; r == 0 && i < eh->e_shnum; i++) {
+                                if (sh[i].sh_name >= names->sh_size)
+                                        continue;
+                                const char *n = string_at(&im, names->sh_offset + sh[i].sh_name,
+                                                          names->sh_size - sh[i].sh_name);
+                                if (!n || strcmp(n, name) != 0)
+                                        continue;
+                                if (sh[i].sh_type == SHT_NOBITS || !in_bounds(&im, sh[i].sh_offset, sh[i].sh_size)) {
+                                        r = -EBADMSG;
+                                        break;
+                                }
+                                void *copy = malloc(sh[i].sh_size + 1);
+                                if (!copy) {
+                                        r = -ENOMEM;
+                                        break;
+                                }
+                                memcpy(copy, im.p + sh[i].sh_offset, sh[i].sh_size);
+                                ((char *) copy)[sh[i].sh_size] = '\0';
+                                *ret = copy;
+                                *ret_len = sh[i].sh_size;
+                                r = 1;
+                        }
+                }
+        }
+        munmap((void *) im.p, im.size);
+        return r;
+}

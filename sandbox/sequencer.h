@@ -52,6 +52,9 @@ int nk_elf_needed_paths(const char *file, struct nk_pathset *ret, struct nk_sand
 int nk_elf_undefined(const char *file, struct nk_pathset *ret);
 /* Sets found[i] for each names->paths[i] that file defines and exports. */
 int nk_elf_mark_defined(const char *file, const struct nk_pathset *names, bool *found);
+/* A copy of file's section name (one NUL added past its end): 1 found,
+ * 0 no such section, -ENOEXEC not ELF, -EBADMSG malformed headers. */
+int nk_elf_section(const char *file, const char *name, void **ret, size_t *ret_len);
 
 /* Everything the loader opens for a host of cfg, whichever launcher starts
  * it: the host binary's and the library's dependencies (strictly); the

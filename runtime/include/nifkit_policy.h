@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -120,6 +121,44 @@ int nk_policy_default(struct nk_policy **ret);
 void nk_policy_free(struct nk_policy *p);
 
 const char *nk_policy_launcher_name(enum nk_policy_launcher l);
+
+/* ---- a library's entitlements (nifkit_entitlements.h) ---------------------- */
+
+#define NK_ENTITLEMENTS_VERSION 1
+
+/*
+ * The document a library carries: its ELF section .nifkit_entitlements,
+ * else NAME.entitlements.json beside NAME.so. 1 found (*ret_text malloc'd),
+ * 0 none, else -errno (-ENOTUNIQ: the section holds two documents). where
+ * names it, for messages: "LIB[.nifkit_entitlements]" or the sidecar.
+ */
+int nk_entitlements_find(const char *library, char **ret_text, char *where, size_t where_size);
+
+/*
+ * An entitlements document, checked as a policy is (errors with line,
+ * column and JSON path): an object with "files", "network" and "limits" as
+ * in a policy, and optionally "nifkit_entitlements": 1. In the result only
+ * files, network and limits mean anything; a limit the document does not
+ * name is all ones in its own width (UINT32_MAX or UINT64_MAX).
+ */
+int nk_entitlements_load_string(const char *text, const char *name, struct nk_policy **ret,
+                                struct nk_policy_error *err);
+
+/* One line per thing want asks for ("  files: /var/lib/app (read)"). */
+void nk_entitlements_describe(const struct nk_policy *want, FILE *out);
+
+/*
+ * The policy a library runs under: policy_text (the operator's policy)
+ * with its grants cut down to what want asks for — each file grant to the
+ * part a request shares with it (the deeper directory, the lesser
+ * access), the endpoints and names to those both list, each limit want
+ * names to the lower of the two. Everything else is the operator's. The
+ * result is checked by the loader. *ret_notes (malloc'd, one line per
+ * difference, empty when the two agree) says what was requested but not
+ * granted and what was granted but not requested.
+ */
+int nk_policy_intersect(const char *policy_text, const char *policy_name, const struct nk_policy *want,
+                        char **ret_text, char **ret_notes, struct nk_policy_error *err);
 
 #ifdef __cplusplus
 }
