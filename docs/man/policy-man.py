@@ -83,6 +83,14 @@ def main():
         roff('{"nifkit_policy": 1, "limits": {"memory_mb": 128, "call_timeout_ms": 2000},'),
         roff(' "files": [{"path": "/var/lib/tenant", "access": "read"}]}'),
         '.fi',
+        '.SH ENTITLEMENTS',
+        roff('A library may declare what it needs in the same words: a JSON object with any of files, network '
+             'and limits (and optionally "nifkit_entitlements": 1), checked as strictly as a policy, carried in '
+             'its ELF section .nifkit_entitlements (the macro NIFKIT_ENTITLEMENTS of <nifkit_entitlements.h>) '
+             'or in NAME.entitlements.json beside NAME.so. nifkit wrap runs the library under the '
+             'intersection of its entitlements and the policy: file grants cut to the deeper directory and '
+             'the lesser access, the endpoints and names both list, the lower of two limits; every other key '
+             'is the policy\'s.'),
         '.SH FILES',
         roff('PREFIX/share/nifkit/policies: schema.json (the JSON Schema of this format, with every key\'s '
              'description, default and examples, for editors) and ready policies for jiffy, fast_yaml, fxml, '

@@ -64,6 +64,10 @@ struct lib {
         struct nk_wrap_names names;
         unsigned changed;
         bool done;
+        /* The policy cut down to the library's entitlements, if it has any. */
+        char *entitled_text;
+        size_t entitled_len;
+        bool entitled;
         /* What a refresh replaces, to put back if a later write fails. */
         uint8_t *old_policy, *old_proxy;
         size_t old_policy_len, old_proxy_len;
@@ -75,6 +79,7 @@ struct release {
         const char *dir;
         bool unwrap;
         bool dry_run;
+        bool strict;
         const char *policies;
         const char *excludes[MAX_EXCLUDES];
         size_t nexcludes;
@@ -102,6 +107,7 @@ static void release_free(struct release *rel)
                 free(rel->libs[i].path);
                 free(rel->libs[i].old_policy);
                 free(rel->libs[i].old_proxy);
+                free(rel->libs[i].entitled_text);
                 nk_wrap_names_free(&rel->libs[i].names);
         }
         free(rel->apps);
@@ -490,11 +496,34 @@ static const char *text_of(const struct release *rel, const struct app *a, size_
         return a->policy_text ? a->policy_text : rel->default_text;
 }
 
+/* What a library is wrapped with: its application's policy, cut down to
+ * the library's entitlements when it declares any. */
+static const char *text_for(const struct release *rel, const struct lib *l, size_t *len)
+{
+        if (l->entitled_text) {
+                *len = l->entitled_len;
+                return l->entitled_text;
+        }
+        return text_of(rel, &rel->apps[l->app], len);
+}
+
+static int plan_entitlements(struct release *rel, struct lib *l)
+{
+        const struct app *a = &rel->apps[l->app];
+        size_t len;
+        const char *text = text_of(rel, a, &len);
+        /* A wrapped library's entitlements are in its real library. */
+        const char *lib = l->action == ACT_WRAP ? l->path : l->names.real;
+
+        return nk_wrap_entitled_policy(rel->who, lib, text, policy_of(rel, a), rel->strict, stdout,
+                                       &l->entitled_text, &l->entitled_len, &l->entitled);
+}
+
 /* What a refresh would change, and what it would need to put back. */
 static int plan_refresh(struct release *rel, struct lib *l)
 {
         size_t len;
-        const char *text = text_of(rel, &rel->apps[l->app], &len);
+        const char *text = text_for(rel, l, &len);
         int r = nk_wrap_refresh(rel->who, &l->names, text, len, rel->parts.host_path, rel->parts.proxy,
                                 rel->parts.proxy_len, true, &l->changed);
         if (r < 0 || l->changed == 0)
@@ -530,9 +559,8 @@ static int apply(struct release *rel)
 {
         for (size_t i = 0; i < rel->nlibs; i++) {
                 struct lib *l = &rel->libs[i];
-                const struct app *a = &rel->apps[l->app];
                 size_t len;
-                const char *text = text_of(rel, a, &len);
+                const char *text = text_for(rel, l, &len);
                 unsigned changed;
                 int r = 0;
 
@@ -581,7 +609,8 @@ static void result_of(const struct release *rel, const struct lib *l, char *buf,
 
         switch (l->action) {
         case ACT_WRAP:
-                snprintf(buf, size, "%s", rel->dry_run ? "would wrap" : "wrapped");
+                snprintf(buf, size, "%s%s", rel->dry_run ? "would wrap" : "wrapped",
+                         l->entitled ? " (with its entitlements)" : "");
                 break;
         case ACT_REFRESH:
                 if (!l->changed) {
@@ -676,6 +705,10 @@ static int run(struct release *rel, const char *proxy, const char *host)
         r = find_libs(rel);
         if (r < 0)
                 return r;
+        for (size_t i = 0; !rel->unwrap && i < rel->nlibs; i++)
+                if ((rel->libs[i].action == ACT_WRAP || rel->libs[i].action == ACT_REFRESH) &&
+                    (r = plan_entitlements(rel, &rel->libs[i])) < 0)
+                        return r;
         for (size_t i = 0; i < rel->nlibs; i++)
                 if (rel->libs[i].action == ACT_REFRESH && (r = plan_refresh(rel, &rel->libs[i])) < 0)
                         return r;
@@ -705,7 +738,7 @@ static void usage(FILE *f, bool unwrap)
                       f);
                 return;
         }
-        fputs("usage: nifkit wrap-release [--policies DIR] [--exclude APP]... [--dry-run] RELEASE_DIR\n"
+        fputs("usage: nifkit wrap-release [--policies DIR] [--exclude APP]... [--dry-run] [--strict] RELEASE_DIR\n"
               "Wrap every NIF library of an OTP release (rebar3 release, mix release) in place:\n"
               "each RELEASE_DIR/lib/APP-VSN/priv/.../NAME.so that defines nif_init becomes the\n"
               "proxy, as nifkit wrap --in-place does, and runs sandboxed under its application's\n"
@@ -717,6 +750,8 @@ static void usage(FILE *f, bool unwrap)
               "                  application the release lacks is an error\n"
               "  --exclude APP   leave APP's libraries unwrapped (repeatable)\n"
               "  --dry-run       print what would be done, change nothing\n"
+              "  --strict        refuse when a library's entitlements and its policy differ\n"
+              "                  (without it, each runs under what both allow)\n"
               "  --proxy FILE    the proxy NIF to copy (as for nifkit wrap)\n"
               "  --host FILE     the nifkit-host the wrapped libraries start (as for nifkit wrap)\n"
               "  -h, --help      show this help\n"
@@ -740,6 +775,7 @@ static int cmd(int argc, char **argv, bool unwrap)
                 { "policies", required_argument, NULL, 'p' },
                 { "exclude", required_argument, NULL, 'x' },
                 { "dry-run", no_argument, NULL, 'n' },
+                { "strict", no_argument, NULL, 's' },
                 { "proxy", required_argument, NULL, 'P' },
                 { "host", required_argument, NULL, 'H' },
                 { "help", no_argument, NULL, 'h' },
@@ -765,6 +801,9 @@ static int cmd(int argc, char **argv, bool unwrap)
                         break;
                 case 'n':
                         rel.dry_run = true;
+                        break;
+                case 's':
+                        rel.strict = true;
                         break;
                 case 'P':
                         proxy = optarg;

@@ -30,6 +30,7 @@ struct wrap_options {
         const char *proxy;
         const char *host;
         bool in_place;
+        bool strict;
 };
 
 static void usage(FILE *f)
@@ -51,6 +52,9 @@ static void usage(FILE *f)
               "                  NAME.real.so beside it\n"
               "  --proxy FILE    the proxy NIF to copy (default: $NIFKIT_PROXY, else the one built\n"
               "                  by this tool's build tree, else " NK_PROXY_INSTALL_PATH ")\n"
+              "  --strict        refuse when the library's entitlements and the policy differ\n"
+              "                  (without it, the host runs under what both allow, and the\n"
+              "                  differences are listed)\n"
               "  --host FILE     the nifkit-host to record (default: $NIFKIT_HOST, else the one\n"
               "                  built by this tool's build tree, else " NK_HOST_INSTALL_PATH ")\n"
               "  -h, --help      show this help\n"
@@ -82,6 +86,7 @@ static int parse(int argc, char **argv, struct wrap_options *o)
                 { "in-place", no_argument, NULL, 'i' },
                 { "proxy", required_argument, NULL, 'P' },
                 { "host", required_argument, NULL, 'H' },
+                { "strict", no_argument, NULL, 's' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -106,6 +111,9 @@ static int parse(int argc, char **argv, struct wrap_options *o)
                 case 'H':
                         o->host = optarg;
                         break;
+                case 's':
+                        o->strict = true;
+                        break;
                 case 'h':
                         usage(stdout);
                         return 1;
@@ -125,8 +133,10 @@ static int parse(int argc, char **argv, struct wrap_options *o)
 /* Checks everything, then stages and renames. */
 static int wrap(const char *lib, const struct wrap_options *o)
 {
-        _cleanup_free_ char *policy_text = NULL;
+        _cleanup_free_ char *policy_text = NULL, *effective = NULL;
         struct nk_wrap_parts parts;
+        size_t effective_len = 0;
+        bool declared = false;
         struct nk_wrap_names names;
         size_t policy_len;
         int r;
@@ -144,6 +154,16 @@ static int wrap(const char *lib, const struct wrap_options *o)
         r = nk_wrap_check_library(WHO, lib);
         if (r < 0)
                 goto out;
+        /* What the library says it needs, and the policy cut down to it. */
+        r = nk_wrap_entitled_policy(WHO, lib, policy_text, o->policy ? o->policy : "the built-in default policy",
+                                    o->strict, stdout, &effective, &effective_len, &declared);
+        if (r < 0)
+                goto out;
+        if (effective) {
+                free(policy_text);
+                policy_text = TAKE_PTR(effective);
+                policy_len = effective_len;
+        }
         if (!o->in_place && mkdir(o->out_dir, 0755) < 0 && errno != EEXIST) {
                 r = -errno;
                 fprintf(stderr, WHO ": cannot create '%s': %s\n", o->out_dir, strerror(-r));
@@ -152,7 +172,9 @@ static int wrap(const char *lib, const struct wrap_options *o)
         r = nk_wrap_install(WHO, lib, &names, policy_text, policy_len, &parts);
         if (r >= 0)
                 printf("%s: proxy NIF, wrapping %s\n%s: the real library\n%s: the policy%s\n%s: the host, %s\n",
-                       names.proxy, lib, names.real, names.policy, o->policy ? "" : " (the built-in default)",
+                       names.proxy, lib, names.real, names.policy,
+                       declared ? " (cut down to the library's entitlements)"
+                       : o->policy ? "" : " (the built-in default)",
                        names.host, parts.host_path);
 out:
         nk_wrap_parts_free(&parts);

@@ -28,6 +28,7 @@
 #include "literal.h"
 #include "macro.h"
 #include "nifkit.h"
+#include "nifkit_entitlements.h"
 #include "nifkit_policy.h"
 #include "operator.h"
 #include "parts.h"
@@ -371,6 +372,33 @@ static int cmd_call(int argc, char **argv)
         return r;
 }
 
+/* What the library declares it needs (nifkit_entitlements.h). */
+static int print_entitlements(const char *library)
+{
+        _cleanup_free_ char *text = NULL;
+        struct nk_policy *want = NULL;
+        struct nk_policy_error perr;
+        char where[PATH_MAX + 64];
+        int r = nk_entitlements_find(library, &text, where, sizeof where);
+
+        if (r < 0) {
+                fprintf(stderr, "nifkit: entitlements of %s: %s\n", where, strerror(-r));
+                return EXIT_EXCEPTION;
+        }
+        if (r == 0) {
+                printf("entitlements: none declared (no %s section, no %s)\n", NIFKIT_ENTITLEMENTS_SECTION, where);
+                return 0;
+        }
+        if (nk_entitlements_load_string(text, where, &want, &perr) < 0) {
+                fprintf(stderr, "nifkit: invalid entitlements: %s\n", perr.msg);
+                return EXIT_EXCEPTION;
+        }
+        printf("entitlements (%s):\n", where);
+        nk_entitlements_describe(want, stdout);
+        nk_policy_free(want);
+        return 0;
+}
+
 static int cmd_inspect(int argc, char **argv)
 {
         const struct usage *cmd = &inspect_usage;
@@ -394,7 +422,10 @@ static int cmd_inspect(int argc, char **argv)
                 printf("%s/%u%s%s\n", f->name, f->arity, f->flags & 1 ? " dirty_cpu" : "",
                        f->flags & 2 ? " dirty_io" : "");
         }
-        return fflush(stdout) == 0 ? 0 : EXIT_HOST;
+        r = print_entitlements(argv[optind]);
+        if (fflush(stdout) != 0)
+                return EXIT_HOST;
+        return r;
 }
 
 static int cmd_help(int argc, char **argv);

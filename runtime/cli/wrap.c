@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "nifkit_entitlements.h"
 #include "nifkit_policy.h"
 #include "parts.h"
 #include "wrap.h"
@@ -42,7 +43,8 @@ int nk_wrap_read_file(const char *path, uint8_t **ret, size_t *ret_len, mode_t *
                 return -EISDIR;
         if ((uint64_t) st.st_size > MAX_IMAGE)
                 return -EFBIG;
-        data = malloc(st.st_size ? (size_t) st.st_size : 1);
+        /* One byte more, a NUL, so that a text read this way is a string. */
+        data = malloc((size_t) st.st_size + 1);
         if (!data)
                 return -ENOMEM;
         while (off < (size_t) st.st_size) {
@@ -55,6 +57,7 @@ int nk_wrap_read_file(const char *path, uint8_t **ret, size_t *ret_len, mode_t *
                         return -EIO;    /* it shrank under us */
                 off += (size_t) n;
         }
+        data[off] = '\0';
         *ret = TAKE_PTR(data);
         *ret_len = off;
         if (ret_mode)
@@ -217,6 +220,57 @@ int nk_wrap_policy_text(const char *who, const char *policy, char **text, size_t
                 return r;
         }
         *text = (char *) data;
+        return 0;
+}
+
+int nk_wrap_entitled_policy(const char *who, const char *lib, const char *policy_text, const char *policy_name,
+                            bool strict, FILE *out, char **ret_text, size_t *ret_len, bool *ret_declared)
+{
+        _cleanup_free_ char *doc = NULL, *notes = NULL;
+        _cleanup_(policy_freep) struct nk_policy *want = NULL;
+        struct nk_policy_error perr;
+        char where[PATH_MAX + 64];
+        int r;
+
+        *ret_text = NULL;
+        *ret_declared = false;
+        r = nk_entitlements_find(lib, &doc, where, sizeof where);
+        if (r < 0) {
+                fprintf(stderr, "%s: the entitlements of '%s' (%s): %s\n", who, lib, where,
+                        r == -ENOTUNIQ ? "the section holds more than one document" : strerror(-r));
+                return r;
+        }
+        if (r == 0)
+                return 0;
+        *ret_declared = true;
+        r = nk_entitlements_load_string(doc, where, &want, &perr);
+        if (r < 0) {
+                fprintf(stderr, "%s: invalid entitlements: %s\n", who, perr.msg[0] ? perr.msg : strerror(-r));
+                return r;
+        }
+        r = nk_policy_intersect(policy_text, policy_name, want, ret_text, &notes, &perr);
+        if (r < 0) {
+                fprintf(stderr, "%s: cannot apply the entitlements of '%s' to %s: %s\n", who, lib, policy_name,
+                        perr.msg[0] ? perr.msg : strerror(-r));
+                return r;
+        }
+        *ret_len = strlen(*ret_text);
+        fprintf(out, "%s: entitlements (%s):\n", lib, where);
+        nk_entitlements_describe(want, out);
+        if (!notes[0]) {
+                fprintf(out, "%s: the policy grants exactly that\n", lib);
+                return 0;
+        }
+        fprintf(out, "%s: the policy and the entitlements differ; the host gets what both allow:\n", lib);
+        for (char *line = strtok(notes, "\n"); line; line = strtok(NULL, "\n"))
+                fprintf(out, "  %s\n", line);
+        if (strict) {
+                fprintf(stderr, "%s: --strict: '%s' asks for what %s does not grant, or the other way round; "
+                                "nothing written\n", who, lib, policy_name);
+                free(*ret_text);
+                *ret_text = NULL;
+                return -EPERM;
+        }
         return 0;
 }
 

@@ -14,15 +14,7 @@
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
-fail=0
-pass=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-not_ok() { fail=$((fail + 1)); echo "not ok - $1"; }
-check() {
-        name=$1
-        shift
-        if "$@"; then ok "$name"; else not_ok "$name"; fi
-}
+. "$(dirname "$0")/../../lib/tap.sh"
 skip() { echo "ok - $1 # SKIP $2"; }
 
 for v in NIFKIT NIFKIT_HOST NIFKIT_PROXY NK_TEST_NIF_GOOD NK_TEST_NIF_NOINIT NK_TEST_NIF_NOTELF NK_BAD_POLICY; do
@@ -326,5 +318,4 @@ else
         skip "the mix release" "elixir is not installed (scripts/install-deps.sh)"
 fi
 
-echo "1..$((pass + fail))"
-[ $fail -eq 0 ]
+tap_end

@@ -10,17 +10,7 @@
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
-fail=0
-pass=0
-
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-not_ok() { fail=$((fail + 1)); echo "not ok - $1"; }
-check() {
-        # check NAME COMMAND...: passes when COMMAND exits 0
-        name=$1
-        shift
-        if "$@"; then ok "$name"; else not_ok "$name"; fi
-}
+. "$(dirname "$0")/../../lib/tap.sh"
 
 for v in NIFKIT NIFKIT_HOST NIFKIT_PROXY NIFKIT_BEAM_DIR; do
         eval "val=\${$v:-}"
@@ -236,5 +226,4 @@ check "status --json prints one valid object per live record" \
             catch C:R -> io:format("# ~p:~p~n", [C, R]), halt(1)
             end.'
 
-echo "1..$((pass + fail))"
-[ $fail -eq 0 ]
+tap_end
