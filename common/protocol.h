@@ -68,7 +68,8 @@ enum nk_msg_type {
         /*
          * host → runtime, reply to LOAD.
          * Payload: str module name, u32 n, then n times
-         * { str function name, u32 arity, u32 flags (ERL_NIF_DIRTY_JOB_*) }.
+         * { str function name, u32 arity, u32 flags (ERL_NIF_DIRTY_JOB_*) },
+         * then optionally u32 callbacks (NK_CALLBACK_*).
          */
         NK_MSG_LOADED = 2,
         /*
@@ -209,9 +210,28 @@ enum nk_msg_type {
          * Reply: LOAD_DONE or ERROR (NK_PERR_LOAD).
          */
         NK_MSG_RUN_LOAD = 33,
-        /* host → runtime, reply to RUN_LOAD, empty payload. */
+        /* host → runtime, reply to RUN_LOAD, UPGRADE and UNLOAD, empty payload. */
         NK_MSG_LOAD_DONE = 34,
+        /*
+         * runtime → host, once loaded: the module was loaded again while its
+         * old code still runs (BEAM's upgrade). Runs the library's
+         * upgrade(env, &priv, &old_priv, load_info), priv starting as the
+         * current one, which the old instance keeps. Payload: rest
+         * load_info ETF. Reply: LOAD_DONE or ERROR (NK_PERR_LOAD).
+         */
+        NK_MSG_UPGRADE = 35,
+        /*
+         * runtime → host: an instance was purged. Runs the library's
+         * unload(env, priv) with that instance's priv. Payload: u32 which
+         * (0: the current instance, 1: the one the last upgrade left old).
+         * Reply: LOAD_DONE or ERROR.
+         */
+        NK_MSG_UNLOAD = 36,
 };
+
+/* LOADED's optional last field: which callbacks the library's entry has. */
+#define NK_CALLBACK_UPGRADE 1u
+#define NK_CALLBACK_UNLOAD 2u
 
 /* Most scope libraries one LOAD or OPEN names. */
 #define NK_SCOPE_MAX 64

@@ -21,7 +21,7 @@ const char *nk_msg_type_name(uint32_t type)
                 [NK_MSG_PONG] = "PONG",       [NK_MSG_STOP] = "STOP",
                 [NK_MSG_VIOLATION] = "VIOLATION",
                 [NK_MSG_OPEN] = "OPEN",       [NK_MSG_RUN_LOAD] = "RUN_LOAD",
-                [NK_MSG_LOAD_DONE] = "LOAD_DONE",
+                [NK_MSG_LOAD_DONE] = "LOAD_DONE", [NK_MSG_UPGRADE] = "UPGRADE", [NK_MSG_UNLOAD] = "UNLOAD",
                 [NK_MSG_BROKER_CHANNEL] = "BROKER_CHANNEL", [NK_MSG_SHM_REGION] = "SHM_REGION",
                 [NK_MSG_BROKER_CWD] = "BROKER_CWD", [NK_MSG_BROKER_UNLINK] = "BROKER_UNLINK",
         };

@@ -56,25 +56,35 @@ static int check_entry(const char *path, const ErlNifEntry *e, char *errbuf, siz
         return 0;
 }
 
+/* load_info's ETF into env (NULL/0: []). */
+static int decode_load_info(const char *path, ErlNifEnv *env, const uint8_t *load_info, size_t load_info_len,
+                            ERL_NIF_TERM *ret, char *errbuf, size_t errlen)
+{
+        *ret = NK_NIL;
+        if (!load_info || load_info_len == 0)
+                return 0;
+        struct nk_etf_error err = {};
+        size_t used = 0;
+        int r = nk_etf_decode(env, load_info, load_info_len, 0, ret, &used, &err);
+        if (r == 0 && used != load_info_len)
+                r = -EINVAL, snprintf(err.msg, sizeof err.msg, "trailing bytes"), err.offset = used;
+        if (r < 0)
+                return fail(errbuf, errlen, r == -ENOMEM ? -ENOMEM : -EINVAL,
+                            "%s: malformed load_info ETF at byte %zu: %s", path, err.offset, err.msg);
+        return 0;
+}
+
 static int run_load(const char *path, const ErlNifEntry *e, const uint8_t *load_info, size_t load_info_len,
                     void **ret_priv, char *errbuf, size_t errlen)
 {
         /* load() runs in a process-independent env: no caller, no self. */
         ErlNifEnv env;
+        ERL_NIF_TERM info;
         nk_env_init(&env);
-
-        ERL_NIF_TERM info = NK_NIL;
-        if (load_info && load_info_len > 0) {
-                struct nk_etf_error err = {};
-                size_t used = 0;
-                int r = nk_etf_decode(&env, load_info, load_info_len, 0, &info, &used, &err);
-                if (r == 0 && used != load_info_len)
-                        r = -EINVAL, snprintf(err.msg, sizeof err.msg, "trailing bytes"), err.offset = used;
-                if (r < 0) {
-                        nk_env_destroy(&env);
-                        return fail(errbuf, errlen, r == -ENOMEM ? -ENOMEM : -EINVAL,
-                                    "%s: malformed load_info ETF at byte %zu: %s", path, err.offset, err.msg);
-                }
+        int r = decode_load_info(path, &env, load_info, load_info_len, &info, errbuf, errlen);
+        if (r < 0) {
+                nk_env_destroy(&env);
+                return r;
         }
 
         void *priv = NULL;
@@ -88,6 +98,57 @@ static int run_load(const char *path, const ErlNifEntry *e, const uint8_t *load_
                 return fail(errbuf, errlen, -ENOEXEC, "%s: load() returned %d", path, result);
         nk_module_set_priv(e->name, priv);
         *ret_priv = priv;
+        return 0;
+}
+
+/* BEAM's words, for the same refusals (erl_nif.c). */
+int nk_loader_run_upgrade(struct nk_library *lib, const uint8_t *load_info, size_t load_info_len,
+                          char *errbuf, size_t errlen)
+{
+        const ErlNifEntry *e = lib->entry;
+        if (!e->upgrade)
+                return fail(errbuf, errlen, -ENOEXEC, "Upgrade not supported by this NIF library.");
+        ErlNifEnv env;
+        ERL_NIF_TERM info;
+        nk_env_init(&env);
+        int r = decode_load_info(lib->path, &env, load_info, load_info_len, &info, errbuf, errlen);
+        if (r < 0) {
+                nk_env_destroy(&env);
+                return r;
+        }
+        /* The new instance's priv starts empty, as in BEAM; a refusal
+         * leaves the old one's as it was. */
+        void *priv = NULL, *old = lib->priv;
+        nk_load_begin(e->name);
+        int result = e->upgrade(&env, &priv, &old, info);
+        nk_load_end(result == 0);
+        nk_env_destroy(&env);
+        if (result != 0)
+                return fail(errbuf, errlen, -ENOEXEC, "Library upgrade-call unsuccessful (%d).", result);
+        lib->old_priv = old;
+        lib->has_old = true;
+        lib->priv = priv;
+        nk_module_set_priv(e->name, priv);
+        return 0;
+}
+
+int nk_loader_run_unload(struct nk_library *lib, bool old, char *errbuf, size_t errlen)
+{
+        const ErlNifEntry *e = lib->entry;
+        if (old && !lib->has_old)
+                return fail(errbuf, errlen, -ENOENT, "%s: no old instance to unload", lib->path);
+        if (e->unload) {
+                ErlNifEnv env;
+                nk_env_init(&env);
+                /* enif_priv_data in unload is the purged instance's. */
+                env.priv = old ? lib->old_priv : lib->priv;
+                e->unload(&env, env.priv);
+                nk_env_destroy(&env);
+        }
+        if (old) {
+                lib->old_priv = NULL;
+                lib->has_old = false;
+        }
         return 0;
 }
 

@@ -402,6 +402,8 @@ static void send_loaded(struct server *s, uint64_t id)
                 if (r >= 0)
                         r = nk_put_u32(&b, e->funcs[i].flags);
         }
+        if (r >= 0)
+                r = nk_put_u32(&b, (e->upgrade ? NK_CALLBACK_UPGRADE : 0) | (e->unload ? NK_CALLBACK_UNLOAD : 0));
         if (r < 0)
                 reply_error(s, id, NK_PERR_INTERNAL, "out of memory");
         else {
@@ -552,6 +554,37 @@ static void handle_run_load(struct server *s, const struct nk_msg *m)
                 nk_transport_send(&s->tr, NK_MSG_LOAD_DONE, m->h.id, NULL, 0);
 }
 
+static void handle_upgrade(struct server *s, const struct nk_msg *m)
+{
+        char err[900];
+        if (!s->loaded) {
+                reply_error(s, m->h.id, NK_PERR_REJECTED, "UPGRADE before the library was loaded");
+                return;
+        }
+        int r = nk_loader_run_upgrade(&s->lib, m->payload, m->h.payload_len, err, sizeof err);
+        if (r < 0)
+                reply_error(s, m->h.id, r == -ENOMEM ? NK_PERR_INTERNAL : NK_PERR_LOAD, "%s", err);
+        else
+                nk_transport_send(&s->tr, NK_MSG_LOAD_DONE, m->h.id, NULL, 0);
+}
+
+static void handle_unload(struct server *s, const struct nk_msg *m)
+{
+        struct nk_rd rd = nk_rd_init(m->payload, m->h.payload_len);
+        uint32_t which;
+        char err[900];
+        if (!s->loaded || !nk_rd_u32(&rd, &which) || which > 1 || rd.left != 0) {
+                reply_error(s, m->h.id, NK_PERR_REJECTED, "%s", s->loaded ? "malformed UNLOAD"
+                                                                          : "UNLOAD before the library was loaded");
+                return;
+        }
+        int r = nk_loader_run_unload(&s->lib, which == 1, err, sizeof err);
+        if (r < 0)
+                reply_error(s, m->h.id, NK_PERR_REJECTED, "%s", err);
+        else
+                nk_transport_send(&s->tr, NK_MSG_LOAD_DONE, m->h.id, NULL, 0);
+}
+
 /* Returns false when the server must stop. */
 static bool handle(struct server *s, struct nk_msg *m)
 {
@@ -572,6 +605,12 @@ static bool handle(struct server *s, struct nk_msg *m)
                 return true;
         case NK_MSG_RUN_LOAD:
                 handle_run_load(s, m);
+                return true;
+        case NK_MSG_UPGRADE:
+                handle_upgrade(s, m);
+                return true;
+        case NK_MSG_UNLOAD:
+                handle_unload(s, m);
                 return true;
         case NK_MSG_CALL:
                 if (!s->loaded)

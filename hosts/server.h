@@ -3,6 +3,7 @@
 #ifndef NIFKIT_HOST_SERVER_H
 #define NIFKIT_HOST_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -21,7 +22,9 @@ struct nk_call {
 struct nk_library {
         void *handle;                   /* dlopen handle */
         const ErlNifEntry *entry;
-        void *priv;                     /* what load() left in *priv_data */
+        void *priv;                     /* what load() (or upgrade()) left in *priv_data */
+        void *old_priv;                 /* the instance an upgrade left old, until its unload */
+        bool has_old;
         char *path;
 };
 
@@ -43,6 +46,16 @@ int nk_loader_load(const char *path, const uint8_t *load_info, size_t load_info_
 int nk_loader_open(const char *path, struct nk_library *ret, char *errbuf, size_t errlen);
 int nk_loader_run_load(struct nk_library *lib, const uint8_t *load_info, size_t load_info_len,
                        char *errbuf, size_t errlen);
+
+/* BEAM's upgrade: upgrade(env, &priv, &old_priv, load_info), priv starting
+ * NULL; the old instance keeps old_priv until its unload.
+ * A library without upgrade() is refused as BEAM refuses it. */
+int nk_loader_run_upgrade(struct nk_library *lib, const uint8_t *load_info, size_t load_info_len,
+                          char *errbuf, size_t errlen);
+
+/* unload(env, priv) of the current instance, or (old) of the one the last
+ * upgrade left old. Nothing to do without unload(). */
+int nk_loader_run_unload(struct nk_library *lib, bool old, char *errbuf, size_t errlen);
 
 /*
  * Serves the runtime on channel fd until STOP or until the runtime closes

@@ -302,6 +302,7 @@ static const char *parse_loaded(nk_host *h, const struct nk_msg *m)
         h->names = d.names;
         h->funcs = d.funcs;
         h->nfuncs = d.nfuncs;
+        h->callbacks = d.callbacks;
         return NULL;
 }
 
@@ -948,6 +949,49 @@ NK_EXPORT int nk_host_load(nk_host *h, const uint8_t *load_info, size_t load_inf
         h->state = ST_NEW;
         h->opened = false;
         return r;
+}
+
+NK_EXPORT unsigned nk_host_callbacks(const nk_host *h)
+{
+        return (h->callbacks & NK_CALLBACK_UPGRADE ? NK_HOST_HAS_UPGRADE : 0) |
+               (h->callbacks & NK_CALLBACK_UNLOAD ? NK_HOST_HAS_UNLOAD : 0);
+}
+
+/* UPGRADE and UNLOAD: a request on a loaded host whose failure leaves it
+ * running (the library refused; BEAM keeps the old code). */
+static int lifecycle_request(nk_host *h, uint32_t type, const struct iovec *iov, size_t n, const char *what,
+                             nk_error *err)
+{
+        if (h->state != ST_RUNNING || h->opened)
+                return nk_error_set(err, NK_ERR_SYSTEM, -EALREADY, "host for %s is not loaded",
+                                    h->library ? h->library : "(no library)");
+        struct pending p;
+        unsigned timeout = h->call_timeout_ms > START_TIMEOUT_MS ? h->call_timeout_ms : START_TIMEOUT_MS;
+        int r = request(h, &p, type, NK_MSG_LOAD_DONE, iov, n, timeout, what, err);
+        if (r < 0)
+                return r;
+        if (p.msg.h.type == NK_MSG_ERROR)
+                r = reply_error(h, &p.msg, NK_ERR_LOAD, what, err);
+        pending_done(&p);
+        return r;
+}
+
+NK_EXPORT int nk_host_upgrade(nk_host *h, const uint8_t *load_info, size_t load_info_len, nk_error *err)
+{
+        static const uint8_t nil[] = { ETF_VERSION, 106 };
+        if (!load_info) {
+                load_info = nil;
+                load_info_len = sizeof nil;
+        }
+        const struct iovec iov[] = { { (void *) load_info, load_info_len } };
+        return lifecycle_request(h, NK_MSG_UPGRADE, iov, NK_ARRAY_SIZE(iov), "UPGRADE", err);
+}
+
+NK_EXPORT int nk_host_unload(nk_host *h, bool old, nk_error *err)
+{
+        uint32_t which = old ? 1 : 0;
+        const struct iovec iov[] = { { &which, sizeof which } };
+        return lifecycle_request(h, NK_MSG_UNLOAD, iov, NK_ARRAY_SIZE(iov), "UNLOAD", err);
 }
 
 struct nk_call {

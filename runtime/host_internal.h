@@ -92,6 +92,7 @@ struct nk_host {
         char *module;
         nk_function *funcs;
         unsigned nfuncs;
+        unsigned callbacks;             /* NK_CALLBACK_*: the library's upgrade and unload */
         char *names;
 
         struct nk_status_ref status;    /* statistics and the state file (status.h) */

@@ -98,10 +98,13 @@ const char *nk_parse_loaded(const uint8_t *p, size_t len, struct nk_discovery *r
                 funcs[i] = (nk_function) { .name = w, .arity = arity, .flags = flags };
                 w += name_len + 1;
         }
+        uint32_t callbacks = 0;
+        if (r.left != 0 && (!nk_rd_u32(&r, &callbacks) || callbacks > (NK_CALLBACK_UPGRADE | NK_CALLBACK_UNLOAD)))
+                return "bad callbacks";
         if (r.left != 0)
                 return "trailing bytes";
         *ret = (struct nk_discovery) { .module = module, .names = TAKE_PTR(names), .funcs = TAKE_PTR(funcs),
-                                       .nfuncs = n };
+                                       .nfuncs = n, .callbacks = callbacks };
         return NULL;
 }
 

@@ -20,6 +20,7 @@ struct nk_discovery {
         char *module;
         nk_function *funcs;
         unsigned nfuncs;
+        unsigned callbacks;     /* NK_CALLBACK_*: the entry's upgrade and unload */
 };
 
 /* At least a version byte and one more: full validation happens where the

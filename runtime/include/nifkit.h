@@ -212,6 +212,24 @@ const nk_function *nk_host_function(const nk_host *h, unsigned index);
 /* Index of name/arity, or -ENOENT. */
 int nk_host_find_function(const nk_host *h, const char *name, unsigned arity);
 
+/* Which of the library's entry callbacks exist (from a successful open). */
+#define NK_HOST_HAS_UPGRADE 1u
+#define NK_HOST_HAS_UNLOAD 2u
+unsigned nk_host_callbacks(const nk_host *h);
+
+/*
+ * BEAM's module upgrade, on a loaded host: runs the library's
+ * upgrade(env, &priv, &old_priv, load_info); the old instance keeps its
+ * priv until nk_host_unload(h, true). A library without upgrade() gets
+ * BEAM's refusal (NK_ERR_LOAD, "Upgrade not supported by this NIF
+ * library."); one whose upgrade() fails, BEAM's words for that. The host
+ * runs on either way.
+ */
+int nk_host_upgrade(nk_host *h, const uint8_t *load_info, size_t load_info_len, nk_error *err);
+/* Runs the library's unload(env, priv) for the current instance, or (old)
+ * for the one the last upgrade left old. The host runs on. */
+int nk_host_unload(nk_host *h, bool old, nk_error *err);
+
 /* Process id of the host, or -1. */
 int nk_host_pid(const nk_host *h);
 

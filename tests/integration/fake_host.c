@@ -84,7 +84,11 @@ int main(int argc, char **argv)
                 hang();
         }
         loaded(&b, "fake");
-        if (strcmp(mode, "loaded-trailing") == 0)
+        if (strcmp(mode, "loaded-trailing") == 0) {
+                nk_put_u32(&b, 0);      /* the optional callbacks, then more */
+                nk_put_u32(&b, 12345);
+        }
+        if (strcmp(mode, "loaded-bad-callbacks") == 0)
                 nk_put_u32(&b, 12345);
         send_buf(NK_MSG_LOADED, m.h.id, &b);
         nk_msg_free(&m);

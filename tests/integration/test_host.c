@@ -771,6 +771,7 @@ static void test_malformed_host_messages(void **state)
                 skip();
         expect_protocol_error("loaded-bad-name", true, "bad module name");
         expect_protocol_error("loaded-trailing", true, "trailing bytes");
+        expect_protocol_error("loaded-bad-callbacks", true, "bad callbacks");
         expect_protocol_error("loaded-bad-utf8", true, "bad module name");
         expect_protocol_error("result-bad-status", false, "bad status");
         expect_protocol_error("result-not-etf", false, "not ETF");
