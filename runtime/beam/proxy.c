@@ -22,8 +22,9 @@
  * the same inode the same handle, hence the same statics. So every wrapped
  * library gets its own physical copy of the proxy (BEAM itself refuses a
  * library whose module name differs from the caller's). Reloading a module
- * that still has old code (BEAM's upgrade) is refused: there is no upgrade
- * callback, and BEAM says so. Loading it again after a purge while proxy
+ * that still has old code (BEAM's upgrade) runs the real library's
+ * upgrade() in the same host, and the old instance's purge its unload()
+ * (docs/PROXY.md). Loading it again after a purge while proxy
  * resources of the old load still live (BEAM then defers the old unload)
  * starts afresh with a new host; the old load's late unload is ignored.
  *
@@ -126,6 +127,7 @@ struct proxy {
 
         nk_heartbeat *heartbeat;        /* while loaded; freed outside lock, so used under it */
         uintptr_t instance;             /* loads so far; each load's priv_data */
+        uintptr_t old_instance;         /* the one an upgrade left old, until its unload (0: none) */
 
         struct gen *graveyard;          /* replaced hosts left by their own threads */
 };
@@ -772,7 +774,9 @@ static bool same_functions(const struct proxy *p, const nk_host *h)
 }
 
 static int load_load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM load_info);
+static int upgrade(ErlNifEnv *env, void **priv_data, void **old_priv_data, ERL_NIF_TERM load_info);
 static void unload(ErlNifEnv *env, void *priv_data);
+static int open_types(ErlNifEnv *env);
 
 static int discover(struct proxy *p)
 {
@@ -812,7 +816,9 @@ static int discover(struct proxy *p)
                 .funcs = p->funcs,
                 .load = load_load,
                 .reload = NULL,
-                .upgrade = NULL,
+                /* As the real library's: without upgrade(), BEAM refuses a
+                 * reload with old code present in its own words. */
+                .upgrade = nk_host_callbacks(h) & NK_HOST_HAS_UPGRADE ? upgrade : NULL,
                 .unload = unload,
                 .vm_variant = ERL_NIF_VM_VARIANT,
                 .options = 1,   /* the dirty flags in funcs are meant */
@@ -1014,8 +1020,6 @@ static int load_again(void)
 static int load_load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM load_info)
 {
         nk_error err = { 0 };
-        ErlNifResourceFlags tried;
-
         pthread_mutex_lock(&P.lock);
         bool loaded = P.loaded;
         struct gen *g = P.cur;
@@ -1027,12 +1031,8 @@ static int load_load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM load_info)
         /* The reserved node of host references exists before any result
          * is decoded, so that it never counts against the atom budget. */
         (void) enif_make_atom(env, "nifkit_resource@nohost");
-        P.call_type = enif_open_resource_type(env, NULL, "nifkit_call", pending_call_dtor,
-                                              ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, &tried);
-        if (!P.call_type || res_init(env) < 0 || pool_init(env) < 0) {
-                report("'%s': cannot create the proxy's resource types", P.real);
+        if (open_types(env) < 0)
                 goto fail;
-        }
         if (keep_load_info(env, load_info) < 0)
                 goto fail;
         if (loaded) {
@@ -1060,15 +1060,106 @@ fail:
         return 1;
 }
 
-/* The module let go of the library (purge): its host stops, its cgroup is
- * removed (nk_host_free), and a later load starts afresh. */
+/* The proxy's own resource types, created by a load and taken over by an
+ * upgrade, so that resources live on across it as BEAM's do. */
+static int open_types(ErlNifEnv *env)
+{
+        ErlNifResourceFlags tried;
+
+        P.call_type = enif_open_resource_type(env, NULL, "nifkit_call", pending_call_dtor,
+                                              ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, &tried);
+        if (!P.call_type || res_init(env) < 0 || pool_init(env) < 0) {
+                report("'%s': cannot create the proxy's resource types", P.real);
+                return -1;
+        }
+        return 0;
+}
+
+/* The current host, held; NULL when there is none to ask. */
+static struct gen *hold_current(void)
+{
+        pthread_mutex_lock(&P.lock);
+        struct gen *g = P.loaded && !P.limited ? P.cur : NULL;
+        if (g)
+                g->users++;
+        pthread_mutex_unlock(&P.lock);
+        return g;
+}
+
+/*
+ * BEAM's upgrade: the module was loaded again while its old code still
+ * runs, and this copy (the same library) serves both. The real library's
+ * upgrade() runs in the same host with the old instance's priv data; the
+ * old instance stays until its purge (unload). Restarts from now on run
+ * load() with the new load_info. A refusal is BEAM's: the real upgrade()'s
+ * own return value when it gave one.
+ */
+static int upgrade(ErlNifEnv *env, void **priv_data, void **old_priv_data, ERL_NIF_TERM load_info)
+{
+        nk_error err = { 0 };
+        ErlNifBinary li;
+        int code = 1;
+
+        /* BEAM calls upgrade whenever the old code has a NIF library, even
+         * another file's: a copy not yet loaded is that other library's
+         * successor. Its old instance lives in another host, out of reach;
+         * this one starts as a load does. */
+        pthread_mutex_lock(&P.lock);
+        bool fresh = !P.loaded;
+        pthread_mutex_unlock(&P.lock);
+        if (fresh)
+                return load_load(env, priv_data, load_info);
+        struct gen *g = hold_current();
+        if (!g) {
+                report("'%s': upgrade: no host to upgrade (%s)", P.real, P.limited ? P.limit_msg : "not loaded");
+                return 1;
+        }
+        if (!enif_term_to_binary(env, load_info, &li)) {
+                gen_put(g);
+                report("'%s': cannot encode load_info", P.real);
+                return 1;
+        }
+        int r = nk_host_upgrade(g->host, li.data, li.size, &err);
+        gen_put(g);
+        enif_release_binary(&li);
+        if (r < 0) {
+                if (sscanf(err.msg, "Library upgrade-call unsuccessful (%d).", &code) != 1 || code == 0)
+                        code = 1;
+                report("'%s': upgrade: %s", P.real, err.msg);
+                return code;
+        }
+        if (open_types(env) < 0 || keep_load_info(env, load_info) < 0)
+                return 1;
+        pthread_mutex_lock(&P.lock);
+        P.old_instance = (uintptr_t) *old_priv_data;
+        *priv_data = (void *) (uintptr_t) ++P.instance;
+        pthread_mutex_unlock(&P.lock);
+        return 0;
+}
+
+/* The module let go of an instance (purge). The old one an upgrade left:
+ * its unload() runs in the host, which serves on. The current one: its
+ * unload() runs, then the host stops, its cgroup is removed
+ * (nk_host_free), and a later load starts afresh. */
 static void unload(ErlNifEnv *env, void *priv_data)
 {
-        /* A late unload of an instance a newer load replaced (load_again). */
+        uintptr_t which = (uintptr_t) priv_data;
+        nk_error err = { 0 };
+
         pthread_mutex_lock(&P.lock);
-        bool current = (uintptr_t) priv_data == P.instance;
+        bool current = which == P.instance, old = P.old_instance && which == P.old_instance;
+        if (old)
+                P.old_instance = 0;
         pthread_mutex_unlock(&P.lock);
-        if (!current)
+        /* A late unload of an instance a newer load replaced (load_again). */
+        if (!current && !old)
+                return;
+        struct gen *g = hold_current();
+        if (g && (nk_host_callbacks(g->host) & NK_HOST_HAS_UNLOAD) && nk_host_unload(g->host, old, &err) < 0)
+                report("'%s': unload: %s", P.real, err.msg);
+        if (g)
+                gen_put(g);
+        if (old)
                 return;
         stop_heartbeat(&P);
         reset(&P);

@@ -203,18 +203,21 @@ crash() ->
              end,
     erlang:halt(Status).
 
-%% The proxy's load, unload and refusal of upgrade, with jiffy: reloading
-%% the module while its old code holds the library is refused (BEAM's
-%% "Upgrade not supported"), and the old code keeps working; deleting and
-%% purging the module stops the host; loading it again starts a new one.
+%% The proxy's load, upgrade and unload, with jiffy: reloading the module
+%% while its old code holds the library runs jiffy's upgrade() in the same
+%% host, and purging the old code keeps it; deleting and purging the module
+%% stops the host; loading it again starts a new one.
 lifecycle() ->
     Status = try
                  [1] = jiffy:decode(<<"[1]">>),
                  [H1] = hosts(),
-                 {error, on_load_failure} = code:load_file(jiffy),
+                 {module, jiffy} = code:load_file(jiffy),
                  [2] = jiffy:decode(<<"[2]">>),
                  [H1] = hosts(),
-                 io:format("reload refused, old code still served by host ~s~n", [H1]),
+                 code:purge(jiffy),
+                 [4] = jiffy:decode(<<"[4]">>),
+                 [H1] = hosts(),
+                 io:format("reloaded (upgrade) and the old code purged, still served by host ~s~n", [H1]),
                  true = code:delete(jiffy),
                  code:purge(jiffy),
                  ok = wait_until(fun() -> hosts() =:= [] end, 5000),
