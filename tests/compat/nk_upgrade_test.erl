@@ -8,15 +8,20 @@
 %% nk_upg, version Vsn: its on_load loads Lib with load_info Vsn and keeps
 %% what load_nif said.
 nk_upg(Lib, Vsn) ->
+    nk_upg(Lib, Vsn, true).
+
+%% Without res_value/1 the module's functions no longer match the
+%% library's: BEAM refuses the library.
+nk_upg(Lib, Vsn, Complete) ->
     Src = ["-module(nk_upg).\n",
-           "-export([history/0, priv/0, make_res/1, res_value/1, version/0]).\n",
+           "-export([history/0, priv/0, make_res/1, ", [ "res_value/1, " || Complete], "version/0]).\n",
            "-on_load(init/0).\n",
            "init() -> R = erlang:load_nif(\"", Lib, "\", ", integer_to_list(Vsn), "),\n",
            "          persistent_term:put(nk_upg_last, R), R.\n",
            "history() -> erlang:nif_error(not_loaded).\n",
            "priv() -> erlang:nif_error(not_loaded).\n",
            "make_res(_) -> erlang:nif_error(not_loaded).\n",
-           "res_value(_) -> erlang:nif_error(not_loaded).\n",
+           [ "res_value(_) -> erlang:nif_error(not_loaded).\n" || Complete],
            "version() -> ", integer_to_list(Vsn), ".\n"],
     {ok, Toks, _} = erl_scan:string(lists:flatten(Src)),
     Forms = split_forms(Toks, [], []),
@@ -30,8 +35,11 @@ split_forms([{dot, _} = D | T], Cur, Acc) ->
 split_forms([H | T], Cur, Acc) -> split_forms(T, [H | Cur], Acc).
 
 load(Lib, Vsn) ->
+    load(Lib, Vsn, true).
+
+load(Lib, Vsn, Complete) ->
     persistent_term:erase(nk_upg_last),
-    R = code:load_binary(nk_upg, "nk_upg.erl", nk_upg(Lib, Vsn)),
+    R = code:load_binary(nk_upg, "nk_upg.erl", nk_upg(Lib, Vsn, Complete)),
     {R, persistent_term:get(nk_upg_last, none)}.
 
 main([Lib]) ->
@@ -52,6 +60,11 @@ main([Lib]) ->
     L3 = load(Lib, 99),
     Vsn3 = nk_upg:version(),
     H4 = catch nk_upg:history(),
+    %% a new version whose functions do not match the library's: refused
+    %% as BEAM refuses it, the old code serving on.
+    L5 = load(Lib, 5, false),
+    Vsn5 = nk_upg:version(),
+    H45 = catch nk_upg:history(),
     %% deleted and purged, then loaded afresh: load() again.
     P2 = {code:delete(nk_upg), code:purge(nk_upg)},
     L4 = load(Lib, 4),
@@ -59,7 +72,8 @@ main([Lib]) ->
     V2 = catch nk_upg:res_value(nk_upg:make_res(7)),
     io:format("~p.~n", [[{load1, L1}, {h1, H1}, {load2, L2}, {h2, H2}, {res_after_upgrade, V},
                          {version, Vsn2}, {purge, P1}, {h3, H3}, {priv, Priv}, {load99, L3},
-                         {version_after_refusal, Vsn3}, {h4, H4}, {delete_purge, P2}, {load4, L4},
+                         {version_after_refusal, Vsn3}, {h4, H4}, {load_mismatch, L5},
+                         {version_after_mismatch, Vsn5}, {h45, H45}, {delete_purge, P2}, {load4, L4},
                          {h5, H5}, {res, V2}]]),
     halt(0).
 
