@@ -60,7 +60,8 @@ check "inspect jiffy" 0 "module jiffy
 nif_decode_init/2
 nif_decode_iter/5
 nif_encode_init/2
-nif_encode_iter/3" "" -- inspect "$JIFFY"
+nif_encode_iter/3
+entitlements: none declared (no .nifkit_entitlements section, no ${JIFFY%.so}.entitlements.json)" "" -- inspect "$JIFFY"
 
 check "decode a list" 0 "[1,2]" "" -- call "$JIFFY" nif_decode_init '<<"[1,2]">>' '[]'
 check "decode truncated JSON returns an error tuple" 0 "{error,{5,truncated_json}}" "" -- \
@@ -169,7 +170,8 @@ crash/0
 sleep/1 dirty_io
 load_info/0
 add/2 dirty_cpu
-add/3" "" -- inspect "$T"
+add/3
+entitlements: none declared (no .nifkit_entitlements section, no ${T%.so}.entitlements.json)" "" -- inspect "$T"
         check "add" 0 "3" "" -- call "$T" add 1 2
         check "a negative argument is a term, not an option" 0 "-1" "" -- call "$T" add -3 2
         check "choose the arity by the argument count" 0 "5" "" -- call "$T" add 2 3 4
@@ -235,7 +237,8 @@ send_thread/1
 yield/1
 sleep/1 dirty_io
 thread_type/0
-thread_type_cpu/0 dirty_cpu" "" -- inspect "$G"
+thread_type_cpu/0 dirty_cpu
+entitlements: none declared (no .nifkit_entitlements section, no ${G%.so}.entitlements.json)" "" -- inspect "$G"
         check "nk_test_good add" 0 "42" "" -- call "$G" add 40 2
         check "nk_test_good add of a bignum is badarg" 1 "" "** exception error: bad argument" -- \
                 call "$G" add 40 99999999999999999999
@@ -259,7 +262,8 @@ if [ -n "${NK_TEST_NIF_LOADFAIL:-}" ] && [ -f "$NK_TEST_NIF_LOADFAIL" ]; then
                 call "$NK_TEST_NIF_LOADFAIL" ok
         # inspect reads nif_init's table and runs no load() unless given its argument.
         check "inspect runs no load()" 0 "module nk_test_loadfail
-ok/0" "" -- inspect "$NK_TEST_NIF_LOADFAIL"
+ok/0
+entitlements: none declared (no .nifkit_entitlements section, no ${NK_TEST_NIF_LOADFAIL%.so}.entitlements.json)" "" -- inspect "$NK_TEST_NIF_LOADFAIL"
         check "inspect --load-info runs load()" 2 "" "nifkit: $NK_TEST_NIF_LOADFAIL: load() returned 1" -- \
                 inspect --load-info '[]' "$NK_TEST_NIF_LOADFAIL"
 fi
