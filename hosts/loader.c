@@ -127,7 +127,8 @@ int nk_loader_run_upgrade(struct nk_library *lib, const uint8_t *load_info, size
                 return fail(errbuf, errlen, -ENOEXEC, "Library upgrade-call unsuccessful (%d).", result);
         lib->old_priv = old;
         lib->has_old = true;
-        lib->priv = priv;
+        /* Workers read it for every call they start (server.c). */
+        __atomic_store_n(&lib->priv, priv, __ATOMIC_RELEASE);
         nk_module_set_priv(e->name, priv);
         return 0;
 }

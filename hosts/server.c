@@ -300,7 +300,8 @@ void nk_server_call(ErlNifEnv *env, uint64_t id, const uint8_t *payload, size_t 
         env->process_bound = true;
         env->self = self;
         env->call = &call;
-        env->priv = s->lib.priv;
+        /* An upgrade may replace it while workers run calls. */
+        env->priv = __atomic_load_n(&s->lib.priv, __ATOMIC_ACQUIRE);
         env->exception = NK_NONE;
         env->timeslice = 0;
 
