@@ -215,8 +215,9 @@ enum nk_msg_type {
         /*
          * runtime → host, once loaded: the module was loaded again while its
          * old code still runs (BEAM's upgrade). Runs the library's
-         * upgrade(env, &priv, &old_priv, load_info), priv starting as the
-         * current one, which the old instance keeps. Payload: rest
+         * upgrade(env, &priv, &old_priv, load_info), priv starting empty
+         * and old_priv the current one, which the old instance keeps.
+         * Payload: rest
          * load_info ETF. Reply: LOAD_DONE or ERROR (NK_PERR_LOAD).
          */
         NK_MSG_UPGRADE = 35,

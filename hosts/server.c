@@ -52,6 +52,16 @@ struct server {
 /* The one server of this process: enif_send reaches it from any thread. */
 static struct server *the_server;
 
+/* Calls in flight, counted by the instance they started under (the parity
+ * of the upgrades so far), so that an instance's unload() waits until none
+ * of its calls still runs; and whether the current one is unloaded. */
+static _Atomic unsigned instance_epoch;
+static _Atomic unsigned calls_in_flight[2];
+static _Atomic bool unloaded;
+/* How long an unload waits for its instance's calls, at most: below the
+ * runtime's wait for the reply (START_TIMEOUT_MS). */
+#define UNLOAD_DRAIN_MS 2000
+
 /* SENDs that went out, and RELEASEs that were carried out: the two counts
  * that order the shared-memory path's calls against the socket (server.h). */
 static _Atomic uint64_t sends_sent;
@@ -294,6 +304,22 @@ void nk_server_call(ErlNifEnv *env, uint64_t id, const uint8_t *payload, size_t 
                 return;
         }
 
+        if (atomic_load(&unloaded)) {
+                nk_server_reply_error(sink, id, NK_PERR_REJECTED, "CALL after the library was unloaded");
+                return;
+        }
+        /* Counted under the instance it starts under; an upgrade stores
+         * the new priv before it moves the epoch on, so a call counted
+         * under the new epoch never sees the old priv. */
+        unsigned epoch;
+        for (;;) {
+                epoch = atomic_load(&instance_epoch);
+                atomic_fetch_add(&calls_in_flight[epoch & 1], 1);
+                if (atomic_load(&instance_epoch) == epoch)
+                        break;
+                atomic_fetch_sub(&calls_in_flight[epoch & 1], 1);
+        }
+
         struct nk_call call = { .id = id, .index = index, .func = f };
         /* Every call's env is process-bound, as in BEAM, even when the
          * runtime names no caller (enif_self then fails). */
@@ -306,6 +332,7 @@ void nk_server_call(ErlNifEnv *env, uint64_t id, const uint8_t *payload, size_t 
         env->timeslice = 0;
 
         ERL_NIF_TERM result = invoke(env, f, (int) argc, argv);
+        atomic_fetch_sub(&calls_in_flight[epoch & 1], 1);
         uint32_t status = 0;
         if (env->exception != NK_NONE) {
                 /* As in BEAM, a raised exception wins over whatever the NIF
@@ -563,10 +590,12 @@ static void handle_upgrade(struct server *s, const struct nk_msg *m)
                 return;
         }
         int r = nk_loader_run_upgrade(&s->lib, m->payload, m->h.payload_len, err, sizeof err);
-        if (r < 0)
+        if (r < 0) {
                 reply_error(s, m->h.id, r == -ENOMEM ? NK_PERR_INTERNAL : NK_PERR_LOAD, "%s", err);
-        else
-                nk_transport_send(&s->tr, NK_MSG_LOAD_DONE, m->h.id, NULL, 0);
+                return;
+        }
+        atomic_fetch_add(&instance_epoch, 1);   /* after the new priv is stored */
+        nk_transport_send(&s->tr, NK_MSG_LOAD_DONE, m->h.id, NULL, 0);
 }
 
 static void handle_unload(struct server *s, const struct nk_msg *m)
@@ -579,6 +608,13 @@ static void handle_unload(struct server *s, const struct nk_msg *m)
                                                                           : "UNLOAD before the library was loaded");
                 return;
         }
+        /* BEAM unloads an instance once no code of it runs: here, once
+         * none of the calls that started under it still does. */
+        unsigned epoch = atomic_load(&instance_epoch) - (which == 1 ? 1 : 0);
+        if (which == 0)
+                atomic_store(&unloaded, true);
+        for (int waited = 0; atomic_load(&calls_in_flight[epoch & 1]) > 0 && waited < UNLOAD_DRAIN_MS; waited++)
+                usleep(1000);
         int r = nk_loader_run_unload(&s->lib, which == 1, err, sizeof err);
         if (r < 0)
                 reply_error(s, m->h.id, NK_PERR_REJECTED, "%s", err);
