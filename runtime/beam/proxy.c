@@ -370,6 +370,7 @@ static void reset(struct proxy *p)
         res_forget_all();
         pthread_mutex_lock(&p->lock);
         p->loaded = false;
+        p->old_instance = 0;
         /* generations keeps counting: resources of an earlier load may
          * still live, and must not pass for the next load's. */
         p->limited = false;
@@ -1075,13 +1076,16 @@ static int open_types(ErlNifEnv *env)
         return 0;
 }
 
-/* The current host, held; NULL when there is none to ask. */
-static struct gen *hold_current(void)
+/* The current host, held; NULL when there is none to ask, and why in why
+ * (when given). */
+static struct gen *hold_current(char *why, size_t size)
 {
         pthread_mutex_lock(&P.lock);
         struct gen *g = P.loaded && !P.limited ? P.cur : NULL;
         if (g)
                 g->users++;
+        else if (why)
+                snprintf(why, size, "%s", P.limited ? P.limit_msg : "not loaded");
         pthread_mutex_unlock(&P.lock);
         return g;
 }
@@ -1109,31 +1113,46 @@ static int upgrade(ErlNifEnv *env, void **priv_data, void **old_priv_data, ERL_N
         pthread_mutex_unlock(&P.lock);
         if (fresh)
                 return load_load(env, priv_data, load_info);
-        struct gen *g = hold_current();
+        char why[sizeof P.limit_msg];
+        struct gen *g = hold_current(why, sizeof why);
         if (!g) {
-                report("'%s': upgrade: no host to upgrade (%s)", P.real, P.limited ? P.limit_msg : "not loaded");
+                report("'%s': upgrade: no host to upgrade (%s)", P.real, why);
                 return 1;
         }
-        if (!enif_term_to_binary(env, load_info, &li)) {
+        /* Everything that can fail on this side first: once the host ran
+         * upgrade(), BEAM must not be told no (it would keep the old code
+         * while the host serves the new instance). A refusal from here on
+         * is rolled back by BEAM, resource types included. */
+        uint8_t *copy = NULL;
+        if (open_types(env) < 0 || !enif_term_to_binary(env, load_info, &li)) {
                 gen_put(g);
-                report("'%s': cannot encode load_info", P.real);
+                report("'%s': upgrade: cannot take the resource types over or encode load_info", P.real);
                 return 1;
         }
-        int r = nk_host_upgrade(g->host, li.data, li.size, &err);
-        gen_put(g);
-        enif_release_binary(&li);
+        copy = malloc(li.size ? li.size : 1);
+        int r = copy ? nk_host_upgrade(g->host, li.data, li.size, &err) : -ENOMEM;
+        if (!copy)
+                snprintf(err.msg, sizeof err.msg, "out of memory");
         if (r < 0) {
+                gen_put(g);
+                enif_release_binary(&li);
+                free(copy);
                 if (sscanf(err.msg, "Library upgrade-call unsuccessful (%d).", &code) != 1 || code == 0)
                         code = 1;
                 report("'%s': upgrade: %s", P.real, err.msg);
                 return code;
         }
-        if (open_types(env) < 0 || keep_load_info(env, load_info) < 0)
-                return 1;
+        memcpy(copy, li.data, li.size);
         pthread_mutex_lock(&P.lock);
+        g->upgraded = true;
+        free(P.load_info);
+        P.load_info = copy;
+        P.load_info_len = li.size;
         P.old_instance = (uintptr_t) *old_priv_data;
         *priv_data = (void *) (uintptr_t) ++P.instance;
         pthread_mutex_unlock(&P.lock);
+        gen_put(g);
+        enif_release_binary(&li);
         return 0;
 }
 
@@ -1154,9 +1173,14 @@ static void unload(ErlNifEnv *env, void *priv_data)
         /* A late unload of an instance a newer load replaced (load_again). */
         if (!current && !old)
                 return;
-        struct gen *g = hold_current();
-        if (g && (nk_host_callbacks(g->host) & NK_HOST_HAS_UNLOAD) && nk_host_unload(g->host, old, &err) < 0)
+        struct gen *g = hold_current(NULL, 0);
+        /* The old instance lives only in the host that ran the upgrade: a
+         * host restarted since ran load() and has none. */
+        bool ask = g && (nk_host_callbacks(g->host) & NK_HOST_HAS_UNLOAD) && (!old || g->upgraded);
+        if (ask && nk_host_unload(g->host, old, &err) < 0)
                 report("'%s': unload: %s", P.real, err.msg);
+        if (g && old)
+                g->upgraded = false;
         if (g)
                 gen_put(g);
         if (old)

@@ -23,6 +23,7 @@ struct gen {
         unsigned number;
         unsigned users;         /* under P.lock */
         uint64_t new_atoms;     /* atoms its results created in BEAM, cumulative */
+        bool upgraded;          /* its host ran an upgrade(): an old instance lives there */
         struct gen *next_dead;  /* in P.graveyard */
 };
 
