@@ -58,7 +58,8 @@ static int read_sidecar(const char *path, char **ret)
         return 1;
 }
 
-NK_EXPORT int nk_entitlements_find(const char *library, char **ret_text, char *where, size_t size)
+NK_EXPORT int nk_entitlements_find(const char *library, const char *sidecar_path, char **ret_text, char *where,
+                                   size_t size)
 {
         _cleanup_free_ char *sidecar = NULL;
         void *section = NULL;
@@ -66,6 +67,8 @@ NK_EXPORT int nk_entitlements_find(const char *library, char **ret_text, char *w
         int r;
 
         *ret_text = NULL;
+        if (size)
+                where[0] = '\0';
         r = nk_elf_section(library, NIFKIT_ENTITLEMENTS_SECTION, &section, &len);
         if (r < 0 && r != -ENOEXEC) {
                 snprintf(where, size, "%s", library);
@@ -93,7 +96,11 @@ NK_EXPORT int nk_entitlements_find(const char *library, char **ret_text, char *w
         size_t n = strlen(library);
         if (n > 3 && strcmp(library + n - 3, ".so") == 0)
                 n -= 3;
-        if (asprintf(&sidecar, "%.*s.entitlements.json", (int) n, library) < 0)
+        if (sidecar_path)
+                sidecar = strdup(sidecar_path);
+        else if (asprintf(&sidecar, "%.*s.entitlements.json", (int) n, library) < 0)
+                sidecar = NULL;
+        if (!sidecar)
                 return -ENOMEM;
         snprintf(where, size, "%s", sidecar);
         return read_sidecar(sidecar, ret_text);
@@ -133,17 +140,17 @@ static int add_file(json_t *files, const char *path, enum nk_policy_access acces
         size_t i;
         json_t *e;
 
-        /* One entry per path (the loader refuses two): the union of the
-         * two narrowed grants, each within the intersection. */
+        /* One entry per path (the loader refuses two). Both candidates are
+         * within what the operator grants there; the narrower one stays. */
         json_array_foreach(files, i, e) {
                 if (strcmp(json_string_value(json_object_get(e, "path")), path) != 0)
                         continue;
                 const char *have = json_string_value(json_object_get(e, "access"));
                 for (size_t a = 0; a < NK_ARRAY_SIZE(access_names); a++)
-                        if (strcmp(have, access_names[a]) == 0 && a < (size_t) access)
+                        if (strcmp(have, access_names[a]) == 0 && a > (size_t) access)
                                 json_object_set_new(e, "access", json_string(access_names[access]));
-                if (!no_symlinks)
-                        json_object_del(e, "no_symlinks");
+                if (no_symlinks)
+                        json_object_set_new(e, "no_symlinks", json_true());
                 return 0;
         }
         e = json_pack("{s:s, s:s}", "path", path, "access", access_names[access]);
@@ -154,6 +161,32 @@ static int add_file(json_t *files, const char *path, enum nk_policy_access acces
         return json_array_append_new(files, e) < 0 ? -ENOMEM : 0;
 }
 
+/* The deepest of files[0..n) whose directory holds path, as the broker
+ * picks the grant for a path (the longest match); NULL if none. */
+static const struct nk_policy_file *deepest(const struct nk_policy_file *files, size_t n, const char *path)
+{
+        const struct nk_policy_file *best = NULL;
+
+        for (size_t i = 0; i < n; i++)
+                if (beneath(path, files[i].path) && (!best || strlen(files[i].path) > strlen(best->path)))
+                        best = &files[i];
+        return best;
+}
+
+static int add_narrowed(json_t *files, const char *path, const struct nk_policy_file *a,
+                        const struct nk_policy_file *b)
+{
+        return add_file(files, path, a->access < b->access ? a->access : b->access, a->no_symlinks || b->no_symlinks);
+}
+
+/*
+ * The broker gives a path the access of the deepest grant that holds it,
+ * so the intersection is made of two kinds of entries, each judged by the
+ * grant that would decide it: every request, with the deepest operator
+ * grant above it; every operator grant beneath a request, with the
+ * deepest request above it. A narrower grant of either side beneath a
+ * wider one thus stays narrower.
+ */
 static int intersect_files(json_t *root, const struct nk_policy *p, const struct nk_policy *want, struct notes *n)
 {
         _cleanup_json_ json_t *files = json_array();
@@ -161,36 +194,38 @@ static int intersect_files(json_t *root, const struct nk_policy *p, const struct
 
         if (!files)
                 return -ENOMEM;
+        for (size_t j = 0; j < want->nfiles; j++) {
+                const struct nk_policy_file *w = &want->files[j];
+                const struct nk_policy_file *g = deepest(p->files, p->nfiles, w->path);
+                if (g && (r = add_narrowed(files, w->path, g, w)) < 0)
+                        return r;
+        }
         for (size_t i = 0; i < p->nfiles; i++) {
                 const struct nk_policy_file *g = &p->files[i];
-                bool used = false;
-                for (size_t j = 0; j < want->nfiles; j++) {
-                        const struct nk_policy_file *w = &want->files[j];
-                        const char *path = beneath(w->path, g->path) ? w->path
-                                           : beneath(g->path, w->path) ? g->path
-                                                                       : NULL;
-                        if (!path)
-                                continue;
-                        used = true;
-                        r = add_file(files, path, g->access < w->access ? g->access : w->access,
-                                     g->no_symlinks || w->no_symlinks);
-                        if (r < 0)
-                                return r;
-                }
+                const struct nk_policy_file *w = deepest(want->files, want->nfiles, g->path);
+                if (w && (r = add_narrowed(files, g->path, g, w)) < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < p->nfiles; i++) {
+                const struct nk_policy_file *g = &p->files[i];
+                bool used = deepest(want->files, want->nfiles, g->path) != NULL;
+                for (size_t j = 0; !used && j < want->nfiles; j++)
+                        used = beneath(want->files[j].path, g->path);
                 if (!used)
                         note(n, "files: %s (%s) is granted but not requested: dropped", g->path,
                              access_names[g->access]);
         }
         for (size_t j = 0; j < want->nfiles; j++) {
                 const struct nk_policy_file *w = &want->files[j];
-                bool covered = false, partly = false;
-                for (size_t i = 0; i < p->nfiles; i++) {
-                        const struct nk_policy_file *g = &p->files[i];
-                        if (beneath(w->path, g->path) && g->access >= w->access)
-                                covered = true;
-                        else if (beneath(w->path, g->path) || beneath(g->path, w->path))
+                const struct nk_policy_file *g = deepest(p->files, p->nfiles, w->path);
+                bool covered = g && g->access >= w->access, partly = g != NULL;
+                /* A narrower operator grant beneath the request narrows it. */
+                for (size_t i = 0; i < p->nfiles; i++)
+                        if (beneath(p->files[i].path, w->path) && strcmp(p->files[i].path, w->path) != 0) {
                                 partly = true;
-                }
+                                if (p->files[i].access < w->access)
+                                        covered = false;
+                        }
                 if (!covered)
                         note(n, "files: %s (%s) is requested but %s", w->path, access_names[w->access],
                              partly ? "granted only in part (a narrower directory or access)" : "not granted");

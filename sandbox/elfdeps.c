@@ -753,7 +753,11 @@ int nk_elf_section(const char *file, const char *name, void **ret, size_t *ret_l
         *ret_len = 0;
         const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *) im.p;
         r = 0;
-        if (im.size < sizeof *eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0) {
+        /* Another class or byte order is not this machine's ELF: read as
+         * not ELF at all, so that a sidecar file can stand in. */
+        if (im.size < sizeof *eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 ||
+            eh->e_ident[EI_CLASS] != (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32) ||
+            eh->e_ident[EI_DATA] != (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? ELFDATA2LSB : ELFDATA2MSB)) {
                 r = -ENOEXEC;
         } else if (eh->e_shnum != 0) {
                 if (eh->e_shentsize != sizeof(ElfW(Shdr)) || eh->e_shoff % _Alignof(ElfW(Shdr)) != 0 ||
@@ -774,6 +778,10 @@ int nk_elf_section(const char *file, const char *name, void **ret, size_t *ret_l
                                         continue;
                                 if (sh[i].sh_type == SHT_NOBITS || !in_bounds(&im, sh[i].sh_offset, sh[i].sh_size)) {
                                         r = -EBADMSG;
+                                        break;
+                                }
+                                if (sh[i].sh_size > NK_ELF_SECTION_MAX) {
+                                        r = -EFBIG;
                                         break;
                                 }
                                 void *copy = malloc(sh[i].sh_size + 1);

@@ -53,7 +53,10 @@ int nk_elf_undefined(const char *file, struct nk_pathset *ret);
 /* Sets found[i] for each names->paths[i] that file defines and exports. */
 int nk_elf_mark_defined(const char *file, const struct nk_pathset *names, bool *found);
 /* A copy of file's section name (one NUL added past its end): 1 found,
- * 0 no such section, -ENOEXEC not ELF, -EBADMSG malformed headers. */
+ * 0 no such section, -ENOEXEC not ELF (or not this machine's class and
+ * byte order), -EBADMSG malformed headers, -EFBIG larger than
+ * NK_ELF_SECTION_MAX. */
+#define NK_ELF_SECTION_MAX (1u << 20)
 int nk_elf_section(const char *file, const char *name, void **ret, size_t *ret_len);
 
 /* Everything the loader opens for a host of cfg, whichever launcher starts

@@ -285,8 +285,7 @@ static int read_policies(struct release *rel)
                         rel->default_policy = TAKE_PTR(path);
                         continue;
                 }
-                struct app *a = app_named(rel, app);
-                if (!a) {
+                if (!app_named(rel, app)) {
                         fprintf(stderr, "%s: '%s' is a policy for the application '%s', which '%s' does not "
                                         "contain (it has: ", rel->who, path, app, rel->dir);
                         list_apps(rel, stderr);
@@ -294,8 +293,17 @@ static int read_policies(struct release *rel)
                         r = -ENOENT;
                         continue;
                 }
-                r = nk_wrap_policy_text(rel->who, path, &a->policy_text, &a->policy_len);
-                a->policy = TAKE_PTR(path);
+                /* Every version of it the release holds (one after a
+                 * release upgrade, the one before it too). */
+                for (size_t k = 0; r == 0 && k < rel->napps; k++) {
+                        struct app *a = &rel->apps[k];
+                        if (strcmp(a->name, app) != 0)
+                                continue;
+                        r = nk_wrap_policy_text(rel->who, path, &a->policy_text, &a->policy_len);
+                        a->policy = r == 0 ? strdup(path) : NULL;
+                        if (r == 0 && !a->policy)
+                                r = -ENOMEM;
+                }
         }
         for (int i = 0; i < n; i++)
                 free(names[i]);
@@ -308,15 +316,16 @@ static int read_policies(struct release *rel)
 static int apply_excludes(struct release *rel)
 {
         for (size_t i = 0; i < rel->nexcludes; i++) {
-                struct app *a = app_named(rel, rel->excludes[i]);
-                if (!a) {
+                if (!app_named(rel, rel->excludes[i])) {
                         fprintf(stderr, "%s: --exclude %s: '%s' has no such application (it has: ", rel->who,
                                 rel->excludes[i], rel->dir);
                         list_apps(rel, stderr);
                         fputs(")\n", stderr);
                         return -ENOENT;
                 }
-                a->excluded = true;
+                for (size_t k = 0; k < rel->napps; k++)
+                        if (strcmp(rel->apps[k].name, rel->excludes[i]) == 0)
+                                rel->apps[k].excluded = true;
         }
         return 0;
 }
@@ -512,10 +521,14 @@ static int plan_entitlements(struct release *rel, struct lib *l)
         const struct app *a = &rel->apps[l->app];
         size_t len;
         const char *text = text_of(rel, a, &len);
-        /* A wrapped library's entitlements are in its real library. */
+        /* A wrapped library's entitlements are in its real library, or
+         * beside it under its own NAME, not NAME.real. */
         const char *lib = l->action == ACT_WRAP ? l->path : l->names.real;
+        _cleanup_free_ char *sidecar = NULL;
 
-        return nk_wrap_entitled_policy(rel->who, lib, text, policy_of(rel, a), rel->strict, stdout,
+        if (asprintf(&sidecar, "%s/%s.entitlements.json", l->names.dir, l->names.name) < 0)
+                return -ENOMEM;
+        return nk_wrap_entitled_policy(rel->who, lib, sidecar, text, policy_of(rel, a), rel->strict, stdout,
                                        &l->entitled_text, &l->entitled_len, &l->entitled);
 }
 
@@ -538,21 +551,30 @@ static int plan_refresh(struct release *rel, struct lib *l)
         return r;
 }
 
-static void undo(struct release *rel)
+/* Takes back what apply wrote; the number of libraries it could not. */
+static size_t undo(struct release *rel)
 {
+        size_t failed = 0;
+
         for (size_t i = rel->nlibs; i-- > 0;) {
                 struct lib *l = &rel->libs[i];
                 unsigned ignored;
+                int r = 0;
                 if (!l->done)
                         continue;
                 if (l->action == ACT_WRAP)
-                        (void) nk_wrap_undo(rel->who, &l->names);
-                else if (l->action == ACT_REFRESH && l->old_policy && l->old_host[0])
-                        (void) nk_wrap_refresh(rel->who, &l->names, (const char *) l->old_policy,
-                                               l->old_policy_len, l->old_host, l->old_proxy, l->old_proxy_len,
-                                               false, &ignored);
+                        r = nk_wrap_undo(rel->who, &l->names);
+                else if (l->action == ACT_REFRESH && l->changed)
+                        r = l->old_policy && l->old_host[0]
+                                ? nk_wrap_refresh(rel->who, &l->names, (const char *) l->old_policy,
+                                                  l->old_policy_len, l->old_host, l->old_proxy, l->old_proxy_len,
+                                                  false, &ignored)
+                                : -ENOENT;
+                if (r < 0)
+                        failed++;
                 l->done = false;
         }
+        return failed;
 }
 
 static int apply(struct release *rel)
@@ -584,8 +606,13 @@ static int apply(struct release *rel)
                                 say(rel, "stopped at '%s': the libraries before it are restored, the rest are "
                                          "still wrapped", l->path);
                         } else {
-                                undo(rel);
-                                say(rel, "nothing is changed: what was written before '%s' is undone", l->path);
+                                size_t failed = undo(rel);
+                                if (failed)
+                                        say(rel, "stopped at '%s'; %zu of the libraries wrapped before it could not "
+                                                 "be restored (said above): run unwrap-release", l->path, failed);
+                                else
+                                        say(rel, "nothing is changed: what was written before '%s' is undone",
+                                            l->path);
                         }
                         return r;
                 }

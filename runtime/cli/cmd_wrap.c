@@ -155,7 +155,7 @@ static int wrap(const char *lib, const struct wrap_options *o)
         if (r < 0)
                 goto out;
         /* What the library says it needs, and the policy cut down to it. */
-        r = nk_wrap_entitled_policy(WHO, lib, policy_text, o->policy ? o->policy : "the built-in default policy",
+        r = nk_wrap_entitled_policy(WHO, lib, NULL, policy_text, o->policy ? o->policy : "the built-in default policy",
                                     o->strict, stdout, &effective, &effective_len, &declared);
         if (r < 0)
                 goto out;

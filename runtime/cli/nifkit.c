@@ -379,7 +379,7 @@ static int print_entitlements(const char *library)
         struct nk_policy *want = NULL;
         struct nk_policy_error perr;
         char where[PATH_MAX + 64];
-        int r = nk_entitlements_find(library, &text, where, sizeof where);
+        int r = nk_entitlements_find(library, NULL, &text, where, sizeof where);
 
         if (r < 0) {
                 fprintf(stderr, "nifkit: entitlements of %s: %s\n", where, strerror(-r));

@@ -181,7 +181,8 @@ static int render_default(const char *who, char **ret)
                 free(text);
                 return -ENOMEM;
         }
-        /* What is written must load back as the same default. */
+        /* What is written must load back as a policy (test_policy holds the
+         * default's values equal to policies/default.json's). */
         r = nk_policy_load_string(text, "<default>", &check, &perr);
         if (r < 0) {
                 fprintf(stderr, "%s: the default policy does not render to a valid file: %s\n", who, perr.msg);
@@ -223,8 +224,9 @@ int nk_wrap_policy_text(const char *who, const char *policy, char **text, size_t
         return 0;
 }
 
-int nk_wrap_entitled_policy(const char *who, const char *lib, const char *policy_text, const char *policy_name,
-                            bool strict, FILE *out, char **ret_text, size_t *ret_len, bool *ret_declared)
+int nk_wrap_entitled_policy(const char *who, const char *lib, const char *sidecar, const char *policy_text,
+                            const char *policy_name, bool strict, FILE *out, char **ret_text, size_t *ret_len,
+                            bool *ret_declared)
 {
         _cleanup_free_ char *doc = NULL, *notes = NULL;
         _cleanup_(policy_freep) struct nk_policy *want = NULL;
@@ -234,7 +236,7 @@ int nk_wrap_entitled_policy(const char *who, const char *lib, const char *policy
 
         *ret_text = NULL;
         *ret_declared = false;
-        r = nk_entitlements_find(lib, &doc, where, sizeof where);
+        r = nk_entitlements_find(lib, sidecar, &doc, where, sizeof where);
         if (r < 0) {
                 fprintf(stderr, "%s: the entitlements of '%s' (%s): %s\n", who, lib, where,
                         r == -ENOTUNIQ ? "the section holds more than one document" : strerror(-r));
@@ -373,14 +375,17 @@ struct staged {
 };
 
 /* Renames every staged file into place, in order; on the first failure
- * the rest are removed. */
-static int commit_staged(struct staged *s, size_t n)
+ * the rest are removed, and *renamed says how many went into place. */
+static int commit_staged(struct staged *s, size_t n, size_t *renamed)
 {
         int r = 0;
 
+        *renamed = 0;
         for (size_t i = 0; i < n; i++) {
                 if (r == 0 && s[i].tmp && rename(s[i].tmp, s[i].dest) < 0)
                         r = -errno;
+                else if (r == 0)
+                        *renamed = i + 1;
                 if (r < 0 && s[i].tmp)
                         unlink(s[i].tmp);
                 free(s[i].tmp);
@@ -435,10 +440,23 @@ int nk_wrap_install(const char *who, const char *lib, const struct nk_wrap_names
         _cleanup_free_ uint8_t *real = NULL;
         struct staged st[4] = { { .dest = n->real }, { .dest = n->policy }, { .dest = n->host }, { .dest = n->proxy } };
         bool in_place = strcmp(lib, n->proxy) == 0;
-        size_t real_len;
+        size_t real_len, renamed = 0;
+        struct stat st_lib;
         mode_t mode;
         int r;
 
+        /* In place, the original becomes NAME.real.so by a second name for
+         * its inode: of a link that would be the link, and a NAME.real.so
+         * already there is some earlier wrap's, which this must not take. */
+        if (in_place && lstat(lib, &st_lib) == 0 && S_ISLNK(st_lib.st_mode)) {
+                fprintf(stderr, "%s: '%s' is a symbolic link: wrap the file it names\n", who, lib);
+                return -ELOOP;
+        }
+        if (in_place && lstat(n->real, &st_lib) == 0) {
+                fprintf(stderr, "%s: '%s' already exists beside '%s' (a wrap left half-done, or a file of the "
+                                "same name): move it away first\n", who, n->real, lib);
+                return -EEXIST;
+        }
         r = nk_wrap_read_file(lib, &real, &real_len, &mode);
         if (r < 0) {
                 fprintf(stderr, "%s: cannot read '%s': %s\n", who, lib, strerror(-r));
@@ -462,9 +480,12 @@ int nk_wrap_install(const char *who, const char *lib, const struct nk_wrap_names
         if (r < 0) {
                 staged_abort(st, 4);
         } else {
-                r = commit_staged(st, 4);
-                /* A proxy never stands without its library: a failure after
-                 * the real library's rename leaves the original in place. */
+                r = commit_staged(st, 4, &renamed);
+                /* The proxy goes last, so a failure leaves the original in
+                 * place; in place, what went in before it is taken back
+                 * out (none of it was there: see above). */
+                for (size_t i = 0; r < 0 && in_place && i < renamed; i++)
+                        unlink(st[i].dest);
         }
         if (r < 0)
                 fprintf(stderr, "%s: cannot write into '%s': %s\n", who, n->dir, strerror(-r));
@@ -512,10 +533,11 @@ int nk_wrap_refresh(const char *who, const struct nk_wrap_names *n, const char *
                 r = link_temp(n->dir, n->name, host_path, true, &st[1].tmp);
         if (r >= 0 && (*changed & NK_WRAP_CHANGED_PROXY))
                 r = write_temp(n->dir, n->name, proxy, proxy_len, 0755, &st[2].tmp);
+        size_t renamed;
         if (r < 0)
                 staged_abort(st, 3);
         else
-                r = commit_staged(st, 3);
+                r = commit_staged(st, 3, &renamed);     /* each file whole: old or new, never half */
         if (r < 0)
                 fprintf(stderr, "%s: cannot update the wrap in '%s': %s\n", who, n->dir, strerror(-r));
         return r;

@@ -47,14 +47,16 @@ void nk_wrap_parts_free(struct nk_wrap_parts *p);
 int nk_wrap_policy_text(const char *who, const char *policy, char **text, size_t *len);
 
 /*
- * The policy a wrap of lib writes: when lib declares entitlements
+ * The policy a wrap of lib writes: when lib declares entitlements (its
+ * section, else sidecar, NULL meaning NAME.entitlements.json beside it)
  * (nifkit_entitlements.h), policy_text cut down to them (*ret_text, and
  * what they are and how the two differ said on out); else *ret_text is
  * NULL and policy_text stands. An invalid document is refused, with its
  * place; strict refuses (-EPERM) when the two differ.
  */
-int nk_wrap_entitled_policy(const char *who, const char *lib, const char *policy_text, const char *policy_name,
-                            bool strict, FILE *out, char **ret_text, size_t *ret_len, bool *ret_declared);
+int nk_wrap_entitled_policy(const char *who, const char *lib, const char *sidecar, const char *policy_text,
+                            const char *policy_name, bool strict, FILE *out, char **ret_text, size_t *ret_len,
+                            bool *ret_declared);
 
 /* A whole regular file, at most 1 GiB: -EISDIR for anything not regular. */
 int nk_wrap_read_file(const char *path, uint8_t **data, size_t *len, mode_t *mode);

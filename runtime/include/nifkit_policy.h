@@ -128,11 +128,14 @@ const char *nk_policy_launcher_name(enum nk_policy_launcher l);
 
 /*
  * The document a library carries: its ELF section .nifkit_entitlements,
- * else NAME.entitlements.json beside NAME.so. 1 found (*ret_text malloc'd),
- * 0 none, else -errno (-ENOTUNIQ: the section holds two documents). where
+ * else the sidecar file (sidecar NULL: NAME.entitlements.json beside
+ * NAME.so; a wrapped library's real file, NAME.real.so, passes its
+ * NAME's). 1 found (*ret_text malloc'd), 0 none, else -errno (-ENOTUNIQ:
+ * the section holds two documents, -EFBIG: larger than 64 KiB). where
  * names it, for messages: "LIB[.nifkit_entitlements]" or the sidecar.
  */
-int nk_entitlements_find(const char *library, char **ret_text, char *where, size_t where_size);
+int nk_entitlements_find(const char *library, const char *sidecar, char **ret_text, char *where,
+                         size_t where_size);
 
 /*
  * An entitlements document, checked as a policy is (errors with line,

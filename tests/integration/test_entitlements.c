@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -79,7 +80,7 @@ static void test_found_in_section(void **state)
 {
         char *text = NULL, where[4200];
         const char *lib = need_env("NK_TEST_NIF_ENTITLED");
-        assert_int_equal(nk_entitlements_find(lib, &text, where, sizeof where), 1);
+        assert_int_equal(nk_entitlements_find(lib, NULL, &text, where, sizeof where), 1);
         assert_non_null(strstr(where, "nk_test_nif_entitled.so[.nifkit_entitlements]"));
         struct nk_policy *p = load_ent(text);
         assert_int_equal(p->nfiles, 1);
@@ -91,7 +92,7 @@ static void test_found_in_section(void **state)
         free(text);
 
         /* A library without a section and without a sidecar has none. */
-        assert_int_equal(nk_entitlements_find(need_env("NK_TEST_NIF_GOOD"), &text, where, sizeof where), 0);
+        assert_int_equal(nk_entitlements_find(need_env("NK_TEST_NIF_GOOD"), NULL, &text, where, sizeof where), 0);
         assert_null(text);
 }
 
@@ -107,7 +108,7 @@ static void test_found_beside(void **state)
         f = fopen(side, "w");
         fputs("{\"limits\": {\"pids\": 4}}\n", f);
         fclose(f);
-        assert_int_equal(nk_entitlements_find(lib, &text, where, sizeof where), 1);
+        assert_int_equal(nk_entitlements_find(lib, NULL, &text, where, sizeof where), 1);
         assert_string_equal(where, side);
         assert_string_equal(text, "{\"limits\": {\"pids\": 4}}\n");
         free(text);
@@ -203,6 +204,44 @@ static void test_intersection(void **state)
         free(notes);
 }
 
+/* The broker decides a path by its deepest grant: a narrower grant of the
+ * operator's inside a wider one stays narrower in the intersection. */
+static void test_narrower_grant_inside(void **state)
+{
+        static const char *const op =
+                "{\"nifkit_policy\": 1, \"files\": [{\"path\": \"/a\", \"access\": \"create\"},"
+                " {\"path\": \"/a/b\", \"access\": \"read\", \"no_symlinks\": true}]}";
+        struct nk_policy *want = load_ent("{\"files\": [{\"path\": \"/a/b/c\", \"access\": \"create\"},"
+                                          " {\"path\": \"/a\", \"access\": \"read-write\"}]}");
+        struct nk_policy_error err;
+        struct nk_policy *eff = NULL;
+        char *text = NULL, *notes = NULL;
+        assert_int_equal(nk_policy_intersect(op, "op", want, &text, &notes, &err), 0);
+        assert_int_equal(nk_policy_load_string(text, "eff", &eff, &err), 0);
+        /* /a/b/c: the operator's /a/b decides it, read without symlinks */
+        bool seen_c = false, seen_b = false;
+        for (size_t i = 0; i < eff->nfiles; i++) {
+                const struct nk_policy_file *f = &eff->files[i];
+                if (strcmp(f->path, "/a/b/c") == 0) {
+                        seen_c = true;
+                        assert_int_equal(f->access, NK_POLICY_ACCESS_READ);
+                        assert_true(f->no_symlinks);
+                } else if (strcmp(f->path, "/a/b") == 0) {
+                        seen_b = true;
+                        assert_int_equal(f->access, NK_POLICY_ACCESS_READ);
+                } else {
+                        assert_string_equal(f->path, "/a");
+                        assert_int_equal(f->access, NK_POLICY_ACCESS_READ_WRITE);
+                }
+        }
+        assert_true(seen_c && seen_b);
+        assert_non_null(strstr(notes, "files: /a/b/c (create) is requested but granted only in part"));
+        nk_policy_free(eff);
+        nk_policy_free(want);
+        free(text);
+        free(notes);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -210,6 +249,7 @@ int main(void)
                 cmocka_unit_test(test_found_in_section),
                 cmocka_unit_test(test_found_beside),
                 cmocka_unit_test(test_intersection),
+                cmocka_unit_test(test_narrower_grant_inside),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -109,5 +109,16 @@ check "without --strict it wraps it with its entitlements" \
 check "under the intersection" grep -q '"memory_mb": 128' "$tmp/rel/lib/entitled-1.0/priv/nk_test_nif_entitled.policy.json"
 "$NIFKIT" wrap-release --policies "$tmp/pols" "$tmp/rel" >"$tmp/out" 2>&1
 check "and a second run finds it unchanged" grep -q '^entitled .* unchanged$' "$tmp/out"
+# A sidecar's entitlements are found again once the library is wrapped
+# (beside NAME.so, not NAME.real.so): the second run keeps the intersection.
+mkdir -p "$tmp/rel/lib/side-1.0/priv"
+cp "$NK_TEST_NIF_GOOD" "$tmp/rel/lib/side-1.0/priv/side.so"
+echo '{"limits": {"memory_mb": 64}}' >"$tmp/rel/lib/side-1.0/priv/side.entitlements.json"
+cp "$tmp/policy.json" "$tmp/pols/side.json"
+"$NIFKIT" wrap-release --policies "$tmp/pols" "$tmp/rel" >/dev/null 2>&1
+"$NIFKIT" wrap-release --policies "$tmp/pols" "$tmp/rel" >"$tmp/out" 2>&1
+sed 's/^/# /' "$tmp/out"
+check "a wrapped library's sidecar still counts on the next run" \
+        sh -c "grep -q '^side .* unchanged\$' '$tmp/out' && grep -q '\"memory_mb\": 64' '$tmp/rel/lib/side-1.0/priv/side.policy.json'"
 
 tap_end
