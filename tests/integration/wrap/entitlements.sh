@@ -121,4 +121,17 @@ sed 's/^/# /' "$tmp/out"
 check "a wrapped library's sidecar still counts on the next run" \
         sh -c "grep -q '^side .* unchanged\$' '$tmp/out' && grep -q '\"memory_mb\": 64' '$tmp/rel/lib/side-1.0/priv/side.policy.json'"
 
+# Two versions of one application (a release upgraded in place keeps both):
+# its policy and --exclude apply to each.
+mkdir -p "$tmp/rel2/releases/1" "$tmp/rel2/lib/dup-1.0/priv" "$tmp/rel2/lib/dup-1.1/priv" "$tmp/pols2"
+cp "$NK_TEST_NIF_GOOD" "$tmp/rel2/lib/dup-1.0/priv/dup.so"
+cp "$NK_TEST_NIF_GOOD" "$tmp/rel2/lib/dup-1.1/priv/dup.so"
+cp "$tmp/policy.json" "$tmp/pols2/dup.json"
+"$NIFKIT" wrap-release --dry-run --policies "$tmp/pols2" "$tmp/rel2" >"$tmp/out" 2>&1
+sed 's/^/# /' "$tmp/out"
+check "an application's policy applies to each of its versions" \
+        test "$(grep -c "^dup .*$tmp/pols2/dup.json *would wrap\$" "$tmp/out")" -eq 2
+"$NIFKIT" wrap-release --dry-run --exclude dup "$tmp/rel2" >"$tmp/out" 2>&1
+check "and --exclude too" test "$(grep -c '^dup .*skipped: excluded' "$tmp/out")" -eq 2
+
 tap_end
