@@ -37,6 +37,7 @@
 #include "inet.h"
 #include "log.h"
 #include "macro.h"
+#include "path.h"
 #include "nifkit_policy.h"
 #include "protocol.h"
 
@@ -215,12 +216,10 @@ static struct grant *find_grant(struct nk_broker *b, const char *abs, const char
         struct grant *best = NULL;
         for (size_t i = 0; i < b->ngrants; i++) {
                 struct grant *g = &b->grants[i];
-                size_t n = g->len;
-                /* The grant "/" is stored as "/" and contains everything. */
-                if (n == 1 && g->file->path[0] == '/')
-                        n = 0;
-                if (strncmp(abs, g->file->path, n) != 0 || (abs[n] != '/' && abs[n] != '\0'))
+                if (!nk_path_beneath(abs, g->file->path))
                         continue;
+                /* The grant "/" is stored as "/": what follows it is all. */
+                size_t n = g->len == 1 ? 0 : g->len;
                 if (!best || g->len > best->len) {
                         best = g;
                         *ret_rest = abs + n + (abs[n] == '/');
@@ -948,25 +947,18 @@ static void *broker_main(void *arg)
         return NULL;
 }
 
-/* Whether path lies beneath dir, by whole components. */
-static bool beneath(const char *path, const char *dir)
-{
-        size_t n = strlen(dir);
-        return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
-}
-
 /* The grants inside the host's own /tmp and /dev, for BROKER_CHANNEL: the
  * host sends paths beneath them here rather than to its private tmpfs. */
 static int local_grants(const struct nk_policy *p, struct nk_buf *out)
 {
         uint32_t n = 0;
         for (size_t i = 0; i < p->nfiles; i++)
-                n += beneath(p->files[i].path, "/tmp") || beneath(p->files[i].path, "/dev");
+                n += nk_path_beneath(p->files[i].path, "/tmp") || nk_path_beneath(p->files[i].path, "/dev");
         if (n > NK_BROKER_LOCAL_MAX)
                 return -E2BIG;
         int r = nk_put_u32(out, n);
         for (size_t i = 0; r >= 0 && i < p->nfiles; i++)
-                if (beneath(p->files[i].path, "/tmp") || beneath(p->files[i].path, "/dev"))
+                if (nk_path_beneath(p->files[i].path, "/tmp") || nk_path_beneath(p->files[i].path, "/dev"))
                         r = nk_put_str(out, p->files[i].path, strlen(p->files[i].path));
         if (r < 0)
                 return r;

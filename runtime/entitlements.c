@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "macro.h"
+#include "path.h"
 #include "nifkit_entitlements.h"
 #include "nifkit_policy.h"
 #include "policy-keys.h"
@@ -127,14 +128,6 @@ static void note(struct notes *n, const char *fmt, ...)
 
 static const char *const access_names[] = { "read", "read-write", "create" };
 
-static bool beneath(const char *path, const char *dir)
-{
-        size_t n = strlen(dir);
-        if (strcmp(dir, "/") == 0)
-                return true;
-        return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
-}
-
 static int add_file(json_t *files, const char *path, enum nk_policy_access access, bool no_symlinks)
 {
         size_t i;
@@ -168,7 +161,7 @@ static const struct nk_policy_file *deepest(const struct nk_policy_file *files, 
         const struct nk_policy_file *best = NULL;
 
         for (size_t i = 0; i < n; i++)
-                if (beneath(path, files[i].path) && (!best || strlen(files[i].path) > strlen(best->path)))
+                if (nk_path_beneath(path, files[i].path) && (!best || strlen(files[i].path) > strlen(best->path)))
                         best = &files[i];
         return best;
 }
@@ -210,7 +203,7 @@ static int intersect_files(json_t *root, const struct nk_policy *p, const struct
                 const struct nk_policy_file *g = &p->files[i];
                 bool used = deepest(want->files, want->nfiles, g->path) != NULL;
                 for (size_t j = 0; !used && j < want->nfiles; j++)
-                        used = beneath(want->files[j].path, g->path);
+                        used = nk_path_beneath(want->files[j].path, g->path);
                 if (!used)
                         note(n, "files: %s (%s) is granted but not requested: dropped", g->path,
                              access_names[g->access]);
@@ -221,7 +214,7 @@ static int intersect_files(json_t *root, const struct nk_policy *p, const struct
                 bool covered = g && g->access >= w->access, partly = g != NULL;
                 /* A narrower operator grant beneath the request narrows it. */
                 for (size_t i = 0; i < p->nfiles; i++)
-                        if (beneath(p->files[i].path, w->path) && strcmp(p->files[i].path, w->path) != 0) {
+                        if (nk_path_beneath(p->files[i].path, w->path) && strcmp(p->files[i].path, w->path) != 0) {
                                 partly = true;
                                 if (p->files[i].access < w->access)
                                         covered = false;

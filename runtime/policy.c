@@ -27,6 +27,7 @@
 #include "inet.h"
 #include "json_where.h"
 #include "macro.h"
+#include "path.h"
 #include "nifkit_policy.h"
 #include "policy-keys.h"
 #include "protocol.h"
@@ -502,12 +503,6 @@ static void sibling_path(const struct ctx *c, size_t pos, size_t index, char *bu
 }
 
 /* Whether path lies beneath dir (or is it), by whole components. */
-static bool path_beneath(const char *path, const char *dir)
-{
-        size_t n = strlen(dir);
-        return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
-}
-
 static int read_files(struct ctx *c, json_t *v)
 {
         struct nk_policy_file *files;
@@ -543,12 +538,12 @@ static int read_files(struct ctx *c, json_t *v)
                 /* The host's /proc is its own pid namespace's: the runtime's
                  * would show the VM's processes, which a host must never
                  * reach. */
-                if (path_beneath(files[i].path, "/proc")) {
+                if (nk_path_beneath(files[i].path, "/proc")) {
                         push_key(c, "path");
                         return fail(c, "\"%.200s\" cannot be granted: the host reads its own /proc (its own "
                                        "processes); the VM's /proc is never handed to it", files[i].path);
                 }
-                if (path_beneath(files[i].path, "/tmp") || path_beneath(files[i].path, "/dev")) {
+                if (nk_path_beneath(files[i].path, "/tmp") || nk_path_beneath(files[i].path, "/dev")) {
                         local++;
                         local_bytes += 4 + strlen(files[i].path);
                 }
