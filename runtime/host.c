@@ -827,6 +827,16 @@ static void forget_discovery(nk_host *h)
         h->nfuncs = 0;
 }
 
+/* load_info as the ETF a library's load() gets: NULL means the atom []. */
+static void default_load_info(const uint8_t **load_info, size_t *len)
+{
+        static const uint8_t nil[] = { ETF_VERSION, 106 };
+        if (!*load_info) {
+                *load_info = nil;
+                *len = sizeof nil;
+        }
+}
+
 /* Launches the host and sends LOAD (with load_info) or OPEN (load_info
  * NULL and open set); waits for LOADED. On failure the host is gone. */
 static int start(nk_host *h, bool open, const uint8_t *load_info, size_t load_info_len, nk_error *err)
@@ -859,11 +869,7 @@ static int start(nk_host *h, bool open, const uint8_t *load_info, size_t load_in
                 return r;
         }
 
-        static const uint8_t nil[] = { ETF_VERSION, 106 };
-        if (!load_info) {
-                load_info = nil;
-                load_info_len = sizeof nil;
-        }
+        default_load_info(&load_info, &load_info_len);
         _cleanup_(nk_buf_free) struct nk_buf head = {};
         const char *const *scope = nk_beam_scope();
         size_t nscope = 0;
@@ -921,14 +927,10 @@ NK_EXPORT int nk_host_open(nk_host *h, nk_error *err)
 
 NK_EXPORT int nk_host_load(nk_host *h, const uint8_t *load_info, size_t load_info_len, nk_error *err)
 {
-        static const uint8_t nil[] = { ETF_VERSION, 106 };
         if (h->state != ST_RUNNING || !h->opened)
                 return nk_error_set(err, NK_ERR_SYSTEM, -EALREADY, "host for %s is not opened",
                                     h->library ? h->library : "(no library)");
-        if (!load_info) {
-                load_info = nil;
-                load_info_len = sizeof nil;
-        }
+        default_load_info(&load_info, &load_info_len);
         const struct iovec iov[] = { { (void *) load_info, load_info_len } };
         struct pending p;
         unsigned timeout = h->call_timeout_ms > START_TIMEOUT_MS ? h->call_timeout_ms : START_TIMEOUT_MS;
@@ -978,11 +980,7 @@ static int lifecycle_request(nk_host *h, uint32_t type, const struct iovec *iov,
 
 NK_EXPORT int nk_host_upgrade(nk_host *h, const uint8_t *load_info, size_t load_info_len, nk_error *err)
 {
-        static const uint8_t nil[] = { ETF_VERSION, 106 };
-        if (!load_info) {
-                load_info = nil;
-                load_info_len = sizeof nil;
-        }
+        default_load_info(&load_info, &load_info_len);
         const struct iovec iov[] = { { (void *) load_info, load_info_len } };
         return lifecycle_request(h, NK_MSG_UPGRADE, iov, NK_ARRAY_SIZE(iov), "UPGRADE", err);
 }
