@@ -17,22 +17,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$(dirname "$0")/../../lib/tap.sh"
 skip() { echo "ok - $1 # SKIP $2"; }
 
-for v in NIFKIT NIFKIT_HOST NIFKIT_PROXY NK_TEST_NIF_GOOD NK_TEST_NIF_NOINIT NK_TEST_NIF_NOTELF NK_BAD_POLICY; do
-        eval "val=\${$v:-}"
-        if [ -z "$val" ]; then
-                echo "Bail out! $v is not set"
-                exit 1
-        fi
-done
-if ! command -v erl >/dev/null 2>&1; then
-        echo "1..0 # SKIP erl is not installed"
-        exit 77
-fi
-jiffy=$(erl -noshell -eval 'case code:lib_dir(jiffy) of {error, _} -> ok; D -> io:format("~s", [D]) end, halt().')
-if [ -z "$jiffy" ]; then
-        echo "1..0 # SKIP erlang-jiffy is not installed"
-        exit 77
-fi
+tap_need_vars NIFKIT NIFKIT_HOST NIFKIT_PROXY NK_TEST_NIF_GOOD NK_TEST_NIF_NOINIT NK_TEST_NIF_NOTELF NK_BAD_POLICY
+tap_need_jiffy
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nifkit-release-test.XXXXXX")
 cleanup() {

@@ -12,22 +12,8 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 . "$(dirname "$0")/../../lib/tap.sh"
 
-for v in NIFKIT NIFKIT_HOST NIFKIT_PROXY NIFKIT_BEAM_DIR; do
-        eval "val=\${$v:-}"
-        if [ -z "$val" ]; then
-                echo "Bail out! $v is not set"
-                exit 1
-        fi
-done
-if ! command -v erl >/dev/null 2>&1; then
-        echo "1..0 # SKIP erl is not installed"
-        exit 77
-fi
-jiffy=$(erl -noshell -eval 'case code:lib_dir(jiffy) of {error, _} -> ok; D -> io:format("~s", [D]) end, halt().')
-if [ -z "$jiffy" ] || [ ! -f "$jiffy/priv/jiffy.so" ]; then
-        echo "1..0 # SKIP erlang-jiffy is not installed"
-        exit 77
-fi
+tap_need_vars NIFKIT NIFKIT_HOST NIFKIT_PROXY NIFKIT_BEAM_DIR
+tap_need_jiffy
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nifkit-wrap-test.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
