@@ -16,6 +16,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "hash.h"
 #include "status.h"
 #include "status_file.h"
 
@@ -99,11 +100,7 @@ static void sample_memory(struct nk_status *s)
  */
 static uint64_t path_key(const char *path)
 {
-        uint64_t h = 0xcbf29ce484222325ull;
-
-        for (const unsigned char *p = (const unsigned char *) path; *p; p++)
-                h = (h ^ *p) * 0x100000001b3ull;
-        return h;
+        return nk_fnv1a64(path);
 }
 
 static void file_name(const struct nk_status *s, char *buf, size_t size)

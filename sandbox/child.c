@@ -17,6 +17,7 @@
 #include "child.h"
 #include "macro.h"
 #include "sandbox.h"
+#include "template.h"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -325,4 +326,21 @@ void nk_child_release(struct nk_child *child)
         child->report = NULL;
         nk_drain_stop(child->drain);
         child->drain = NULL;
+        nk_remote_child_free(child->remote);
+        child->remote = NULL;
+}
+
+const char *nk_child_cgroup_path(const struct nk_child *child)
+{
+        const char *path = NULL;
+        if (child->cgroup)
+                return nk_cgroup_path(child->cgroup);
+        return nk_remote_child_cgroup(child->remote, &path, NULL) == 0 ? path : NULL;
+}
+
+int nk_child_cgroup_events(const struct nk_child *child, struct nk_cgroup_events *ret)
+{
+        if (child->cgroup)
+                return nk_cgroup_events(child->cgroup, ret);
+        return nk_remote_child_cgroup(child->remote, NULL, ret);
 }

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -57,9 +58,13 @@ static _Noreturn void child_exec(const struct nk_launch_config *cfg, int channel
                 err_fd = NK_HOST_CHANNEL_FD + 1;
         }
         nk_child_close_from(NK_HOST_CHANNEL_FD + 2);
+        if (cfg->die_with_parent && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) {
+                nk_child_fail(&e, -errno, "setting the parent-death signal", NULL, NULL);
+                nk_child_report(err_fd, &e);
+        }
 
         char *const argv[] = { (char *) "nifkit-host", (char *) "--fd", (char *) "3", NULL };
-        execve(cfg->host_binary, argv, environ);
+        execve(cfg->host_binary, argv, cfg->env ? cfg->env : environ);
         nk_child_fail(&e, -errno, "executing '", cfg->host_binary, "'");
         nk_child_report(err_fd, &e);
 fail:

@@ -40,6 +40,7 @@ static int native_launch(const struct nk_launch_config *cfg, int channel_fd, str
         int r = nk_sandbox_prepare(&sc, cfg->log, cfg->log_arg, &plan, err);
         if (r < 0)
                 return r;
+        plan->die_with_parent = cfg->die_with_parent;
         /* The host's stdout and stderr: pipes, never the caller's own. */
         int out[2] = { -1, -1 }, errp[2] = { -1, -1 }, rep[2] = { -1, -1 };
         struct nk_exit_report *report = NULL;

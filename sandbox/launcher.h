@@ -47,6 +47,18 @@ struct nk_launch_config {
         void *log_arg;
         /* Filled with the reason when launch fails; may be NULL. */
         struct nk_sandbox_error *err;
+        /* Told of events a person should hear of (the host template
+         * restarted), with log_arg; may be NULL. */
+        void (*notice)(void *arg, const char *kind, const char *msg);
+        /* The host template (template.h), for the launchers that go through
+         * it; NULL: nifkit-template beside host_binary. */
+        const char *template_binary;
+        /* The host dies with the thread that launched it (PR_SET_PDEATHSIG):
+         * for the template, single-threaded, whose hosts must not outlive
+         * it. Never in a multithreaded caller, whose threads come and go. */
+        bool die_with_parent;
+        /* The direct launcher's environment for the host; NULL: environ. */
+        char *const *env;
 };
 
 struct nk_child {
@@ -66,6 +78,9 @@ struct nk_child {
         /* Copies the host's stdout and stderr to the caller's, or NULL;
          * nk_child_release stops and joins it. */
         struct nk_drain *drain;
+        /* Started by the host template: the connection to it, through which
+         * kill and wait go; nk_child_release closes it. NULL otherwise. */
+        struct nk_remote_child *remote;
 };
 
 /* Starts a thread copying *out and *err_out (read ends of the host's stdout
@@ -129,6 +144,14 @@ struct nk_exit_report *nk_exit_report_new(int fd);
  * it reported nothing. Closes the report. Accepts NULL (-ECHILD). */
 int nk_exit_report_read(struct nk_exit_report *report, struct nk_child_exit *ret);
 void nk_exit_report_free(struct nk_exit_report *report);
+
+/* The host's cgroup leaf, or NULL. */
+const char *nk_child_cgroup_path(const struct nk_child *child);
+/* Its counters: read now from a leaf of this process; from the template, as
+ * it saw them at start and, once the host ended, then. -ENOENT without a
+ * leaf. */
+struct nk_cgroup_events;
+int nk_child_cgroup_events(const struct nk_child *child, struct nk_cgroup_events *ret);
 
 /* Closes the child's pidfd and destroys its cgroup leaf (killing whatever
  * is left in it); does not reap. Accepts NULL. */

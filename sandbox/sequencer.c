@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -92,6 +93,9 @@ static int child_steps(struct nk_sandbox_plan *p, struct nk_child_fds *fds, int 
         r = nk_mount_child_open(&p->mounts, p->fds, e);
         if (r >= 0)
                 r = nk_userns_child(p->cfg.inside_uid, p->cfg.inside_gid, e);
+        /* After the ids change, which clears it. */
+        if (r >= 0 && p->die_with_parent && prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+                r = nk_child_fail(e, -errno, "setting the parent-death signal", NULL, NULL);
         if (r >= 0)
                 r = nk_mount_child_build(&p->mounts, p->fds, e);
         if (r < 0)

@@ -216,6 +216,8 @@ struct nk_sandbox_plan {
          * for the child's O_PATH fds, one per mount. */
         struct nk_netns_plan net;
         int *fds;
+        /* PR_SET_PDEATHSIG for the host (nk_launch_config's die_with_parent). */
+        bool die_with_parent;
 };
 
 /* Parent, before clone: everything the sandbox holds. */
