@@ -439,7 +439,7 @@ static bool explain_death_locked(nk_host *h, const struct nk_child_exit *ex)
                 return true;
         }
         struct nk_cgroup_events ev;
-        if (!h->child.cgroup || nk_cgroup_events(h->child.cgroup, &ev) < 0)
+        if (nk_child_cgroup_events(&h->child, &ev) < 0)
                 return false;
         if (ev.oom_kill > h->cg_start.oom_kill) {
                 nk_error_set(&h->death, NK_ERR_HOST_DIED, -ECONNRESET,
@@ -467,6 +467,9 @@ static void record_exit_locked(nk_host *h, int wait_r, const struct nk_child_exi
         static const struct nk_child_exit unknown;
         if (explain_death_locked(h, wait_r >= 0 ? ex : &unknown))
                 ;
+        else if (wait_r == -ENOLINK)
+                nk_error_set(&h->death, NK_ERR_HOST_DIED, -ECONNRESET,
+                             "host for %s died with the host template that started it", h->library);
         else if (wait_r < 0)
                 nk_error_set(&h->death, NK_ERR_HOST_DIED, -ECONNRESET,
                              "host for %s closed its channel (cannot reap it: %s)", h->library, strerror(-wait_r));
@@ -903,8 +906,7 @@ static int start(nk_host *h, bool open, const uint8_t *load_info, size_t load_in
         } else if (r == 0) {
                 pending_done(&p);
                 h->opened = open;
-                nk_status_started(&h->status, h->library, nk_host_pid(h),
-                                  h->child.cgroup ? nk_cgroup_path(h->child.cgroup) : NULL);
+                nk_status_started(&h->status, h->library, nk_host_pid(h), nk_child_cgroup_path(&h->child));
                 return 0;
         }
 failed:

@@ -24,9 +24,11 @@
 #include "host_internal.h"
 #include "log.h"
 #include "machine.h"
+#include "hash.h"
 #include "macro.h"
 #include "protocol.h"
 #include "shm_chan.h"
+#include "template.h"
 
 #ifndef NK_HOST_INSTALL_PATH
 #error "NK_HOST_INSTALL_PATH must be defined by the build"
@@ -78,28 +80,11 @@ static struct {
 static bool first_in_process(const char *key)
 {
         static unsigned long long start;
-        char stat[1024], *close_paren;
-        uint64_t hash = 0xcbf29ce484222325ULL;
-
-        if (!start) {
-                FILE *f = fopen("/proc/self/stat", "re");
-                size_t n = f ? fread(stat, 1, sizeof stat - 1, f) : 0;
-                if (f)
-                        fclose(f);
-                stat[n] = '\0';
-                close_paren = strrchr(stat, ')');
-                /* starttime is field 22, the 20th after the command */
-                for (int field = 2; close_paren && field < 22; field++)
-                        close_paren = strchr(close_paren + 1, ' ');
-                if (close_paren)
-                        start = strtoull(close_paren + 1, NULL, 10);
-        }
-        for (const char *p = key; *p; p++)
-                hash = (hash ^ (uint8_t) *p) * 0x100000001b3ULL;
-
+        if (!start)
+                start = nk_process_start_time(getpid());
         struct sockaddr_un a = { .sun_family = AF_UNIX };
         int len = snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "nifkit-note/%d/%llu/%016" PRIx64,
-                           (int) getpid(), start, hash);
+                           (int) getpid(), start, nk_fnv1a64(key));
         int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return true;
@@ -302,6 +287,51 @@ oom:
         return -ENOMEM;
 }
 
+static const char *host_getenv(const nk_host *h, const char *name)
+{
+        return h->getenv_fn ? h->getenv_fn(h->getenv_arg, name) : getenv(name);
+}
+
+static void launch_notice(void *arg, const char *kind, const char *msg)
+{
+        nk_host *h = arg;
+        nk_log_note(NK_LOG_WARNING, h->library, kind, msg, NK_LOG_STR("message", msg));
+}
+
+/* Where the host template is (template.h): $NIFKIT_TEMPLATE, else beside
+ * the host binary, as given or resolved. NULL in *ret: hosts start from
+ * this process (NIFKIT_TEMPLATE=off), which copies it for each. */
+static int find_template(const nk_host *h, const char *given, const char *resolved, char **ret, nk_error *err)
+{
+        const char *env = host_getenv(h, "NIFKIT_TEMPLATE");
+        *ret = NULL;
+        if (env && strcmp(env, "off") == 0)
+                return 0;
+        if (env && env[0]) {
+                if (access(env, X_OK) < 0)
+                        return nk_error_set(err, NK_ERR_SYSTEM, -errno, "cannot start host for %s: NIFKIT_TEMPLATE "
+                                            "'%s': %s", h->library, env, strerror(errno));
+                *ret = strdup(env);
+                return *ret ? 0 : nk_error_set(err, NK_ERR_SYSTEM, -ENOMEM, "out of memory");
+        }
+        const char *const bins[] = { given, resolved };
+        for (size_t i = 0; i < NK_ARRAY_SIZE(bins); i++) {
+                const char *slash = strrchr(bins[i], '/');
+                char *path;
+                if (asprintf(&path, "%.*s%snifkit-template", slash ? (int) (slash - bins[i]) : 0, bins[i],
+                             slash ? "/" : "") < 0)
+                        return nk_error_set(err, NK_ERR_SYSTEM, -ENOMEM, "out of memory");
+                if (access(path, X_OK) == 0) {
+                        *ret = path;
+                        return 0;
+                }
+                free(path);
+        }
+        return nk_error_set(err, NK_ERR_SYSTEM, -ENOENT, "cannot start host for %s: no nifkit-template beside "
+                            "'%s' (it is installed with nifkit-host; NIFKIT_TEMPLATE names another, "
+                            "NIFKIT_TEMPLATE=off starts hosts from this process)", h->library, resolved);
+}
+
 int nk_host_launch(nk_host *h, nk_error *err)
 {
         struct nk_sandbox_config sc;
@@ -354,10 +384,17 @@ int nk_host_launch(nk_host *h, nk_error *err)
         if (!abs_host)
                 return nk_error_set(err, NK_ERR_SYSTEM, -errno, "cannot start host '%s' for %s: %s", hb,
                                     h->library, strerror(errno));
+        _cleanup_free_ char *template = NULL;
+        r = find_template(h, hb, abs_host, &template, err);
+        if (r < 0)
+                return r;
+        if (template)
+                h->launcher = nk_launcher_via_template(h->launcher);
         hb = abs_host;
         struct nk_sandbox_error serr = { 0 };
         const struct nk_launch_config cfg = { .host_binary = hb, .library = h->library, .sandbox = &sc,
-                                              .log = sandbox_note, .log_arg = h, .err = &serr };
+                                              .log = sandbox_note, .log_arg = h, .err = &serr,
+                                              .notice = launch_notice, .template_binary = template };
         r = h->launcher->launch(&cfg, theirs, &h->child);
         char hint[400] = "";
         /* bwrap's own words do not carry an errno: only a switch that
@@ -377,7 +414,7 @@ int nk_host_launch(nk_host *h, nk_error *err)
                 return nk_error_set(err, NK_ERR_SYSTEM, r, "cannot start host '%s' for %s (%s launcher): %s",
                                     cfg.host_binary, h->library, h->launcher->name, strerror(-r));
         h->launched = true;
-        if (h->child.cgroup && nk_cgroup_events(h->child.cgroup, &h->cg_start) < 0)
+        if (nk_child_cgroup_events(&h->child, &h->cg_start) < 0)
                 h->cg_start = (struct nk_cgroup_events) {};
 
         /* The descriptors go first: the host reads them before LOAD. */

@@ -236,11 +236,8 @@ lifecycle() ->
              end,
     erlang:halt(Status).
 
-%% Process ids of this VM's nifkit-host children.
-hosts() ->
-    Out = os:cmd("ps --ppid " ++ os:getpid() ++ " -o pid=,comm="),
-    [Pid || Line <- string:split(Out, "\n", all),
-            [Pid, "nifkit-host"] <- [string:lexemes(Line, " ")]].
+%% Process ids of this VM's hosts.
+hosts() -> nk_test_hosts:hosts().
 
 wait_until(F, T) when T =< 0 -> {timeout, F()};
 wait_until(F, T) ->

@@ -441,10 +441,8 @@ order(_, _) -> 1.
 step(F) ->
     try {ok, F()} catch C:R -> {C, R} end.
 
-hosts() ->
-    Out = os:cmd("ps --ppid " ++ os:getpid() ++ " -o pid=,comm="),
-    [Pid || Line <- string:split(Out, "\n", all),
-            [Pid, "nifkit-host"] <- [string:lexemes(Line, " ")]].
+%% Process ids of this VM's hosts.
+hosts() -> nk_test_hosts:hosts().
 
 wait(F, T) when T =< 0 -> {timeout, F()};
 wait(F, T) ->

@@ -62,7 +62,7 @@ if [ "$test" = companions ]; then
         cp "$NK_RES_NIF" "$tmp/other_nif.real.so"
         cc -shared -fPIC -o "$tmp/companion.so" -x c /dev/null
 fi
-erlc -o "$tmp" "$here/nk_res_nif.erl" "$here/nk_proxy_test.erl"
+erlc -o "$tmp" "$here/nk_res_nif.erl" "$here/nk_proxy_test.erl" "$here/nk_test_hosts.erl"
 
 if [ "$test" = vm_exit ]; then
         # The VM dies (SIGKILL, no unload) while host calls are in flight:
@@ -71,7 +71,10 @@ if [ "$test" = vm_exit ]; then
                 spawn(fun() -> nk_res_nif:dirty_sleep(60000) end),
                 spawn(fun() -> nk_res_nif:sleep(60000) end),
                 timer:sleep(300),
-                Out = os:cmd(\"ps --ppid \" ++ os:getpid() ++ \" -o pid=,comm=\"),
+                Me = os:getpid(),
+                Rows = [string:lexemes(L, \" \") || L <- string:split(os:cmd(\"ps -e -o pid=,ppid=,comm=\"), \"\\n\", all)],
+                Ts = [P || [P, PP, \"nifkit-template\"] <- Rows, PP =:= Me],
+                Out = [[P, \" \", C, \"\\n\"] || [P, PP, C] <- Rows, lists:member(PP, [Me | Ts])],
                 ok = file:write_file(\"$tmp/hosts\", Out),
                 timer:sleep(60000)." 2>"$tmp/stderr" &
         vm=$!

@@ -59,7 +59,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/nk-compat-$suite.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
 mkdir "$tmp/harness" "$tmp/data"
-erlc -o "$tmp/harness" "$here/nk_compat.erl" "$here/nk_compat_apps.erl"
+erlc -o "$tmp/harness" "$here/nk_compat.erl" "$here/nk_compat_apps.erl" "$here/nk_test_hosts.erl"
 # Where nk_compat_apps keeps stores and certificates, for both runs; the
 # wrapped run's policy grants it to suites that need it (data_grant).
 export NK_COMPAT_DATA="$tmp/data"
