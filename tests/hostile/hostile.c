@@ -18,6 +18,7 @@
  * checked when the controllers are delegated to us, and skipped with the
  * reason otherwise: the same binary runs in the qemu guest, where they are.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -28,7 +29,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/kcmp.h>
 
 #include <ei.h>
 
@@ -78,6 +81,8 @@ struct ctx {
         /* stdio: what the attacker's host inherits as fds 0 and 2 */
         int saved_stdin, saved_stderr;
         char log_path[64];
+        /* The hosts' pids as the runtime knows them (for bwrap, its monitor) */
+        int attacker_pid, bystander_pid;
 };
 
 struct attack;
@@ -247,6 +252,70 @@ static bool bystander_answers(nk_host *h, const char *tag)
         free(want);
         nk_result_free(&res);
         return ok;
+}
+
+/* ---- processes seen from outside ------------------------------------------------ */
+
+static bool read_small(const char *path, char *buf, size_t size)
+{
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        ssize_t n = read(fd, buf, size - 1);
+        close(fd);
+        if (n < 0)
+                return false;
+        buf[n] = '\0';
+        return true;
+}
+
+static bool comm_is(int pid, const char *want)
+{
+        char path[64], comm[64];
+        snprintf(path, sizeof path, "/proc/%d/comm", pid);
+        if (!read_small(path, comm, sizeof comm))
+                return false;
+        comm[strcspn(comm, "\n")] = '\0';
+        return strcmp(comm, want) == 0;
+}
+
+static int parent_of(int pid)
+{
+        char path[64], stat[1024];
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        if (!read_small(path, stat, sizeof stat))
+                return -1;
+        const char *p = strrchr(stat, ')');
+        int ppid;
+        return p && sscanf(p + 1, " %*c %d", &ppid) == 1 ? ppid : -1;
+}
+
+/* The nifkit-host process at or below pid (under bwrap, the runtime's pid
+ * is bwrap's monitor), or -1. */
+static int host_process(int pid, int depth)
+{
+        if (comm_is(pid, "nifkit-host"))
+                return pid;
+        char path[80], kids[512];
+        snprintf(path, sizeof path, "/proc/%d/task/%d/children", pid, pid);
+        if (depth > 3 || !read_small(path, kids, sizeof kids))
+                return -1;
+        char *save;
+        for (char *tok = strtok_r(kids, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
+                int found = host_process(atoi(tok), depth + 1);
+                if (found > 0)
+                        return found;
+        }
+        return -1;
+}
+
+/* The nifkit-template that started the host at pid, or -1. */
+static int template_of(int pid)
+{
+        for (int p = parent_of(pid), n = 0; p > 1 && n < 8; p = parent_of(p), n++)
+                if (comm_is(p, "nifkit-template"))
+                        return p;
+        return -1;
 }
 
 /* ---- checks ------------------------------------------------------------------- */
@@ -527,6 +596,130 @@ static int check_connect(struct ctx *c, const struct attack *a, const struct out
         return v;
 }
 
+/* Two hosts from one template, seen from outside: no namespace in common
+ * with each other or with the template, their own cgroup leaves (where
+ * there are leaves), no shared writable mapping, no open file description
+ * in common. What the host tried from inside (signals and /proc by pid) is
+ * check_errnos's. */
+static int check_siblings(struct ctx *c, const struct attack *a, const struct outcome *o)
+{
+        int v = check_errnos(c, a, o);
+        if (v != EXIT_PASS)
+                return v;
+        int h[2] = { host_process(c->attacker_pid, 0), host_process(c->bystander_pid, 0) };
+        int t = template_of(h[1]);
+        if (h[0] < 0 || h[1] < 0 || t < 0 || template_of(h[0]) != t) {
+                why(c, "expected both hosts (pids %d, %d) to be started by one nifkit-template, found %d and %d",
+                    c->attacker_pid, c->bystander_pid, template_of(h[0]), t);
+                return EXIT_FAIL;
+        }
+        static const char *const ns[] = { "user", "mnt", "pid", "net", "ipc", "uts", "cgroup" };
+        for (size_t i = 0; i < sizeof ns / sizeof ns[0]; i++) {
+                char path[64], lnk[3][64];
+                const int who[3] = { h[0], h[1], t };
+                for (int k = 0; k < 3; k++) {
+                        snprintf(path, sizeof path, "/proc/%d/ns/%s", who[k], ns[i]);
+                        ssize_t n = readlink(path, lnk[k], sizeof lnk[k] - 1);
+                        if (n < 0) {
+                                why(c, "cannot read %s: %s", path, strerror(errno));
+                                return errno == EACCES || errno == EPERM ? EXIT_SKIP : EXIT_FAIL;
+                        }
+                        lnk[k][n] = '\0';
+                }
+                if (strcmp(lnk[0], lnk[1]) == 0 || strcmp(lnk[0], lnk[2]) == 0 || strcmp(lnk[1], lnk[2]) == 0) {
+                        why(c, "SANDBOX BUG: %s namespaces shared: attacker %s, bystander %s, template %s", ns[i],
+                            lnk[0], lnk[1], lnk[2]);
+                        return EXIT_FAIL;
+                }
+        }
+        if (c->cgroups) {
+                char cg[2][1024];
+                for (int k = 0; k < 2; k++) {
+                        char path[64];
+                        snprintf(path, sizeof path, "/proc/%d/cgroup", h[k]);
+                        if (!read_small(path, cg[k], sizeof cg[k])) {
+                                why(c, "cannot read %s: %s", path, strerror(errno));
+                                return EXIT_FAIL;
+                        }
+                }
+                if (strcmp(cg[0], cg[1]) == 0) {
+                        why(c, "SANDBOX BUG: both hosts in one cgroup: %s", cg[0]);
+                        return EXIT_FAIL;
+                }
+        }
+
+        /* Writable shared mappings, by device and inode. */
+        unsigned long long maps[2][64][2];
+        unsigned nmaps[2] = { 0, 0 };
+        for (int k = 0; k < 2; k++) {
+                char path[64], line[1024];
+                snprintf(path, sizeof path, "/proc/%d/maps", h[k]);
+                FILE *f = fopen(path, "re");
+                if (!f) {
+                        why(c, "cannot read %s: %s", path, strerror(errno));
+                        return EXIT_FAIL;
+                }
+                while (fgets(line, sizeof line, f)) {
+                        char perms[8];
+                        unsigned maj, min;
+                        unsigned long long ino;
+                        if (sscanf(line, "%*x-%*x %7s %*x %x:%x %llu", perms, &maj, &min, &ino) != 4)
+                                continue;
+                        if (perms[1] == 'w' && perms[3] == 's' && nmaps[k] < 64) {
+                                maps[k][nmaps[k]][0] = (unsigned long long) maj << 32 | min;
+                                maps[k][nmaps[k]++][1] = ino;
+                        }
+                }
+                fclose(f);
+        }
+        for (unsigned i = 0; i < nmaps[0]; i++)
+                for (unsigned j = 0; j < nmaps[1]; j++)
+                        if (maps[0][i][0] == maps[1][j][0] && maps[0][i][1] == maps[1][j][1]) {
+                                why(c, "SANDBOX BUG: both hosts map one writable shared object (inode %llu)",
+                                    maps[0][i][1]);
+                                return EXIT_FAIL;
+                        }
+
+        /* Open file descriptions, by the kernel's own comparison. */
+        int fds[2][256];
+        unsigned nfds[2] = { 0, 0 };
+        for (int k = 0; k < 2; k++) {
+                char path[64];
+                snprintf(path, sizeof path, "/proc/%d/fd", h[k]);
+                DIR *d = opendir(path);
+                if (!d) {
+                        why(c, "cannot list %s: %s", path, strerror(errno));
+                        return EXIT_FAIL;
+                }
+                for (struct dirent *de; (de = readdir(d)) && nfds[k] < 256;)
+                        if (de->d_name[0] != '.')
+                                fds[k][nfds[k]++] = atoi(de->d_name);
+                closedir(d);
+        }
+        /* The comparison itself works: a descriptor is its own file. */
+        if (nfds[0] == 0 || syscall(SYS_kcmp, h[0], h[0], KCMP_FILE, fds[0][0], fds[0][0]) != 0) {
+                why(c, "kcmp cannot compare the hosts' files: %s", nfds[0] ? strerror(errno) : "no fds listed");
+                return nfds[0] && (errno == EPERM || errno == ENOSYS) ? EXIT_SKIP : EXIT_FAIL;
+        }
+        for (unsigned i = 0; i < nfds[0]; i++)
+                for (unsigned j = 0; j < nfds[1]; j++) {
+                        long r = syscall(SYS_kcmp, h[0], h[1], KCMP_FILE, fds[0][i], fds[1][j]);
+                        if (r == 0) {
+                                why(c, "SANDBOX BUG: the hosts share an open file: attacker's fd %d is the "
+                                    "bystander's fd %d", fds[0][i], fds[1][j]);
+                                return EXIT_FAIL;
+                        }
+                        if (r < 0 && errno != EBADF) {
+                                why(c, "kcmp cannot compare the hosts' files: %s", strerror(errno));
+                                return errno == EPERM || errno == ENOSYS ? EXIT_SKIP : EXIT_FAIL;
+                        }
+                }
+        why(c, "every signal and /proc look-up refused (%s); the two hosts from template %d share no namespace, "
+            "%sno writable mapping (%u and %u shared-writable), no open file (%u and %u fds)", a->errnos, t,
+            c->cgroups ? "no cgroup, " : "", nmaps[0], nmaps[1], nfds[0], nfds[1]);
+        return EXIT_PASS;
+}
+
 static int check_write_outside(struct ctx *c, const struct attack *a, const struct outcome *o)
 {
         int v = check_errnos(c, a, o);
@@ -764,6 +957,30 @@ static int args_connect(struct ctx *c, ei_x_buff *x)
         return 0;
 }
 
+/* The pids outside the attacker that it must not reach: the bystander's
+ * host (and bwrap's monitor above it), the template, this process. */
+static int args_siblings(struct ctx *c, ei_x_buff *x)
+{
+        int pids[4], n = 0;
+        int host = host_process(c->bystander_pid, 0);
+        if (host < 0)
+                return -ESRCH;
+        pids[n++] = host;
+        if (c->bystander_pid != host)
+                pids[n++] = c->bystander_pid;
+        int t = template_of(host);
+        if (t > 0)
+                pids[n++] = t;
+        pids[n++] = getpid();
+        ei_x_encode_list_header(x, n);
+        for (int i = 0; i < n; i++)
+                ei_x_encode_long(x, pids[i]);
+        ei_x_encode_empty_list(x);
+        printf("  targets: the bystander host %d%s, the template %d, the runtime %d\n", host,
+               c->bystander_pid != host ? " under bwrap's monitor" : "", t, (int) getpid());
+        return 0;
+}
+
 static int args_huge(struct ctx *c, ei_x_buff *x)
 {
         ei_x_encode_ulonglong(x, c->policy.limits.max_result_bytes * 4);
@@ -833,6 +1050,10 @@ static const struct attack attacks[] = {
           .stops = "pid namespace, its own /proc", .check = check_procs },
         SECCOMP("kill_parent", "kill", "kill(getppid(), SIGKILL)"),
         SECCOMP("kill_all", "kill", "kill(-1, SIGKILL)"),
+        { .name = "signal_siblings", .tried = "tgkill, tkill and /proc/PID of the host beside it from the same "
+          "template, the template and the runtime; then, from outside, compare the two hosts",
+          .stops = "own pid namespace per host (seccomp allows tgkill); own namespaces, memory and files",
+          .args = args_siblings, .check = check_siblings, .errnos = "esrch enoent" },
         SECCOMP("ptrace_parent", "ptrace", "ptrace(PTRACE_ATTACH, getppid())"),
         { .name = "connect_tcp", .tried = "connect through libc to a listener on 127.0.0.1 outside the sandbox",
           .stops = "the broker refuses what the policy does not grant (EACCES)", .args = args_connect,
@@ -1010,6 +1231,8 @@ static int run(struct ctx *c, const struct attack *a)
                 }
         }
         nk_host *attacker = start(c, c->nif, "attacker", a->timeout_ms);
+        c->attacker_pid = nk_host_pid(attacker);
+        c->bystander_pid = nk_host_pid(bystander);
         if (a->stdio)
                 stdio_restore(c);
         const char *fn = a->fn ? a->fn : a->name;

@@ -373,6 +373,33 @@ static ERL_NIF_TERM ptrace_parent(ErlNifEnv *env, int argc, const ERL_NIF_TERM a
         return done(&s);
 }
 
+/* Reach the processes around this host by their pids outside it: the
+ * host beside it from the same template, that host's launcher process, the
+ * template, the runtime. seccomp lets tgkill and tkill through (raise()
+ * needs them), so only the pid namespace stands in the way; /proc by the
+ * same pids. Each signal is SIGKILL: a success kills its target. */
+static ERL_NIF_TERM signal_siblings(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+        struct steps s = { .env = env };
+        ERL_NIF_TERM head, tail = argv[0];
+        while (enif_get_list_cell(env, tail, &head, &tail)) {
+                int pid;
+                if (!enif_get_int(env, head, &pid) || pid <= 0)
+                        return enif_make_badarg(env);
+                long r = syscall(SYS_tgkill, pid, pid, SIGKILL);
+                step(&s, r < 0 ? errno : 0, pid, "tgkill(%d, %d, SIGKILL)", pid, pid);
+                r = syscall(SYS_tkill, pid, SIGKILL);
+                step(&s, r < 0 ? errno : 0, pid, "tkill(%d, SIGKILL)", pid);
+                char path[64];
+                snprintf(path, sizeof path, "/proc/%d/status", pid);
+                int fd = sys_open(path, O_RDONLY, 0);
+                step(&s, fd < 0 ? errno : 0, pid, "openat syscall(%s)", path);
+                if (fd >= 0)
+                        close(fd);
+        }
+        return done(&s);
+}
+
 /* fork until it fails. A child that is born exits at once: the attack is
  * the number of processes, not what they do. */
 static ERL_NIF_TERM fork_bomb(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
@@ -1021,6 +1048,7 @@ static ErlNifFunc funcs[] = {
         { "list_procs", 1, list_procs, 0 },
         { "kill_parent", 1, kill_parent, 0 },
         { "kill_all", 1, kill_all, 0 },
+        { "signal_siblings", 1, signal_siblings, 0 },
         { "ptrace_parent", 1, ptrace_parent, 0 },
         { "fork_bomb", 1, fork_bomb, 0 },
         { "thread_bomb", 1, thread_bomb, 0 },
